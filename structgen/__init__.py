@@ -1,0 +1,39 @@
+"""structgen: constrained and structured generation from language models.
+
+Compile a regex or a Lark/GBNF grammar over a tokenizer's vocabulary, then
+drive generation with a per-sequence ``Matcher`` that serves token bitmasks::
+
+    vocab = Vocabulary.from_tokenizer(tokenizer)
+    compiled = compile_grammar(open("grammars/json.lark").read(), vocab)
+    matcher = compiled.matcher()
+    bitmask = allocate_token_bitmask(1, vocab.size)
+    matcher.fill_next_token_bitmask(bitmask)   # then mask logits, sample, accept
+"""
+
+from .compile import compile_grammar, compile_regex
+from .errors import (
+    BudgetExceeded,
+    ConfigurationError,
+    GrammarError,
+    InvalidSyntax,
+    RegexError,
+    StructgenError,
+    Unsupported,
+    VocabularyError,
+)
+from .grammar.library import list_grammars, load_grammar
+from .mask.bitmask import allocate_token_bitmask, apply_token_bitmask_inplace, reset_token_bitmask
+from .mask.engine import CompiledGrammar, Matcher
+from .vocab import Vocabulary
+
+__version__ = "0.1.0"
+
+__all__ = [
+    # errors first, as lark does
+    "StructgenError", "ConfigurationError", "InvalidSyntax", "GrammarError", "RegexError",
+    "Unsupported", "BudgetExceeded", "VocabularyError",
+    # vocabulary -> compile -> match -> mask
+    "Vocabulary", "compile_regex", "compile_grammar", "load_grammar", "list_grammars",
+    "CompiledGrammar", "Matcher",
+    "allocate_token_bitmask", "apply_token_bitmask_inplace", "reset_token_bitmask",
+]

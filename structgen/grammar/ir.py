@@ -1,0 +1,79 @@
+"""The grammar IR every front-end lowers to: a CFG over byte-DFA terminals.
+
+Symbols are ints: ``>= 0`` is a nonterminal id, ``< 0`` is terminal ``-(s+1)``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..automata.fsm import ByteDFA
+
+
+def term_symbol(t: int) -> int:
+    return -(t + 1)
+
+
+def symbol_term(s: int) -> int:
+    return -s - 1
+
+
+@dataclass(frozen=True, eq=False)
+class Terminal:
+    name: str
+    dfa: ByteDFA
+    source: str = ""  # the regex or literal it came from (for messages)
+
+
+@dataclass(eq=False)
+class Grammar:
+    """Rules are ``(lhs, rhs)`` with ``rhs`` a tuple of symbols.  ``ignore`` lists
+    terminals that may appear between any two lexemes (lark's ``%ignore``)."""
+
+    terminals: list[Terminal]
+    nonterminals: list[str]
+    rules: list[tuple[int, tuple[int, ...]]]
+    start: int
+    ignore: tuple[int, ...] = ()
+    source: str = ""
+    meta: dict = field(default_factory=dict)
+
+    def symbol_name(self, s: int) -> str:
+        return self.terminals[symbol_term(s)].name if s < 0 else self.nonterminals[s]
+
+    def describe(self) -> str:
+        """Readable text of the rules (debugging, golden tests)."""
+        lines = []
+        for lhs, rhs in self.rules:
+            body = " ".join(self.symbol_name(s) for s in rhs) or "<empty>"
+            lines.append(f"{self.nonterminals[lhs]} -> {body}")
+        return "\n".join(lines)
+
+    @classmethod
+    def single_terminal(cls, terminal: Terminal) -> "Grammar":
+        """``start: TERMINAL`` — how a regex constraint enters the grammar machinery."""
+        return cls([terminal], ["start"], [(0, (term_symbol(0),))], 0, source=terminal.source)
+
+
+def prune_unproductive(grammar: Grammar) -> Grammar:
+    """Drop rules that can never derive a finite string (and terminals with an
+    empty language), so every Earley item the parser keeps can still complete."""
+    productive_terms = {t for t, term in enumerate(grammar.terminals) if term.dfa.accepting.any()}
+    productive: set[int] = set()
+    changed = True
+    while changed:
+        changed = False
+        for lhs, rhs in grammar.rules:
+            if lhs not in productive and all(
+                    (symbol_term(s) in productive_terms) if s < 0 else (s in productive) for s in rhs):
+                productive.add(lhs)
+                changed = True
+    if grammar.start not in productive:
+        from ..errors import GrammarError
+
+        raise GrammarError(f"the start rule {grammar.nonterminals[grammar.start]!r} derives no finite string")
+    rules = [(lhs, rhs) for lhs, rhs in grammar.rules if lhs in productive and all(
+        (symbol_term(s) in productive_terms) if s < 0 else (s in productive) for s in rhs)]
+    if len(rules) == len(grammar.rules):
+        return grammar
+    return Grammar(grammar.terminals, grammar.nonterminals, rules, grammar.start,
+                   grammar.ignore, grammar.source, dict(grammar.meta))

@@ -1,0 +1,378 @@
+"""Compiled constraints and per-sequence matchers.
+
+A parser state is ``(row, lex)``: ``row`` is a canonical Earley row id (see
+grammar/earley.py) and ``lex`` a state of the lexer for that row's allowed
+terminals (0 = no pending bytes).  Lexemes are greedy: a lexeme goes on while
+the next byte extends it and ends only when it cannot (no backtracking), as in
+llguidance and lark's contextual lexer.  When a lexeme matches both a grammar
+terminal and an ``%ignore`` terminal, the grammar terminal wins.
+
+Mask for ``(row, lex)`` = tokens that stay inside the current lexeme (a trie
+walk cached per (lexer, state)) OR, for each place a lexeme can end inside a
+token, the walk of that token subtree from the next row (recursively)."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import numpy as np
+
+from ..errors import ConfigurationError
+from ..grammar.earley import DEAD, EarleyParser
+from ..grammar.ir import Grammar, prune_unproductive
+from ..vocab.vocabulary import Vocabulary
+from .kernels import get_kernels
+from .lexer import Lexer, build_lexer
+
+State = tuple[int, int]  # (earley row, lexer state)
+
+
+class _LRU:
+    """Dict bounded by the summed ``nbytes`` of its values."""
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes, self.used = max_bytes, 0
+        self.data: OrderedDict = OrderedDict()
+
+    def get(self, key):
+        v = self.data.get(key)
+        if v is not None:
+            self.data.move_to_end(key)
+        return v
+
+    def put(self, key, value, nbytes: int):
+        self.data[key] = (value, nbytes)
+        self.used += nbytes
+        while self.used > self.max_bytes and len(self.data) > 1:
+            _, (_, n) = self.data.popitem(last=False)
+            self.used -= n
+
+
+class CompiledGrammar:
+    """An immutable constraint compiled for one vocabulary, shared by all its
+    matchers.  Caches (rows, lexers, masks) grow lazily and are bounded."""
+
+    def __init__(self, grammar: Grammar, vocab: Vocabulary, *, kernels: str = "auto",
+                 cache_bytes: int = 256 << 20, kind: str = "grammar"):
+        self.grammar, self.vocab, self.kind = grammar, vocab, kind
+        grammar = self.grammar = prune_unproductive(grammar)
+        self.parser = EarleyParser(grammar)
+        self.ignore_mask = sum(1 << t for t in grammar.ignore)
+        self._k = get_kernels(kernels)  # type: ignore[arg-type]
+        self._trie = vocab.trie
+        n = self._trie.num_nodes
+        self._ev = (np.empty(n + 1, np.int32), np.empty(n + 1, np.int32), np.empty(n + 1, np.int32))
+        self._scratch = np.zeros(vocab.num_words, np.uint32)
+        self._lexers: dict[int, Lexer] = {}
+        self._inner = _LRU(cache_bytes // 2)
+        self._masks = _LRU(cache_bytes // 2)
+        self._steps: dict[tuple[int, int, int], State | None] = {}
+        self._eos = np.zeros(vocab.num_words, np.uint32)
+        for t in vocab.eos_ids:
+            self._eos[t >> 5] |= np.uint32(1 << (t & 31))
+        self.initial_state: State = (self.parser.initial, 0)
+
+    def __repr__(self) -> str:
+        return (f"CompiledGrammar({self.kind}, terminals={len(self.grammar.terminals)}, "
+                f"rules={len(self.grammar.rules)}, vocab={self.vocab.name or self.vocab.size})")
+
+    def matcher(self) -> "Matcher":
+        return Matcher(self)
+
+    # --- lexing and parsing ------------------------------------------------
+    def lexer(self, row: int) -> Lexer:
+        mask = self.parser.allowed(row) | self.ignore_mask
+        lex = self._lexers.get(mask)
+        if lex is None:
+            lex = self._lexers[mask] = build_lexer(self.grammar.terminals, mask)
+        return lex
+
+    def after_lexeme(self, row: int, terms: int) -> int:
+        """Row after a lexeme matching the terminal bitmask ``terms`` ends."""
+        grammar_terms = terms & ~self.ignore_mask
+        if grammar_terms:
+            nxt = self.parser.advance(row, grammar_terms)
+            if nxt != DEAD:
+                return nxt
+        return row if terms & self.ignore_mask else DEAD
+
+    def can_end(self, state: State) -> bool:
+        """Is the output so far a complete sentence?"""
+        row, lex_state = state
+        if lex_state == 0:
+            return self.parser.accepts(row)
+        terms = self.lexer(row).acc_terms[lex_state]
+        if not terms:
+            return False
+        nxt = self.after_lexeme(row, terms)
+        return nxt != DEAD and self.parser.accepts(nxt)
+
+    def advance_bytes(self, state: State, data: bytes) -> State | None:
+        """State after ``data``; None if some byte is not allowed."""
+        row, s = state
+        lex = self.lexer(row)
+        for b in data:
+            t = int(lex.trans[s, lex.classes[b]])
+            if t < 0:
+                terms = lex.acc_terms[s] if s else 0
+                if not terms:
+                    return None
+                row = self.after_lexeme(row, terms)
+                if row == DEAD:
+                    return None
+                lex = self.lexer(row)
+                t = int(lex.trans[0, lex.classes[b]])
+                if t < 0:
+                    return None
+            s = t
+        if s and not lex.has_out[s]:  # nothing can extend it: close the lexeme now
+            row = self.after_lexeme(row, lex.acc_terms[s])
+            if row == DEAD:
+                return None
+            s = 0
+        return row, s
+
+    def advance_token(self, state: State, token_id: int) -> State | None:
+        key = (state[0], state[1], token_id)
+        if key in self._steps:
+            return self._steps[key]
+        data = self.vocab.token_bytes[token_id] if 0 <= token_id < self.vocab.size else None
+        nxt = self.advance_bytes(state, data) if data else None
+        if len(self._steps) > 1_000_000:
+            self._steps.clear()
+        self._steps[key] = nxt
+        return nxt
+
+    # --- masks -------------------------------------------------------------
+    def mask(self, state: State) -> np.ndarray:
+        """uint32[num_words] bitset of allowed tokens (EOS included when complete).
+        The returned array is cached: do not modify it."""
+        hit = self._masks.get(state)
+        if hit is not None:
+            return hit[0]
+        bits = np.zeros(self.vocab.num_words, np.uint32)
+        row, s = state
+        work = [(row, s, 0, self._trie.num_nodes)]
+        while work:
+            row, s, lo, hi = work.pop()
+            lex = self.lexer(row)
+            inner = self._inner_walk(lex, s, lo, hi)
+            if inner[0] is None:
+                bits |= inner[1]
+            elif len(inner[0]):
+                bits[inner[0]] |= inner[1]
+            for elo, ehi, es in inner[2]:
+                nxt = self.after_lexeme(row, lex.acc_terms[es])
+                if nxt != DEAD:
+                    work.append((nxt, 0, elo, ehi))
+        if self.can_end(state):
+            bits |= self._eos
+        self._masks.put(state, bits, bits.nbytes)
+        return bits
+
+    def _inner_walk(self, lex: Lexer, s: int, lo: int, hi: int):
+        """(word index or None for dense, words, events) for one lexer over trie nodes [lo, hi)."""
+        key = (lex.mask, s, lo, hi)
+        hit = self._inner.get(key)
+        if hit is not None:
+            return hit[0]
+        if lo >= hi:
+            return (np.empty(0, np.intp), np.empty(0, np.uint32), ())
+        tr = self._trie
+        ev_lo, ev_hi, ev_st = self._ev
+        scratch = self._scratch
+        n = self._k.walk_trie(lex.trans, lex.classes, lex.accepting, s, tr.byte, tr.depth,
+                              tr.subtree_end, tr.tok_start, tr.tok_ids, lo, hi, scratch,
+                              ev_lo, ev_hi, ev_st)
+        events = tuple(zip(ev_lo[:n].tolist(), ev_hi[:n].tolist(), ev_st[:n].tolist()))
+        if lo == 0 and hi == tr.num_nodes:
+            result = (None, scratch.copy(), events)
+            scratch[:] = 0
+            nbytes = result[1].nbytes
+        else:
+            idx = np.flatnonzero(scratch)
+            result = (idx, scratch[idx], events)
+            scratch[idx] = 0
+            nbytes = idx.nbytes * 2
+        self._inner.put(key, result, nbytes + 24 * n + 64)
+        return result
+
+    # --- forced continuations ------------------------------------------------
+    def viable_bytes(self, state: State) -> np.ndarray:
+        """Sorted bytes that may come next (the byte-level mask)."""
+        row, s = state
+        lex = self.lexer(row)
+        ok = lex.trans[s][lex.classes] >= 0
+        if s and lex.acc_terms[s]:
+            nxt = self.after_lexeme(row, lex.acc_terms[s])
+            if nxt != DEAD:
+                nlex = self.lexer(nxt)
+                ok |= nlex.trans[0][nlex.classes] >= 0
+        return np.flatnonzero(ok)
+
+    def forced_bytes(self, state: State, limit: int = 4096) -> bytes:
+        """The longest byte string every continuation of ``state`` starts with
+        (stops where ending is also possible)."""
+        out = bytearray()
+        while len(out) < limit and not self.can_end(state):
+            vb = self.viable_bytes(state)
+            if len(vb) != 1:
+                break
+            b = int(vb[0])
+            nxt = self.advance_bytes(state, bytes([b]))
+            if nxt is None:
+                break
+            out.append(b)
+            state = nxt
+        return bytes(out)
+
+
+class Matcher:
+    """Per-sequence state over a ``CompiledGrammar``: masks, accept, rollback, fork.
+
+    Cheap to create and fork (a list of ints).  Methods mirror xgrammar's
+    ``GrammarMatcher`` so code written for it ports directly."""
+
+    __slots__ = ("compiled", "_history")
+
+    def __init__(self, compiled: CompiledGrammar):
+        self.compiled = compiled
+        # (row, lexer state, terminated) after each accepted token, initial first
+        self._history: list[tuple[int, int, bool]] = [(*compiled.initial_state, False)]
+
+    @property
+    def state(self) -> State:
+        row, s, _ = self._history[-1]
+        return row, s
+
+    @property
+    def num_accepted(self) -> int:
+        return len(self._history) - 1
+
+    def is_terminated(self) -> bool:
+        """True once EOS has been accepted."""
+        return self._history[-1][2]
+
+    def can_terminate(self) -> bool:
+        """True when the output so far is a complete sentence (EOS is allowed)."""
+        return not self.is_terminated() and self.compiled.can_end(self.state)
+
+    def next_token_mask(self) -> np.ndarray:
+        """The allowed-token bitset (uint32[num_words]); read-only, cached."""
+        if self.is_terminated():
+            return self.compiled._eos
+        return self.compiled.mask(self.state)
+
+    def fill_next_token_bitmask(self, bitmask, index: int = 0) -> None:
+        """Write the mask into row ``index`` of an int32 ``[batch, words]`` numpy array or torch tensor."""
+        from .bitmask import write_row
+
+        write_row(bitmask, index, self.next_token_mask())
+
+    def is_token_allowed(self, token_id: int) -> bool:
+        m = self.next_token_mask()
+        return 0 <= token_id < self.compiled.vocab.size and bool((int(m[token_id >> 5]) >> (token_id & 31)) & 1)
+
+    def _step(self, token_id: int) -> tuple[int, int, bool] | None:
+        row, s, done = self._history[-1]
+        if done:
+            return None
+        c = self.compiled
+        if token_id in c.vocab.eos_ids:
+            return (row, s, True) if c.can_end((row, s)) else None
+        nxt = c.advance_token((row, s), token_id)
+        return None if nxt is None else (nxt[0], nxt[1], False)
+
+    def accept_token(self, token_id: int) -> bool:
+        """Advance by one token; False (state unchanged) if it is not allowed."""
+        nxt = self._step(int(token_id))
+        if nxt is None:
+            return False
+        self._history.append(nxt)
+        return True
+
+    def accept_tokens(self, token_ids) -> bool:
+        """All or nothing: accept every token, or none (state unchanged) and return False."""
+        n = self.validate_tokens(token_ids)
+        ids = list(token_ids)
+        if n < len(ids):
+            return False
+        for t in ids:
+            self._history.append(self._step(int(t)))  # type: ignore[arg-type]
+        return True
+
+    def validate_tokens(self, token_ids) -> int:
+        """Length of the longest allowed prefix of ``token_ids``; the state is unchanged."""
+        n = 0
+        base = len(self._history)
+        try:
+            for t in token_ids:
+                if not self.accept_token(int(t)):
+                    break
+                n += 1
+        finally:
+            del self._history[base:]
+        return n
+
+    def accept_string(self, text: str | bytes) -> bool:
+        """Advance by raw text (bytes), ignoring token boundaries; all or nothing."""
+        data = text.encode() if isinstance(text, str) else bytes(text)
+        row, s, done = self._history[-1]
+        nxt = None if done else self.compiled.advance_bytes((row, s), data)
+        if nxt is None:
+            return False
+        self._history.append((nxt[0], nxt[1], False))
+        return True
+
+    def rollback(self, num_tokens: int = 1) -> None:
+        """Undo the last ``num_tokens`` accepted tokens (or strings)."""
+        if not 0 <= num_tokens <= self.num_accepted:
+            raise ConfigurationError(f"cannot roll back {num_tokens} tokens: {self.num_accepted} accepted")
+        if num_tokens:
+            del self._history[-num_tokens:]
+
+    def reset(self) -> None:
+        del self._history[1:]
+
+    def fork(self) -> "Matcher":
+        """An independent copy sharing the compiled caches."""
+        m = Matcher.__new__(Matcher)
+        m.compiled = self.compiled
+        m._history = list(self._history)
+        return m
+
+    def find_jump_forward_bytes(self) -> bytes:
+        """Bytes every valid continuation starts with (empty when there is a choice)."""
+        if self.is_terminated():
+            return b""
+        return self.compiled.forced_bytes(self.state)
+
+    def find_jump_forward_string(self) -> str:
+        """The forced continuation as text, cut to whole UTF-8 characters."""
+        return _utf8_prefix(self.find_jump_forward_bytes())
+
+    def forced_tokens(self) -> list[int]:
+        """Tokens allowed alone at each step from here (a single allowed token, EOS excluded),
+        stopping at the first choice; the matcher is not advanced."""
+        out: list[int] = []
+        probe = self.fork()
+        vocab = self.compiled.vocab
+        while len(out) < 256 and not probe.is_terminated():
+            m = probe.next_token_mask()
+            nz = np.flatnonzero(m)
+            if len(nz) != 1 or m[nz[0]] & (m[nz[0]] - np.uint32(1)):
+                break
+            tid = int(nz[0]) * 32 + int(m[nz[0]]).bit_length() - 1
+            if tid in vocab.eos_ids or not probe.accept_token(tid):
+                break
+            out.append(tid)
+        return out
+
+
+def _utf8_prefix(data: bytes) -> str:
+    for cut in range(len(data), max(-1, len(data) - 4), -1):
+        try:
+            return data[:cut].decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+    return data.decode("utf-8", errors="ignore")

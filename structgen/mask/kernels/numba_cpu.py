@@ -1,0 +1,61 @@
+"""The numba kernels (the only numba import).  Each has a twin in reference.py."""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+_JIT = dict(cache=True, nogil=True, boundscheck=False)
+
+
+@numba.njit(**_JIT)
+def walk_trie(trans, classes, accepting, start_state, node_byte, node_depth, subtree_end,
+              tok_start, tok_ids, lo, hi, out_bits, ev_lo, ev_hi, ev_state):
+    base = node_depth[lo]
+    stack = np.empty(256 + 2, np.int32) if node_depth.size == 0 else np.empty(np.max(node_depth) + 2, np.int32)
+    stack[0] = start_state
+    n_events = 0
+    i = lo
+    one = np.uint32(1)
+    while i < hi:
+        d = node_depth[i] - base
+        s = stack[d]
+        t = trans[s, classes[node_byte[i]]]
+        if t >= 0:
+            stack[d + 1] = t
+            for k in range(tok_start[i], tok_start[i + 1]):
+                tid = tok_ids[k]
+                out_bits[tid >> 5] |= one << np.uint32(tid & 31)
+            i += 1
+        else:
+            end = subtree_end[i]
+            if accepting[s]:
+                if n_events > 0 and ev_hi[n_events - 1] == i and ev_state[n_events - 1] == s:
+                    ev_hi[n_events - 1] = end
+                else:
+                    ev_lo[n_events] = i
+                    ev_hi[n_events] = end
+                    ev_state[n_events] = s
+                    n_events += 1
+            i = end
+    return n_events
+
+
+@numba.njit(**_JIT)
+def apply_bitmask(logits, bitmask, vocab_size):
+    rows, width = logits.shape
+    ninf = -np.inf
+    for b in range(rows):
+        for w in range(bitmask.shape[1]):
+            word = np.uint32(bitmask[b, w])
+            base = w * 32
+            if word == np.uint32(0xFFFFFFFF) and base + 32 <= vocab_size:
+                continue
+            for j in range(32):
+                t = base + j
+                if t >= width:
+                    break
+                if t >= vocab_size or not (word >> np.uint32(j)) & np.uint32(1):
+                    logits[b, t] = ninf
+        for t in range(bitmask.shape[1] * 32, width):
+            logits[b, t] = ninf

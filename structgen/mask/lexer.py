@@ -1,0 +1,74 @@
+"""The contextual lexer: one product DFA per set of allowed terminals."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import BudgetExceeded
+from ..grammar.ir import Terminal
+
+
+@dataclass(frozen=True, eq=False)
+class Lexer:
+    """Product of the DFAs of the terminals in ``mask``.
+
+    State 0 is the start (no pending bytes).  ``acc_terms[s]`` is the bitmask of
+    terminals whose lexeme is complete in ``s``; ``has_out[s]`` says whether some
+    byte extends it (if not, the lexeme is over and is closed at once)."""
+
+    mask: int
+    trans: np.ndarray  # int32[S, C]
+    classes: np.ndarray  # uint8[256]
+    accepting: np.ndarray  # bool[S]
+    acc_terms: tuple[int, ...]
+    has_out: np.ndarray  # bool[S]
+
+    def step(self, state: int, byte: int) -> int:
+        return int(self.trans[state, self.classes[byte]])
+
+
+def build_lexer(terminals: list[Terminal], mask: int, *, max_states: int = 200_000) -> Lexer:
+    ids = [t for t in range(len(terminals)) if mask >> t & 1]
+    if not ids:
+        return Lexer(mask, np.full((1, 1), -1, np.int32), np.zeros(256, np.uint8),
+                     np.zeros(1, bool), (0,), np.zeros(1, bool))
+    dfas = [terminals[t].dfa for t in ids]
+    sig = np.stack([d.classes for d in dfas], axis=1)
+    uniq, cls = np.unique(sig, axis=0, return_inverse=True)
+    n_cls = len(uniq)
+    per_term = [d.trans[:, uniq[:, j]] for j, d in enumerate(dfas)]  # [S_j, C] each
+    dead_row = np.full(n_cls, -1, np.int32)
+    start = tuple(d.start for d in dfas)
+    # State 0 means "no pending bytes": it is kept out of ``index`` so that a
+    # transition back to the start tuple (e.g. /(ab)*c/ after "ab") gets its own state.
+    index: dict[tuple, int] = {}
+    queue = [start]
+    table: list[np.ndarray] = []
+    for st in queue:
+        nxt = np.stack([per_term[j][s] if s >= 0 else dead_row for j, s in enumerate(st)])
+        row = np.full(n_cls, -1, np.int32)
+        alive = np.flatnonzero((nxt >= 0).any(axis=0))
+        for c in alive:
+            key = tuple(nxt[:, c].tolist())
+            k = index.get(key)
+            if k is None:
+                k = index[key] = len(queue)
+                queue.append(key)
+                if len(queue) > max_states:
+                    names = ", ".join(terminals[t].name for t in ids[:8])
+                    raise BudgetExceeded(f"lexer for terminals {{{names}...}} exceeds {max_states} states")
+            row[c] = k
+        table.append(row)
+    trans = np.stack(table).astype(np.int32)
+    acc_terms = []
+    for st in queue:
+        m = 0
+        for j, s in enumerate(st):
+            if s >= 0 and dfas[j].accepting[s]:
+                m |= 1 << ids[j]
+        acc_terms.append(m)
+    accepting = np.array([m != 0 for m in acc_terms], dtype=bool)
+    return Lexer(mask, trans, cls.astype(np.uint8).reshape(256), accepting, tuple(acc_terms),
+                 (trans >= 0).any(axis=1))
