@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
+
+from .automata.fsm import ByteDFA
+from .automata.ops import trim
 from .automata.regex import regex_to_dfa
-from .grammar.ir import Grammar, Terminal
+from .grammar.ir import Grammar, Terminal, term_symbol
 from .mask.engine import CompiledGrammar
 from .vocab.vocabulary import Vocabulary
 
@@ -12,8 +16,19 @@ def compile_regex(pattern: str, vocab: Vocabulary, **options) -> CompiledGrammar
     """A constraint whose language is exactly the strings fully matching ``pattern``
     (Python ``re`` syntax without lookaround/backreferences), as UTF-8 bytes."""
     dfa = regex_to_dfa(pattern)
-    return CompiledGrammar(Grammar.single_terminal(Terminal("REGEX", dfa, pattern)), vocab,
-                           kind="regex", **options)
+    if not dfa.accepting[dfa.start]:
+        grammar = Grammar.single_terminal(Terminal("REGEX", dfa, pattern))
+    else:  # lexemes are never empty: start -> REGEX_NONEMPTY | <empty>
+        terminal = Terminal("REGEX", _without_empty(dfa), pattern)
+        grammar = Grammar([terminal], ["start"], [(0, (term_symbol(0),)), (0, ())], 0, source=pattern)
+    return CompiledGrammar(grammar, vocab, kind="regex", **options)
+
+
+def _without_empty(dfa: ByteDFA) -> ByteDFA:
+    """The same language minus the empty string: a fresh, non-accepting start state."""
+    trans = np.vstack([dfa.trans, dfa.trans[dfa.start][None]])
+    accepting = np.append(dfa.accepting, False)
+    return trim(ByteDFA(trans.astype(np.int32), dfa.classes, accepting, len(accepting) - 1))
 
 
 def compile_grammar(text: str, vocab: Vocabulary, *, start: str = "start",

@@ -6,12 +6,13 @@ import regex as _regex
 
 
 def regex_viable(pattern: str, text: str) -> bool:
-    """Is ``text`` a prefix of some full match of ``pattern``? (``regex`` partial matching)."""
-    return _regex.fullmatch(pattern, text, partial=True) is not None
+    """Is ``text`` a prefix of some full match of ``pattern``? (``regex`` partial matching;
+    ASCII ``\\d\\w\\s`` as structgen documents)."""
+    return _regex.fullmatch(pattern, text, partial=True, flags=_regex.ASCII) is not None
 
 
 def regex_complete(pattern: str, text: str) -> bool:
-    m = _regex.fullmatch(pattern, text)
+    m = _regex.fullmatch(pattern, text, flags=_regex.ASCII)
     return m is not None
 
 

@@ -134,11 +134,13 @@ def test_eos_termination(vocab, compiled):
 
 
 def test_jump_forward():
-    vocab = Vocabulary.from_strings(["{", "}", '"name"', ":", '"', "n", "a", "m", "e", "x", " "])
+    vocab = Vocabulary.from_strings(["{", "}", '"name"', ":", "1", "x", " ", '"'])
     c = compile_grammar('start: "{" "\\"name\\"" ":" VALUE "}"\nVALUE: /[0-9]+/', vocab)
     m = c.matcher()
     assert m.find_jump_forward_string() == '{"name":'
-    assert m.forced_tokens() == [0, 2, 3]
+    assert m.forced_tokens() == [0]  # then both '"name"' and '"' are allowed
+    assert m.accept_token(0) and m.accept_token(7) and m.forced_tokens() == []
+    m.rollback(2)
     assert m.accept_string('{"name":1')
     assert m.find_jump_forward_string() == ""  # another digit or "}"
 

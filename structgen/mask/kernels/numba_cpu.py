@@ -30,7 +30,8 @@ def walk_trie(trans, classes, accepting, start_state, node_byte, node_depth, sub
         else:
             end = subtree_end[i]
             if accepting[s]:
-                if n_events > 0 and ev_hi[n_events - 1] == i and ev_state[n_events - 1] == s:
+                if (n_events > 0 and ev_hi[n_events - 1] == i and ev_state[n_events - 1] == s
+                        and node_depth[ev_lo[n_events - 1]] == node_depth[i]):
                     ev_hi[n_events - 1] = end
                 else:
                     ev_lo[n_events] = i

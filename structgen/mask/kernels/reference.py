@@ -13,7 +13,7 @@ def walk_trie(trans, classes, accepting, start_state, node_byte, node_depth, sub
     its subtree is entered.  Otherwise the subtree is skipped; if the lexeme
     could end before that byte (its state accepts), the subtree is reported as
     an event ``(lo, hi, state)`` for the caller to continue with the next
-    lexeme.  Adjacent sibling events in the same state are merged.  Returns the
+    lexeme.  Adjacent sibling events (same depth, same state) are merged.  Returns the
     number of events written."""
     base = node_depth[lo]
     stack = [0] * (int(node_depth.max()) + 2 if len(node_depth) else 2)
@@ -22,6 +22,7 @@ def walk_trie(trans, classes, accepting, start_state, node_byte, node_depth, sub
     i = lo
     while i < hi:
         d = node_depth[i] - base
+        assert d >= 0, "walk range must be one subtree or a run of siblings"
         s = stack[d]
         t = trans[s, classes[node_byte[i]]]
         if t >= 0:
@@ -33,7 +34,8 @@ def walk_trie(trans, classes, accepting, start_state, node_byte, node_depth, sub
         else:
             end = subtree_end[i]
             if accepting[s]:
-                if n_events and ev_hi[n_events - 1] == i and ev_state[n_events - 1] == s:
+                if (n_events and ev_hi[n_events - 1] == i and ev_state[n_events - 1] == s
+                        and node_depth[ev_lo[n_events - 1]] == node_depth[i]):
                     ev_hi[n_events - 1] = end
                 else:
                     ev_lo[n_events], ev_hi[n_events], ev_state[n_events] = i, end, s
