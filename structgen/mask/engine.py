@@ -62,6 +62,7 @@ class CompiledGrammar:
         self._trie = vocab.trie
         n = self._trie.num_nodes
         self._ev = (np.empty(n + 1, np.int32), np.empty(n + 1, np.int32), np.empty(n + 1, np.int32))
+        self._root_lo, self._root_hi = np.zeros(1, np.int32), np.full(1, n, np.int32)
         self._scratch = np.zeros(vocab.num_words, np.uint32)
         self._lexers: dict[int, Lexer] = {}
         self._inner = _LRU(cache_bytes // 2)
@@ -152,49 +153,58 @@ class CompiledGrammar:
             return hit[0]
         bits = np.zeros(self.vocab.num_words, np.uint32)
         row, s = state
-        work = [(row, s, 0, self._trie.num_nodes)]
+        # Level by level: one kernel call walks every trie range that starts a
+        # lexeme in the same parser row; events are grouped by the terminal set
+        # their lexeme matched, since that alone decides the next row.
+        work = [(row, s, self._root_lo, self._root_hi)]
         while work:
-            row, s, lo, hi = work.pop()
+            row, s, los, his = work.pop()
             lex = self.lexer(row)
-            inner = self._inner_walk(lex, s, lo, hi)
-            if inner[0] is None:
-                bits |= inner[1]
-            elif len(inner[0]):
-                bits[inner[0]] |= inner[1]
-            for elo, ehi, es in inner[2]:
-                nxt = self.after_lexeme(row, lex.acc_terms[es])
-                if nxt != DEAD:
-                    work.append((nxt, 0, elo, ehi))
+            idx, words, ev_lo, ev_hi, ev_st = self._walk(lex, s, los, his)
+            if idx is None:
+                bits |= words
+            elif len(idx):
+                bits[idx] |= words
+            if len(ev_st) == 0:
+                continue
+            groups = lex.acc_class[ev_st]
+            classes = set(groups.tolist())
+            for g in classes:
+                nxt = self.after_lexeme(row, lex.term_sets[g])
+                if nxt == DEAD:
+                    continue
+                if len(classes) == 1:
+                    work.append((nxt, 0, ev_lo, ev_hi))
+                else:
+                    sel = groups == g
+                    work.append((nxt, 0, ev_lo[sel], ev_hi[sel]))
         if self.can_end(state):
             bits |= self._eos
         self._masks.put(state, bits, bits.nbytes)
         return bits
 
-    def _inner_walk(self, lex: Lexer, s: int, lo: int, hi: int):
-        """(word index or None for dense, words, events) for one lexer over trie nodes [lo, hi)."""
-        key = (lex.mask, s, lo, hi)
+    def _walk(self, lex: Lexer, s: int, los: np.ndarray, his: np.ndarray):
+        """One cached kernel call: (word index or None if dense, words, events lo, hi, state)."""
+        key = (lex.mask, s, los.tobytes(), his.tobytes())
         hit = self._inner.get(key)
         if hit is not None:
             return hit[0]
-        if lo >= hi:
-            return (np.empty(0, np.intp), np.empty(0, np.uint32), ())
         tr = self._trie
         ev_lo, ev_hi, ev_st = self._ev
         scratch = self._scratch
         n = self._k.walk_trie(lex.trans, lex.classes, lex.accepting, s, tr.byte, tr.depth,
-                              tr.subtree_end, tr.tok_start, tr.tok_ids, lo, hi, scratch,
+                              tr.subtree_end, tr.tok_start, tr.tok_ids, los, his, scratch,
                               ev_lo, ev_hi, ev_st)
-        events = tuple(zip(ev_lo[:n].tolist(), ev_hi[:n].tolist(), ev_st[:n].tolist()))
-        if lo == 0 and hi == tr.num_nodes:
-            result = (None, scratch.copy(), events)
+        idx = np.flatnonzero(scratch)
+        if len(idx) * 4 > len(scratch):
+            words, idx = scratch.copy(), None
             scratch[:] = 0
-            nbytes = result[1].nbytes
         else:
-            idx = np.flatnonzero(scratch)
-            result = (idx, scratch[idx], events)
+            words = scratch[idx]
             scratch[idx] = 0
-            nbytes = idx.nbytes * 2
-        self._inner.put(key, result, nbytes + 24 * n + 64)
+        result = (idx, words, ev_lo[:n].copy(), ev_hi[:n].copy(), ev_st[:n].copy())
+        nbytes = words.nbytes * (1 if idx is None else 3) + 12 * n + len(key[2]) * 2 + 64
+        self._inner.put(key, result, nbytes)
         return result
 
     # --- forced continuations ------------------------------------------------

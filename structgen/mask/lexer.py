@@ -24,6 +24,16 @@ class Lexer:
     accepting: np.ndarray  # bool[S]
     acc_terms: tuple[int, ...]
     has_out: np.ndarray  # bool[S]
+    acc_class: np.ndarray  # int32[S]: index of acc_terms[s] in term_sets
+    term_sets: tuple[int, ...]  # the distinct acc_terms values
+
+    @classmethod
+    def make(cls, mask, trans, classes, acc_terms) -> "Lexer":
+        term_sets = tuple(sorted(set(acc_terms)))
+        pos = {m: i for i, m in enumerate(term_sets)}
+        return cls(mask, trans, classes, np.array([m != 0 for m in acc_terms], dtype=bool),
+                   tuple(acc_terms), (trans >= 0).any(axis=1),
+                   np.array([pos[m] for m in acc_terms], dtype=np.int32), term_sets)
 
     def step(self, state: int, byte: int) -> int:
         return int(self.trans[state, self.classes[byte]])
@@ -32,8 +42,7 @@ class Lexer:
 def build_lexer(terminals: list[Terminal], mask: int, *, max_states: int = 200_000) -> Lexer:
     ids = [t for t in range(len(terminals)) if mask >> t & 1]
     if not ids:
-        return Lexer(mask, np.full((1, 1), -1, np.int32), np.zeros(256, np.uint8),
-                     np.zeros(1, bool), (0,), np.zeros(1, bool))
+        return Lexer.make(mask, np.full((1, 1), -1, np.int32), np.zeros(256, np.uint8), [0])
     dfas = [terminals[t].dfa for t in ids]
     sig = np.stack([d.classes for d in dfas], axis=1)
     uniq, cls = np.unique(sig, axis=0, return_inverse=True)
@@ -69,6 +78,4 @@ def build_lexer(terminals: list[Terminal], mask: int, *, max_states: int = 200_0
             if s >= 0 and dfas[j].accepting[s]:
                 m |= 1 << ids[j]
         acc_terms.append(m)
-    accepting = np.array([m != 0 for m in acc_terms], dtype=bool)
-    return Lexer(mask, trans, cls.astype(np.uint8).reshape(256), accepting, tuple(acc_terms),
-                 (trans >= 0).any(axis=1))
+    return Lexer.make(mask, trans, cls.astype(np.uint8).reshape(256), acc_terms)

