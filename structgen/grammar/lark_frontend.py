@@ -23,16 +23,17 @@ _QUOTED_NAME = re.compile(r"'([A-Za-z_][A-Za-z_0-9]*)'|\(\"?([A-Za-z_][A-Za-z_0-
 
 
 def lark_to_grammar(text: str, *, start: str = "start", max_states: int = 100_000) -> Grammar:
-    import lark
     from lark.exceptions import LarkError
+    from lark.load_grammar import load_grammar
 
-    try:
-        parser = lark.Lark(text, parser="earley", lexer="dynamic", start=start)
+    try:  # lark's grammar loader only: no lark parser or lexer is built
+        lark_grammar, _ = load_grammar(text, "<grammar>", [], False)
+        lark_terminals, lark_rules, ignore_names = lark_grammar.compile([start], set())
     except LarkError as e:
         raise _grammar_error(text, e) from None
     terminals: list[Terminal] = []
     index: dict[str, int] = {}
-    for td in parser.terminals:
+    for td in lark_terminals:
         index[td.name] = len(terminals)
         terminals.append(Terminal(td.name, _terminal_dfa(text, td, max_states), td.pattern.to_regexp()))
     names: list[str] = []
@@ -46,10 +47,10 @@ def lark_to_grammar(text: str, *, start: str = "start", max_states: int = 100_00
 
     nonterminal(start)
     rules = []
-    for r in parser.rules:
+    for r in lark_rules:
         rhs = tuple(term_symbol(index[s.name]) if s.is_term else nonterminal(s.name) for s in r.expansion)
         rules.append((nonterminal(r.origin.name), rhs))
-    ignore = tuple(index[n] for n in parser.ignore_tokens if n in index)
+    ignore = tuple(index[n] for n in ignore_names if n in index)
     return Grammar(terminals, names, rules, nt[start], ignore=ignore, source=text)
 
 
@@ -57,12 +58,15 @@ def _terminal_dfa(text: str, td, max_states: int) -> ByteDFA:
     from lark.lexer import PatternStr
 
     pat = td.pattern
+    if isinstance(pat, PatternStr) and not pat.value:
+        raise GrammarError(f"terminal {td.name} matches the empty string", text=text, **_locate(text, td.name))
     if isinstance(pat, PatternStr) and not pat.flags:
-        if not pat.value:
-            raise GrammarError(f"terminal {td.name} matches the empty string", text=text,
-                               **_locate(text, td.name))
         return literal_dfa(pat.value.encode())
-    regex = _KNOWN_TERMINALS.get(td.name) or pat.to_regexp()
+    if isinstance(pat, PatternStr) and pat.flags == {"i"} and pat.value.isascii():
+        # "select"i as [sS][eE]...: exact for ASCII, and avoids Unicode case tables
+        regex = "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else re.escape(c) for c in pat.value)
+    else:
+        regex = _KNOWN_TERMINALS.get(td.name) or pat.to_regexp()
     try:
         dfa = regex_to_dfa(regex, max_states=max_states)
     except Unsupported as e:
