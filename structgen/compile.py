@@ -36,9 +36,9 @@ def compile_grammar(text: str, vocab: Vocabulary, *, start: str = "start",
     """Compile a Lark grammar or a GBNF grammar (``syntax``: "lark", "gbnf" or "auto":
     GBNF when the text defines rules with ``::=``)."""
     from .grammar.gbnf import gbnf_to_lark, is_gbnf
-    from .grammar.lark_frontend import lark_to_grammar
+    from .grammar.lark_frontend import cached_lark_to_grammar
 
     if syntax == "gbnf" or (syntax == "auto" and is_gbnf(text)):
         text, start = gbnf_to_lark(text), "start"
-    grammar = lark_to_grammar(text, start=start)
+    grammar = cached_lark_to_grammar(text, start)
     return CompiledGrammar(grammar, vocab, kind="grammar", **options)

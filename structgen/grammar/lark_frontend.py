@@ -122,6 +122,16 @@ def _grammar_error(text: str, e: Exception) -> StructgenError:
     return GrammarError(msg or type(e).__name__, text=text, line=line, column=column)
 
 
+_FRONTEND_MODULES = ("structgen.grammar.lark_frontend", "structgen.grammar.ir",
+                     "structgen.automata.regex", "structgen.automata.ops", "structgen.automata.fsm")
+
+
 @lru_cache(maxsize=64)
 def cached_lark_to_grammar(text: str, start: str = "start") -> Grammar:
-    return lark_to_grammar(text, start=start)
+    """``lark_to_grammar`` memoised in-process and on disk (see structgen.cache)."""
+    import lark
+
+    from ..cache import code_digest, disk_cached
+
+    key = f"{code_digest(*_FRONTEND_MODULES)}|lark {lark.__version__}|{start}|{text}"
+    return disk_cached("grammar-ir", key, lambda: lark_to_grammar(text, start=start))

@@ -13,6 +13,8 @@ token, the walk of that token subtree from the next row (recursively)."""
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections import OrderedDict
 
 import numpy as np
@@ -48,6 +50,20 @@ class _LRU:
             self.used -= n
 
 
+# Trie-walk results depend only on the vocabulary and the lexer's automaton, so
+# they are shared by every grammar compiled for the same Vocabulary object
+# (e.g. the JSON-string interior walk, common to all schemas).
+_WALKS: "weakref.WeakKeyDictionary[Vocabulary, _LRU]" = weakref.WeakKeyDictionary()
+WALK_CACHE_BYTES = 512 << 20
+
+
+def _walk_cache(vocab: Vocabulary) -> _LRU:
+    cache = _WALKS.get(vocab)
+    if cache is None:
+        cache = _WALKS[vocab] = _LRU(WALK_CACHE_BYTES)
+    return cache
+
+
 class CompiledGrammar:
     """An immutable constraint compiled for one vocabulary, shared by all its
     matchers.  Caches (rows, lexers, masks) grow lazily and are bounded."""
@@ -65,8 +81,9 @@ class CompiledGrammar:
         self._root_lo, self._root_hi = np.zeros(1, np.int32), np.full(1, n, np.int32)
         self._scratch = np.zeros(vocab.num_words, np.uint32)
         self._lexers: dict[int, Lexer] = {}
-        self._inner = _LRU(cache_bytes // 2)
-        self._masks = _LRU(cache_bytes // 2)
+        self._inner = _walk_cache(vocab)
+        self._lock = threading.Lock()
+        self._masks = _LRU(cache_bytes)
         self._steps: dict[tuple[int, int, int], State | None] = {}
         self._eos = np.zeros(vocab.num_words, np.uint32)
         for t in vocab.eos_ids:
@@ -151,6 +168,10 @@ class CompiledGrammar:
         hit = self._masks.get(state)
         if hit is not None:
             return hit[0]
+        with self._lock:  # the kernel releases the GIL; scratch buffers are per grammar
+            return self._compute_mask(state)
+
+    def _compute_mask(self, state: State) -> np.ndarray:
         bits = np.zeros(self.vocab.num_words, np.uint32)
         row, s = state
         # Level by level: one kernel call walks every trie range that starts a
@@ -185,7 +206,7 @@ class CompiledGrammar:
 
     def _walk(self, lex: Lexer, s: int, los: np.ndarray, his: np.ndarray):
         """One cached kernel call: (word index or None if dense, words, events lo, hi, state)."""
-        key = (lex.mask, s, los.tobytes(), his.tobytes())
+        key = (self._k.__name__, lex.walk_key, s, los.tobytes(), his.tobytes())
         hit = self._inner.get(key)
         if hit is not None:
             return hit[0]
@@ -203,7 +224,7 @@ class CompiledGrammar:
             words = scratch[idx]
             scratch[idx] = 0
         result = (idx, words, ev_lo[:n].copy(), ev_hi[:n].copy(), ev_st[:n].copy())
-        nbytes = words.nbytes * (1 if idx is None else 3) + 12 * n + len(key[2]) * 2 + 64
+        nbytes = words.nbytes * (1 if idx is None else 3) + 12 * n + len(key[3]) * 2 + 64
         self._inner.put(key, result, nbytes)
         return result
 

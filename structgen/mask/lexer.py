@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,14 +27,18 @@ class Lexer:
     has_out: np.ndarray  # bool[S]
     acc_class: np.ndarray  # int32[S]: index of acc_terms[s] in term_sets
     term_sets: tuple[int, ...]  # the distinct acc_terms values
+    walk_key: bytes  # digest of what a trie walk reads (trans, classes, accepting)
 
     @classmethod
     def make(cls, mask, trans, classes, acc_terms) -> "Lexer":
         term_sets = tuple(sorted(set(acc_terms)))
         pos = {m: i for i, m in enumerate(term_sets)}
-        return cls(mask, trans, classes, np.array([m != 0 for m in acc_terms], dtype=bool),
-                   tuple(acc_terms), (trans >= 0).any(axis=1),
-                   np.array([pos[m] for m in acc_terms], dtype=np.int32), term_sets)
+        accepting = np.array([m != 0 for m in acc_terms], dtype=bool)
+        digest = hashlib.blake2b(digest_size=16)
+        for a in (np.asarray(trans.shape, np.int64), trans, classes, accepting):
+            digest.update(np.ascontiguousarray(a).tobytes())
+        return cls(mask, trans, classes, accepting, tuple(acc_terms), (trans >= 0).any(axis=1),
+                   np.array([pos[m] for m in acc_terms], dtype=np.int32), term_sets, digest.digest())
 
     def step(self, state: int, byte: int) -> int:
         return int(self.trans[state, self.classes[byte]])

@@ -1,0 +1,88 @@
+"""Vocabulary and TokenTrie invariants (no tokenizer packages needed)."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from structgen import Vocabulary
+from structgen.errors import VocabularyError
+
+
+def spelled(trie, i):
+    """Bytes from the root to node i, rebuilt from depths alone."""
+    out = [trie.byte[i]]
+    d = trie.depth[i]
+    j = i - 1
+    while d > 1:
+        while trie.depth[j] != d - 1:
+            j -= 1
+        out.append(trie.byte[j])
+        d -= 1
+    return bytes(reversed(out))
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(st.lists(st.binary(min_size=0, max_size=5), min_size=1, max_size=40))
+def test_trie_spells_every_token(tokens):
+    vocab = Vocabulary(tokens, [], size=len(tokens) + 3)
+    trie = vocab.trie
+    seen = {}
+    for i in range(trie.num_nodes):
+        assert i < trie.subtree_end[i] <= trie.num_nodes
+        for k in range(trie.tok_start[i], trie.tok_start[i + 1]):
+            seen[int(trie.tok_ids[k])] = spelled(trie, i)
+        # DFS order: the subtree is exactly the following nodes that are deeper
+        end = trie.subtree_end[i]
+        assert all(trie.depth[j] > trie.depth[i] for j in range(i + 1, end))
+        assert end == trie.num_nodes or trie.depth[end] <= trie.depth[i]
+    want = {i: b for i, b in enumerate(tokens) if b}
+    assert seen == want  # empty tokens never enter the trie; duplicates share a node
+
+
+def test_specials_padding_and_fingerprint():
+    v = Vocabulary([b"a", b"b", b"<eos>"], [2], special_ids=[2], size=8)
+    assert v.size == 8 and v.num_words == 1 and v.token_bytes[2] is None and v.token_bytes[7] is None
+    assert v.trie.num_nodes == 2
+    assert v.fingerprint == Vocabulary([b"a", b"b", b"<eos>"], [2], special_ids=[2], size=8).fingerprint
+    assert v.fingerprint != Vocabulary([b"a", b"c", b"<eos>"], [2], special_ids=[2], size=8).fingerprint
+    assert v.decode([0, 1, 2, 0]) == b"aba"
+    try:
+        Vocabulary([b"a"], [5])
+        raise AssertionError("expected VocabularyError")
+    except VocabularyError:
+        pass
+
+
+def test_walk_kernels_agree_on_random_tries_and_dfas():
+    """numba walk_trie vs its pure-Python twin on random tries, lexers and ranges."""
+    from structgen.mask.kernels import numba_cpu, reference
+
+    rng = random.Random(7)
+    for trial in range(30):
+        alphabet = b"abc{}\" "
+        tokens = [bytes(rng.choice(alphabet) for _ in range(rng.randint(1, 6))) for _ in range(80)]
+        trie = Vocabulary(tokens, []).trie
+        n_states, n_cls = rng.randint(1, 6), rng.randint(1, 4)
+        classes = np.array([rng.randrange(n_cls) for _ in range(256)], np.uint8)
+        trans = np.array([[rng.choice([-1, rng.randrange(n_states)]) for _ in range(n_cls)]
+                          for _ in range(n_states)], np.int32)
+        accepting = np.array([rng.random() < 0.5 for _ in range(n_states)])
+        # ranges: the whole trie, or a run of root-level siblings
+        roots = [i for i in range(trie.num_nodes) if trie.depth[i] == 1]
+        a = rng.randrange(len(roots))
+        lo, hi = roots[a], trie.subtree_end[roots[rng.randrange(a, len(roots))]]
+        for los, his in ((np.array([0], np.int32), np.array([trie.num_nodes], np.int32)),
+                         (np.array([lo], np.int32), np.array([hi], np.int32))):
+            start = trial % n_states
+            out = []
+            for k in (numba_cpu, reference):
+                bits = np.zeros(3, np.uint32)
+                ev = [np.zeros(trie.num_nodes + 1, np.int32) for _ in range(3)]
+                n = k.walk_trie(trans, classes, accepting, start, trie.byte, trie.depth, trie.subtree_end,
+                                trie.tok_start, trie.tok_ids, los, his, bits, *ev)
+                out.append((bits.tolist(), [e[:n].tolist() for e in ev]))
+            assert out[0] == out[1]
