@@ -162,3 +162,33 @@ def test_vocab_padding_ids_never_allowed():
     c = compile_grammar('start: ("a" | "b")*', vocab)
     m = c.matcher()
     assert allowed(m, vocab) == {0, 1, 2}
+
+
+def test_gbnf_grammar_compiles_to_the_same_engine():
+    vocab = Vocabulary.byte_level()
+    gbnf = r'''
+root   ::= "[" ws ( item ( "," ws item )* )? ws "]"
+item   ::= [0-9]+ | "\"" [a-z]{1,3} "\""
+ws     ::= " "?
+'''
+    c = compile_grammar(gbnf, vocab)
+    for text, ok in [('[1, "ab",22]', True), ("[]", True), ('[ "abcd"]', False), ("[1,]", False)]:
+        m = c.matcher()
+        assert (m.accept_string(text) and m.can_terminate()) == ok, text
+
+
+def test_regex_budget_and_unsupported_errors():
+    from structgen import BudgetExceeded, RegexError, Unsupported, compile_regex
+
+    vocab = Vocabulary.byte_level()
+    with pytest.raises(Unsupported, match="lookahead"):
+        compile_regex(r"a(?=b)", vocab)
+    with pytest.raises(Unsupported, match="backreference"):
+        compile_regex(r"(a)\1", vocab)
+    with pytest.raises(RegexError) as e:
+        compile_regex(r"ab(c", vocab)
+    assert e.value.column is not None and "^" in str(e.value)
+    with pytest.raises(BudgetExceeded):
+        compile_regex(r"a{1000000}", vocab)
+    with pytest.raises(Unsupported):
+        compile_grammar('start: A\nA: /a(?<=a)b/', vocab)
