@@ -154,6 +154,7 @@ SAMPLES["minilang"] = {
     "valid": [
         "",
         "let x = 1;",
+        r'let s = "a\\"; let t = "q\"x";',  # escaped backslash, escaped quote
         "# Fibonacci, iteratively\n"
         "fn fib(n) {\n"
         "    if n < 2 { return n; }\n"

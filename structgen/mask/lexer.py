@@ -49,6 +49,12 @@ def build_lexer(terminals: list[Terminal], mask: int, *, max_states: int = 200_0
     if not ids:
         return Lexer.make(mask, np.full((1, 1), -1, np.int32), np.zeros(256, np.uint8), [0])
     dfas = [terminals[t].dfa for t in ids]
+    if len(dfas) == 1:  # no product needed: the terminal's own DFA behind a fresh start state
+        d = dfas[0]
+        shifted = np.where(d.trans >= 0, d.trans + 1, -1).astype(np.int32)
+        trans = np.vstack([shifted[d.start][None], shifted])
+        return Lexer.make(mask, trans, np.asarray(d.classes, np.uint8),
+                          [0] + [(1 << ids[0]) if a else 0 for a in d.accepting.tolist()])
     sig = np.stack([d.classes for d in dfas], axis=1)
     uniq, cls = np.unique(sig, axis=0, return_inverse=True)
     n_cls = len(uniq)
