@@ -36,4 +36,27 @@ __all__ = [
     "Vocabulary", "compile_regex", "compile_grammar", "load_grammar", "list_grammars",
     "CompiledGrammar", "Matcher",
     "allocate_token_bitmask", "apply_token_bitmask_inplace", "reset_token_bitmask",
+    # generation with a model (imported lazily: torch/transformers only when used)
+    "generate", "GenerationResult", "structured", "load_default_model",
+    "StructgenLogitsProcessor", "StructgenStoppingCriteria",
 ]
+
+_LAZY = {
+    "generate": ("structgen.integrations.generate", "generate"),
+    "GenerationResult": ("structgen.integrations.generate", "GenerationResult"),
+    "structured": ("structgen.api", "structured"),
+    "load_default_model": ("structgen.models", "load_default_model"),
+    "StructgenLogitsProcessor": ("structgen.integrations.transformers", "StructgenLogitsProcessor"),
+    "StructgenStoppingCriteria": ("structgen.integrations.transformers", "StructgenStoppingCriteria"),
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        value = getattr(importlib.import_module(module), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'structgen' has no attribute {name!r}")

@@ -97,6 +97,9 @@ def main(argv=None) -> int:
     c.set_defaults(fn=cmd_check)
     g = sub.add_parser("grammars", help="list the shipped grammars")
     g.set_defaults(fn=cmd_grammars)
+    from .integrations.cli import add_parser as add_generate_parser  # torch-free until it runs
+
+    add_generate_parser(sub)
     args = p.parse_args(argv)
     try:
         return args.fn(args)

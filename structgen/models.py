@@ -12,9 +12,10 @@ two cores, a message on stderr) and saves it under the user cache::
 
     $XDG_CACHE_HOME (or ~/.cache)/structgen/models/smollm2-135m-instruct/<sha256 of the GGUF, 16 hex>/
 
-Later calls load that checkpoint in about a second.  The conversion is written
-to a temporary directory and renamed into place, so concurrent first calls
-(several test processes) are safe: the loser of the race discards its copy.
+Later calls load that checkpoint in about a second.  The conversion runs under a
+file lock and is written to a temporary directory, then renamed into place, so
+concurrent first calls (several test processes) convert once and never see a
+half-written checkpoint.
 
 The tokenizer's EOS is ``<|im_end|>`` (transformers 4.x reads ``<|im_start|>``
 from the GGUF), ``pad_token`` is set when missing, and the model's generation
@@ -97,7 +98,31 @@ def default_model_dir(cache_dir: str | None = None) -> str:
     return join(root, _sha256(gguf_path())[:16])
 
 
-def _convert(target: str, dtype) -> None:
+class _lock:
+    """An exclusive ``flock`` on ``path`` (no-op where ``fcntl`` is missing)."""
+
+    def __init__(self, path: str):
+        self.path, self.fd = path, None
+
+    def __enter__(self):
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows
+            return self
+        self.fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o644)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc):
+        if self.fd is not None:
+            import fcntl
+
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+        return False
+
+
+def _convert(target: str) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -163,7 +188,9 @@ def load_default_model(dtype=None, *, cache_dir: str | None = None):
             if importlib.util.find_spec(mod) is None:
                 raise ConfigurationError(f"converting the GGUF needs the PyPI package {mod!r}: pip install {mod}")
         os.makedirs(dirname(target), exist_ok=True)
-        _convert(target, dtype)
+        with _lock(target + ".lock"):  # a concurrent first call waits instead of converting twice
+            if not os.path.isfile(join(target, "config.json")):
+                _convert(target)
     tok = AutoTokenizer.from_pretrained(target)
     model = AutoModelForCausalLM.from_pretrained(target, dtype=dtype)
     model.eval()

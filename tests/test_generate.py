@@ -1,0 +1,211 @@
+"""structgen's own generation loop (``structgen.integrations.generate``): mechanics
+with a tiny random Llama over the real GPT-2 vocabulary (fast, distribution-blind).
+Real-model checks are in test_generate_smollm2.py."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+from tokenizers_fixture import gpt2  # noqa: E402
+
+from structgen import compile_regex  # noqa: E402
+from structgen.errors import ConfigurationError  # noqa: E402
+from structgen.integrations.generate import (  # noqa: E402
+    GenerationStream,
+    crop_cache,
+    generate,
+    new_cache,
+    shortest_completion,
+)
+from structgen.integrations.transformers import vocabulary_for  # noqa: E402
+
+pytestmark = pytest.mark.hf
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """One intra-op thread: on a shared 2-core machine, torch's spinning worker threads
+    make small forward passes 10-40x slower under contention."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def tiny_llama(tok, seed: int, init: float = 0.3):
+    torch.manual_seed(seed)
+    cfg = transformers.LlamaConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                                   intermediate_size=128, vocab_size=len(tok), initializer_range=init,
+                                   eos_token_id=tok.eos_token_id, pad_token_id=tok.eos_token_id,
+                                   bos_token_id=tok.eos_token_id)
+    return transformers.LlamaForCausalLM(cfg).eval()
+
+
+@pytest.fixture(scope="module")
+def tm():
+    tok = gpt2()
+    return tiny_llama(tok, 0), tok
+
+
+def _valid_json(text: str):
+    return json.loads(text)
+
+
+def test_regex_and_result_fields(tm):
+    model, tok = tm
+    r = generate(model, tok, "Date:", regex=r"\d{4}-\d{2}-\d{2}", max_new_tokens=20)
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", r.text)
+    assert r.finish_reason == "complete" and not r.closed_by_budget
+    assert tok.decode(r.token_ids) == r.text
+    assert r.value is None and r.error is None and r.prompt == "Date:"
+
+
+@pytest.mark.parametrize("n", [8, 11, 14, 20])
+def test_budget_safe_closing_always_valid_json(tm, n):
+    model, tok = tm
+    prompts = ["JSON please:", "x", "some longer prompt here"]
+    for seed in (0, 1):
+        rs = generate(model, tok, prompts, grammar="json", max_new_tokens=n, temperature=1.0, seed=seed)
+        for r in rs:
+            _valid_json(r.text)
+            assert len(r.token_ids) <= n
+            assert r.finish_reason in ("eos", "complete", "budget", "length")
+            if r.finish_reason == "budget":
+                assert r.closed_by_budget
+
+
+def test_budget_safe_off_can_cut_outputs_short(tm):
+    model, tok = tm
+    r = generate(model, tok, "x", regex=r"[a-z]{30}", max_new_tokens=3, budget_safe=False)
+    assert len(r.token_ids) == 3 and r.finish_reason == "length" and not r.closed_by_budget
+
+
+def test_budget_too_small_raises_before_generating(tm):
+    model, tok = tm
+    with pytest.raises(ConfigurationError, match="max_new_tokens=2 cannot hold"):
+        generate(model, tok, "x", regex=r"abcdefghij[0-9]{10}", max_new_tokens=2)
+    # exactly enough: the output is forced all the way
+    r = generate(model, tok, "x", regex=r"[0-9]{5}", max_new_tokens=5)
+    assert re.fullmatch(r"[0-9]{5}", r.text)
+
+
+def test_shortest_completion(tm):
+    _, tok = tm
+    vocab = vocabulary_for(tok)
+    from structgen import compile_grammar, load_grammar
+
+    c = compile_grammar(load_grammar("json"), vocab)
+    m = c.matcher()
+    assert m.accept_string('{"a": [1, {"b": "x')
+    tail = shortest_completion(c, m.state)
+    assert tail == b'"}]}'
+    json.loads('{"a": [1, {"b": "x' + tail.decode())
+    assert shortest_completion(c, c.initial_state) == b"0"
+
+
+def test_batch_left_padding_matches_single_prompts(tm):
+    model, tok = tm
+    prompts = ["a", "a much longer prompt, with more tokens in it", "mid length"]
+    batch = generate(model, tok, prompts, grammar="json", max_new_tokens=12)
+    for p, b in zip(prompts, batch):
+        single = generate(model, tok, p, grammar="json", max_new_tokens=12)
+        assert single.token_ids == b.token_ids
+        _valid_json(b.text)
+
+
+@pytest.mark.parametrize("fast_forward", ["verify", "inject"])
+def test_fast_forward_feeds_forced_text(tm, fast_forward):
+    model, tok = tm
+    pattern = r'\{"name": "[a-z]{1,8}", "address": \{"city": "[a-z]{1,8}"\}\}'
+    prompts = ["x", "yy yy"]  # rows feed different numbers of drafts: right padding, rejected drafts
+    rs = generate(model, tok, prompts, regex=pattern, max_new_tokens=60, fast_forward=fast_forward)
+    offs = generate(model, tok, prompts, regex=pattern, max_new_tokens=60, fast_forward=False)
+    for r, off in zip(rs, offs):
+        assert re.fullmatch(pattern, r.text)
+        assert r.forced_tokens > 0 and off.forced_tokens == 0
+        if fast_forward == "verify":  # exact: the same greedy output as without fast-forward
+            assert off.token_ids == r.token_ids
+
+
+def test_constrained_greedy_equals_unconstrained_when_allowed():
+    tok = gpt2()
+    model = tiny_llama(tok, 3, init=1.0)  # peaked logits: no argmax near-ties
+    for prompt in ("The", "Once upon a time"):
+        free = generate(model, tok, prompt, max_new_tokens=16)
+        data = tok.decode(free.token_ids).encode()
+        assert free.text.encode() == data
+        # (?s).* allows everything; the exact text forces it (drafts get verified)
+        for pattern, budget in ((r"(?s).*", 16), (re.escape(free.text), 24)):
+            r = generate(model, tok, prompt, regex=pattern, max_new_tokens=budget)
+            assert r.token_ids == free.token_ids, pattern
+            assert r.text == free.text
+
+
+def test_streaming_yields_the_same_text(tm):
+    model, tok = tm
+    ref = generate(model, tok, ["p1", "prompt two"], grammar="json", max_new_tokens=15, temperature=0.8, seed=7)
+    got = {0: "", 1: ""}
+
+    def cb(i, delta):
+        got[i] += delta
+
+    again = generate(model, tok, ["p1", "prompt two"], grammar="json", max_new_tokens=15, temperature=0.8,
+                     seed=7, stream=cb)
+    assert [r.text for r in again] == [r.text for r in ref] == [got[0], got[1]]
+    one = generate(model, tok, "p1", grammar="json", max_new_tokens=15, temperature=0.8, seed=7)
+    s = generate(model, tok, "p1", grammar="json", max_new_tokens=15, temperature=0.8, seed=7, stream=True)
+    assert isinstance(s, GenerationStream)
+    assert "".join(s) == one.text == s.result.text
+
+
+def test_seeded_sampling_is_reproducible_and_top_k_one_is_greedy(tm):
+    model, tok = tm
+    a = generate(model, tok, "x", grammar="json", max_new_tokens=12, temperature=1.0, seed=3)
+    b = generate(model, tok, "x", grammar="json", max_new_tokens=12, temperature=1.0, seed=3)
+    assert a.token_ids == b.token_ids
+    g = generate(model, tok, "x", grammar="json", max_new_tokens=12)
+    k1 = generate(model, tok, "x", grammar="json", max_new_tokens=12, temperature=0.7, top_k=1, seed=5)
+    assert g.token_ids == k1.token_ids
+
+
+def test_prompt_healing(tm):
+    model, tok = tm
+    vocab = vocabulary_for(tok)
+    # "http:" ends in ":" which is a proper prefix of "://" tokens in GPT-2's vocabulary
+    r = generate(model, tok, "Visit http:", regex=r"//[a-z]{2,6}\.com", max_new_tokens=12,
+                 heal_prompt=True, chat=False)
+    assert r.healed == ":"
+    assert re.fullmatch(r"//[a-z]{2,6}\.com", r.text)
+    full = vocab.decode(r.token_ids)
+    assert full == (r.healed + r.text).encode()
+    free = generate(model, tok, "Visit http:", max_new_tokens=4, heal_prompt=True, chat=False)
+    assert free.healed == ":" and vocab.decode(free.token_ids).startswith(b":")
+
+
+def test_errors(tm):
+    model, tok = tm
+    with pytest.raises(ConfigurationError, match="at most one"):
+        generate(model, tok, "x", regex="a", grammar="json")
+    with pytest.raises(ConfigurationError, match="max_new_tokens"):
+        generate(model, tok, "x", regex="a", max_new_tokens=0)
+    c = compile_regex("a", vocabulary_for(gpt2(), 50300))
+    with pytest.raises(ConfigurationError, match="vocabulary"):
+        generate(model, tok, "x", regex=c)
+
+
+def test_crop_shim(tm):
+    model, tok = tm
+    cache = new_cache(model)
+    with torch.no_grad():
+        model(input_ids=torch.tensor([[1, 2, 3, 4, 5]]), past_key_values=cache, use_cache=True)
+    assert cache.get_seq_length() == 5
+    crop_cache(cache, 2)
+    assert cache.get_seq_length() == 3
+    crop_cache(cache, 0)
+    assert cache.get_seq_length() == 3
