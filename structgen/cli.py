@@ -82,6 +82,11 @@ def cmd_grammars(args) -> int:
 def main(argv=None) -> int:
     from .errors import StructgenError
 
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["bench"]:  # the runners parse their own options
+        from .bench import main as bench_main
+
+        return bench_main(argv[1:])
     p = argparse.ArgumentParser(prog="structgen", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
     c = sub.add_parser("check", help="replay a text's tokens under a constraint and show each mask")
@@ -97,6 +102,8 @@ def main(argv=None) -> int:
     c.set_defaults(fn=cmd_check)
     g = sub.add_parser("grammars", help="list the shipped grammars")
     g.set_defaults(fn=cmd_grammars)
+    sub.add_parser("bench", help="benchmark runners: `structgen bench maskbench --help`, "
+                                 "`structgen bench test-suite --help`")
     from .integrations.cli import add_parser as add_generate_parser  # torch-free until it runs
 
     add_generate_parser(sub)
