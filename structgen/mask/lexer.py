@@ -59,19 +59,22 @@ def build_lexer(terminals: list[Terminal], mask: int, *, max_states: int = 200_0
     uniq, cls = np.unique(sig, axis=0, return_inverse=True)
     n_cls = len(uniq)
     per_term = [d.trans[:, uniq[:, j]] for j, d in enumerate(dfas)]  # [S_j, C] each
-    dead_row = np.full(n_cls, -1, np.int32)
-    start = tuple(d.start for d in dfas)
+    # A product state is the tuple of its *live* components (terminal j, state of
+    # j): after a byte or two most terminals are dead, so work follows the live ones.
+    start = tuple((j, d.start) for j, d in enumerate(dfas))
     # State 0 means "no pending bytes": it is kept out of ``index`` so that a
     # transition back to the start tuple (e.g. /(ab)*c/ after "ab") gets its own state.
     index: dict[tuple, int] = {}
     queue = [start]
     table: list[np.ndarray] = []
     for st in queue:
-        nxt = np.stack([per_term[j][s] if s >= 0 else dead_row for j, s in enumerate(st)])
+        js = [j for j, _ in st]
+        nxt = np.stack([per_term[j][q] for j, q in st])
         row = np.full(n_cls, -1, np.int32)
-        alive = np.flatnonzero((nxt >= 0).any(axis=0))
-        for c in alive:
-            key = tuple(nxt[:, c].tolist())
+        live = nxt >= 0
+        for c in np.flatnonzero(live.any(axis=0)).tolist():
+            col = nxt[:, c]
+            key = tuple((js[i], int(col[i])) for i in np.flatnonzero(live[:, c]).tolist())
             k = index.get(key)
             if k is None:
                 k = index[key] = len(queue)
@@ -85,8 +88,8 @@ def build_lexer(terminals: list[Terminal], mask: int, *, max_states: int = 200_0
     acc_terms = []
     for st in queue:
         m = 0
-        for j, s in enumerate(st):
-            if s >= 0 and dfas[j].accepting[s]:
+        for j, q in st:
+            if dfas[j].accepting[q]:
                 m |= 1 << ids[j]
         acc_terms.append(m)
     return Lexer.make(mask, trans, cls.astype(np.uint8).reshape(256), acc_terms)
