@@ -24,7 +24,7 @@ from ..grammar.earley import DEAD, EarleyParser
 from ..grammar.ir import Grammar, prune_unproductive
 from ..vocab.vocabulary import Vocabulary
 from .kernels import get_kernels
-from .lexer import Lexer, build_lexer
+from .lexer import Lexer, LexerFactory
 
 State = tuple[int, int]  # (earley row, lexer state)
 
@@ -81,6 +81,7 @@ class CompiledGrammar:
         self._root_lo, self._root_hi = np.zeros(1, np.int32), np.full(1, n, np.int32)
         self._scratch = np.zeros(vocab.num_words, np.uint32)
         self._lexers: dict[int, Lexer] = {}
+        self._lexer_factory = LexerFactory(grammar.terminals)
         self._inner = _walk_cache(vocab)
         self._lock = threading.Lock()
         self._masks = _LRU(cache_bytes)
@@ -102,7 +103,7 @@ class CompiledGrammar:
         mask = self.parser.allowed(row) | self.ignore_mask
         lex = self._lexers.get(mask)
         if lex is None:
-            lex = self._lexers[mask] = build_lexer(self.grammar.terminals, mask)
+            lex = self._lexers[mask] = self._lexer_factory.build(mask)
         return lex
 
     def after_lexeme(self, row: int, terms: int) -> int:
