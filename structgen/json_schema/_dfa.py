@@ -1,0 +1,613 @@
+"""Byte-DFA building blocks for JSON text: quoting, literal sets, length chains.
+
+A *body* DFA accepts the UTF-8 bytes of decoded string contents (what a
+``pattern`` or ``maxLength`` talks about).  :func:`encode_body` turns it into a
+DFA over JSON text: every accepted content string becomes *all* of its JSON
+encodings -- raw UTF-8 where JSON allows it, ``\\n``-style short escapes,
+``\\u00e9`` escapes in either hex case and UTF-16 surrogate pairs for
+characters above U+FFFF.  (Lone surrogate escapes such as ``"\\ud800"`` decode to
+no Unicode scalar value and are never produced.)
+
+The ``\\u`` escapes are built without enumerating code points: after ``\\u`` and
+k hex digits, the only thing that matters is the function "remaining digits ->
+body state", and the UTF-8 bytes of the code point are decided by
+fixed digit groups (e.g. for U+0800..U+FFFF: byte 1 by the first digit, byte 2 by
+digit 2 and the top bits of digit 3, byte 3 by the rest).  Each layer of that
+decision tree is one vectorised table over all body states, hash-consed so equal
+futures share a state; minimisation does the rest.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from ..automata import ops
+from ..automata.fsm import ByteDFA
+from ..automata.regex import regex_to_dfa
+from ..errors import BudgetExceeded
+
+__all__ = [
+    "ANY_CHAR", "ANY_STRING", "encode_body", "quoted", "literal_body", "glue", "union_all",
+    "encoded_length_chain", "enumerate_strings", "max_length", "expand",
+]
+
+ANY_CHAR = regex_to_dfa(r"(?s:.)")
+ANY_STRING = regex_to_dfa(r"(?s:.*)")
+
+_HEX = [(ord(c), v) for v, c in enumerate("0123456789abcdef")] + [(ord(c), 10 + v) for v, c in enumerate("ABCDEF")]
+_ESC = [(ord('"'), 0x22), (ord("\\"), 0x5C), (ord("/"), 0x2F), (ord("b"), 0x08), (ord("f"), 0x0C),
+        (ord("n"), 0x0A), (ord("r"), 0x0D), (ord("t"), 0x09)]
+_MUST_ESCAPE = list(range(0x20)) + [0x22, 0x5C]
+
+
+def expand(dfa: ByteDFA) -> np.ndarray:
+    """``S x 256`` int64 table (-1 = dead)."""
+    return np.asarray(dfa.trans, np.int64)[:, np.asarray(dfa.classes, np.intp)]
+
+
+class _Layers:
+    """Hash-consed layers of escape states, numbered after the body states."""
+
+    def __init__(self, first_id: int):
+        self.next = first_id
+        self.layers: list[tuple[int, np.ndarray, object]] = []
+
+    def cons(self, rows: np.ndarray, kind) -> np.ndarray:
+        rows = np.asarray(rows, np.int64)
+        shape = rows.shape[:-1]
+        flat = rows.reshape(-1, rows.shape[-1])
+        ids = np.full(flat.shape[0], -1, np.int64)
+        live = (flat >= 0).any(axis=1)
+        if live.any():
+            uniq, inv = np.unique(flat[live], axis=0, return_inverse=True)
+            ids[live] = np.asarray(inv).reshape(-1) + self.next
+            self.layers.append((self.next, uniq, kind))
+            self.next += len(uniq)
+        return ids.reshape(shape)
+
+
+def encode_body(body: ByteDFA, *, quoted: bool = True, max_states: int = 400_000,
+                minimal: bool | None = None, canonical: bool = False) -> ByteDFA:
+    """JSON-encoded form of a body DFA (see module docstring), with the
+    surrounding double quotes when ``quoted``.  ``canonical``: printable ASCII
+    characters other than ``"`` and backslash are only written raw (no ``\u0041``),
+    the spellings every standard serializer produces."""
+    S = body.num_states
+    T = np.full((S + 1, 256), -1, np.int64)  # row S: the dead state (index -1 wraps to it)
+    T[:S] = expand(body)
+    L = _Layers(S)
+    h = np.arange(16)
+    # after \u + 3 digits (continuation byte pending low 2 bits): x, pend -> 16 targets
+    LAST = L.cons(T[:, 0x80:0xC0].reshape(S + 1, 4, 16), "hex")
+    # 3-byte sequences, after the lead byte: digit 2 and 3 choose byte 2
+    b2 = 0x80 + 4 * h[:, None] + (h[None, :] >> 2)  # [h2, h3]
+    MID = L.cons(LAST[T[:, b2], (h & 3)[None, None, :]], "hex")  # (S+1, 16 h2)
+    H3B = L.cons(MID, "hex")  # after \u X with X in 1..C,E,F: (S+1,)
+    ascii_rows = T[:, 0:128].copy()
+    if canonical:  # \u0020..\u007e only as raw characters
+        ascii_rows[:, 0x20:0x7F] = -1
+    A = L.cons(ascii_rows.reshape(S + 1, 8, 16), "hex")  # \u00[0-7]: ASCII
+    b1 = 0xC0 + 4 * h[:8, None] + (h[None, :] >> 2)  # [h2 0..7, h3]
+    Z2 = L.cons(LAST[T[:, b1], (h & 3)[None, None, :]], "hex")  # \u0[1-7]: 2-byte
+    z0 = np.empty((S + 1, 16), np.int64)
+    z0[:, :8] = A
+    z0[:, 8:] = LAST[T[:, 0xC0 + (h[8:] >> 2)], (h[8:] & 3)[None, :]]
+    Z0 = L.cons(z0, "hex")  # \u00
+    z = np.empty((S + 1, 16), np.int64)
+    z[:, 0] = Z0
+    z[:, 1:8] = Z2[:, 1:8]
+    z[:, 8:] = MID[T[:, 0xE0]][:, 8:]
+    Z = L.cons(z, "hex")  # \u0
+    # surrogate pairs: \uD[89AB]xx\uD[C-F]xx
+    LS3 = L.cons(LAST[T[:, (0x80 + 16 * np.arange(4)[:, None, None] + 4 * np.arange(4)[None, :, None]
+                            + (h[None, None, :] >> 2))], (h & 3)[None, None, None, :]], "hex")  # (S+1, p, c)
+    lsc = np.full((S + 1, 4, 16), -1, np.int64)
+    lsc[:, :, 12:] = LS3
+    LSC = L.cons(lsc, "hex")  # after \uD (low surrogate), (S+1, p)
+    LSD = L.cons(LSC[..., None], ("chain", (ord("D"), ord("d"))))
+    LSU = L.cons(LSD[..., None], ("chain", (ord("u"),)))
+    LS = L.cons(LSU[..., None], ("chain", (ord("\\"),)))
+    has4 = np.flatnonzero((T[:, 0xF0:0xF5] >= 0).any(axis=1))
+    hs2 = np.full((S + 1, 1024), -1, np.int64)
+    if len(has4):
+        u = 0x40 + np.arange(1024)
+        s1 = T[has4][:, 0xF0 | (u >> 8)]
+        s2 = T[s1, (0x80 | ((u >> 2) & 0x3F))[None, :]]
+        hs2[has4] = LS[s2, (u & 3)[None, :]]
+    HS2 = L.cons(hs2.reshape(S + 1, 64, 16), "hex")
+    HS = L.cons(HS2.reshape(S + 1, 4, 16), "hex")
+    d = np.empty((S + 1, 16), np.int64)
+    d[:, :8] = MID[T[:, 0xED]][:, :8]
+    d[:, 8:12] = HS
+    d[:, 12:] = -1
+    D = L.cons(d, "hex")
+    uu = np.empty((S + 1, 16), np.int64)
+    for x in range(16):
+        uu[:, x] = Z if x == 0 else (D if x == 13 else H3B[T[:, 0xE0 + x]])
+    U = L.cons(uu, "hex")
+    esc = np.empty((S + 1, 9), np.int64)
+    for k, (_, target) in enumerate(_ESC):
+        esc[:, k] = T[:, target]
+    esc[:, 8] = U
+    ESC = L.cons(esc, "esc")
+
+    N = L.next + (2 if quoted else 0)
+    if N > max_states:
+        raise BudgetExceeded(f"JSON-quoted string DFA needs {N} states (max {max_states})")
+    tbl = np.full((N, 256), -1, np.int64)
+    tbl[:S] = T[:S]
+    tbl[:S, _MUST_ESCAPE] = -1
+    tbl[:S, 0x5C] = ESC[:S]
+    for start, uniq, kind in L.layers:
+        rows = slice(start, start + len(uniq))
+        if kind == "hex":
+            for byte, v in _HEX:
+                tbl[rows, byte] = uniq[:, v]
+        elif kind == "esc":
+            for k, (byte, _) in enumerate(_ESC):
+                tbl[rows, byte] = uniq[:, k]
+            tbl[rows, ord("u")] = uniq[:, 8]
+        else:
+            for byte in kind[1]:
+                tbl[rows, byte] = uniq[:, 0]
+    acc = np.zeros(N, bool)
+    if quoted:
+        q0, fin = N - 2, N - 1
+        tbl[q0, 0x22] = body.start
+        accepting = np.flatnonzero(np.asarray(body.accepting, bool))
+        tbl[accepting, 0x22] = fin
+        acc[fin] = True
+        start = q0
+    else:
+        acc[:S] = np.asarray(body.accepting, bool)
+        start = body.start
+    if minimal is None:
+        minimal = N <= 1500
+    if not minimal:  # every built state is co-reachable; some escape states may be unreachable (harmless)
+        return make_dfa(tbl, acc, start)
+    return ops.from_table(tbl, acc, start)
+
+
+@functools.lru_cache(maxsize=None)
+def _enc_char(canonical: bool = False) -> ByteDFA:
+    return encode_body(ANY_CHAR, quoted=False, canonical=canonical)
+
+
+@functools.lru_cache(maxsize=256)
+def encoded_length_chain(lo: int, hi: int | None, canonical: bool = False) -> ByteDFA:
+    """Unquoted JSON encodings of strings of ``lo..hi`` characters (``hi`` None:
+    unbounded)."""
+    e = _enc_char(canonical)
+    k = e.num_states
+    t = expand(e)
+    acc_state = int(np.flatnonzero(np.asarray(e.accepting))[0])
+    assert e.start == 0 and acc_state != 0 and not (t[acc_state] >= 0).any()
+    keep = [j for j in range(k) if j != acc_state]
+    local = {j: i for i, j in enumerate(keep)}
+    w = len(keep)
+    copies = (hi if hi is not None else lo + 1)
+    if copies == 0:
+        tbl = np.full((1, 256), -1, np.int64)
+        return ops.from_table(tbl, np.array([True]), 0)
+    base = np.full((w, 256), -1, np.int64)  # local transitions, acc_state -> -2
+    for j in keep:
+        row = t[j]
+        for b in np.flatnonzero(row >= 0):
+            nxt = int(row[b])
+            base[local[j], b] = -2 if nxt == acc_state else local[nxt]
+    n_states = copies * w + (1 if hi is not None else 0)
+    tbl = np.full((n_states, 256), -1, np.int64)
+    acc = np.zeros(n_states, bool)
+    for i in range(copies):
+        blk = base.copy()
+        inner = blk >= 0
+        blk[inner] += i * w
+        if hi is None and i == copies - 1:
+            nxt_start = i * w  # loop
+        elif i + 1 < copies:
+            nxt_start = (i + 1) * w
+        else:
+            nxt_start = copies * w  # final state
+        blk[base == -2] = nxt_start
+        tbl[i * w:(i + 1) * w] = blk
+        if i >= lo and (hi is None or i <= hi):
+            acc[i * w + local[0]] = True
+    if hi is not None:
+        acc[copies * w] = lo <= hi
+    return ops.from_table(tbl, acc, local[0], minimal=False)
+
+
+def quoted(body_or_none: ByteDFA | None, lo: int = 0, hi: int | None = None, canonical: bool = False) -> ByteDFA:
+    """DFA of the JSON string literals whose content is in ``body`` (None: any)
+    and has ``lo..hi`` characters."""
+    if body_or_none is None:
+        if lo == 0 and hi is None:
+            return _any_quoted(canonical)
+        return _quoted_len(lo, hi, canonical)
+    q = _quote_cached(body_or_none, canonical)
+    if lo == 0 and hi is None:
+        return q
+    return ops.intersect(q, _quoted_len(lo, hi, canonical))
+
+
+_QUOTE_CACHE: dict = {}
+
+
+def dfa_key(dfa: ByteDFA) -> tuple:
+    return (dfa.start, dfa.trans.shape, dfa.trans.tobytes(), dfa.classes.tobytes(), dfa.accepting.tobytes())
+
+
+def _quote_cached(body: ByteDFA, canonical: bool) -> ByteDFA:
+    key = (dfa_key(body), canonical)
+    hit = _QUOTE_CACHE.get(key)
+    if hit is None:
+        if len(_QUOTE_CACHE) > 4096:
+            _QUOTE_CACHE.clear()
+        hit = _QUOTE_CACHE[key] = encode_body(body, quoted=True, canonical=canonical)
+    return hit
+
+
+@functools.lru_cache(maxsize=None)
+def _any_quoted(canonical: bool = False) -> ByteDFA:
+    return encode_body(ANY_STRING, quoted=True, canonical=canonical)
+
+
+@functools.lru_cache(maxsize=256)
+def _quoted_len(lo: int, hi: int | None, canonical: bool = False) -> ByteDFA:
+    return glue(glue(_QUOTE_LIT, encoded_length_chain(lo, hi, canonical)), _QUOTE_LIT, check=False)
+
+
+_QUOTE_LIT = regex_to_dfa('"')
+
+
+def glue(a: ByteDFA, b: ByteDFA, *, check: bool = True) -> ByteDFA:
+    """Concatenation ``a b``.  Exact when no accepting state of ``a`` has an
+    outgoing edge (then the split point is unambiguous); otherwise falls back
+    to a subset construction."""
+    ta, tb = expand(a), expand(b)
+    acc_a = np.flatnonzero(np.asarray(a.accepting, bool))
+    if (ta[acc_a] >= 0).any():
+        return concat(a, b)
+    Sa, Sb = ta.shape[0], tb.shape[0]
+    tbl = np.full((Sa + Sb, 256), -1, np.int64)
+    tbl[:Sa] = ta
+    tbl[Sa:] = np.where(tb >= 0, tb + Sa, -1)
+    tbl[acc_a] = tbl[Sa + b.start]
+    acc = np.zeros(Sa + Sb, bool)
+    acc[Sa:] = np.asarray(b.accepting, bool)
+    acc[acc_a] = bool(b.accepting[b.start])
+    return make_dfa(tbl, acc, a.start)
+
+
+def concat(a: ByteDFA, b: ByteDFA, *, max_states: int = 200_000) -> ByteDFA:
+    """General concatenation by subset construction over (a state, set of b states)."""
+    ta, tb = expand(a), expand(b)
+    acc_a = np.asarray(a.accepting, bool)
+    acc_b = np.asarray(b.accepting, bool)
+
+    def norm(sa: int, sbs: frozenset) -> tuple:
+        if sa >= 0 and acc_a[sa]:
+            sbs = sbs | {b.start}
+        return (sa, sbs)
+
+    start = norm(a.start, frozenset())
+    index = {start: 0}
+    queue = [start]
+    rows = []
+    for sa, sbs in queue:
+        row = np.full(256, -1, np.int64)
+        na = ta[sa] if sa >= 0 else np.full(256, -1, np.int64)
+        nb = [tb[s] for s in sbs]
+        for byte in range(256):
+            a2 = int(na[byte])
+            bs = frozenset(int(r[byte]) for r in nb if r[byte] >= 0)
+            if a2 < 0 and not bs:
+                continue
+            key = norm(a2, bs)
+            k = index.get(key)
+            if k is None:
+                k = index[key] = len(queue)
+                queue.append(key)
+                if len(queue) > max_states:
+                    raise BudgetExceeded("DFA concatenation too large")
+            row[byte] = k
+        rows.append(row)
+    acc = np.array([any(acc_b[s] for s in sbs) for _, sbs in queue], bool)
+    return ops.from_table(np.stack(rows), acc, 0)
+
+
+def make_dfa(tbl: np.ndarray, acc: np.ndarray, start: int = 0) -> ByteDFA:
+    """ByteDFA from an S x 256 table that is already trimmed (every state reachable
+    and co-reachable): compacts byte classes only, no renumbering or minimisation."""
+    trans, classes = ops.compact_classes(np.asarray(tbl))
+    trans = np.ascontiguousarray(trans, np.int32)
+    classes = np.ascontiguousarray(classes, np.uint8)
+    acc = np.ascontiguousarray(acc, bool)
+    for a in (trans, classes, acc):
+        a.setflags(write=False)
+    return ByteDFA(trans=trans, classes=classes, accepting=acc, start=int(start))
+
+
+def product(a: ByteDFA, b: ByteDFA, mode: str, *, minimal: bool = False, max_states: int = 400_000,
+            sinks_only: bool = False) -> ByteDFA:
+    """Product automaton (``mode``: "and", "or", "minus") by a vectorised BFS;
+    trimmed, not minimised unless asked.  ``sinks_only``: the caller guarantees
+    that the only dead states are non-accepting states without edges (true for
+    "any string minus a finite set"), so only those are removed (fast)."""
+    ta, tb = expand(a), expand(b)
+    Sa, Sb = ta.shape[0], tb.shape[0]
+    ta = np.vstack([np.where(ta < 0, Sa, ta), np.full((1, 256), Sa)])
+    tb = np.vstack([np.where(tb < 0, Sb, tb), np.full((1, 256), Sb)])
+    acc_a = np.append(np.asarray(a.accepting, bool), False)
+    acc_b = np.append(np.asarray(b.accepting, bool), False)
+    W = Sb + 1
+    start = a.start * W + b.start
+    index = {start: 0}
+    codes = [start]
+    rows = []
+    k = 0
+    frontier = np.array([start], np.int64)
+    while frontier.size:
+        pa, pb = frontier // W, frontier % W
+        na, nb = ta[pa], tb[pb]
+        if mode == "and":
+            alive = (na != Sa) & (nb != Sb)
+        elif mode == "or":
+            alive = (na != Sa) | (nb != Sb)
+        else:
+            alive = na != Sa
+        nc = np.where(alive, na * W + nb, -1)
+        fresh = []
+        for x in np.unique(nc[nc >= 0]).tolist():
+            if x not in index:
+                index[x] = len(codes)
+                codes.append(x)
+                fresh.append(x)
+        if len(codes) > max_states:
+            raise BudgetExceeded(f"DFA product exceeds {max_states} states")
+        rows.append(nc)
+        frontier = np.array(fresh, np.int64)
+        k += 1
+    table = np.vstack(rows)
+    lut_keys = np.array(codes, np.int64)
+    order = np.argsort(lut_keys)
+    ids = np.where(table >= 0, order[np.searchsorted(lut_keys[order], np.maximum(table, 0))], -1)
+    # rows were produced in BFS layer order == order of `codes`
+    allc = lut_keys
+    pa, pb = allc // W, allc % W
+    if mode == "and":
+        acc = acc_a[pa] & acc_b[pb]
+    elif mode == "or":
+        acc = acc_a[pa] | acc_b[pb]
+    else:
+        acc = acc_a[pa] & ~acc_b[pb]
+    if sinks_only and not minimal:
+        ids = ids.astype(np.int64)
+        while True:
+            dead = ~acc & ~(ids >= 0).any(axis=1)
+            dead[0] = False
+            hit = (ids >= 0) & dead[np.maximum(ids, 0)]
+            if not hit.any():
+                break
+            ids = np.where(hit, -1, ids)
+        reach = np.zeros(len(ids), bool)  # drop the now-unreachable sink rows from the table
+        reach[0] = True
+        reach[ids[ids >= 0]] = True
+        keep = np.flatnonzero(reach)
+        if len(keep) < len(ids):
+            remap = np.full(len(ids), -1, np.int64)
+            remap[keep] = np.arange(len(keep))
+            ids = np.where(ids >= 0, remap[np.maximum(ids, 0)], -1)[keep]
+            acc = acc[keep]
+        return make_dfa(ids, acc, 0)
+    return ops.from_table(ids, acc, 0, minimal=minimal)
+
+
+def dfa_from_edges(edges: list[dict], acc, start: int = 0) -> ByteDFA:
+    """ByteDFA from per-state ``{byte: target}`` dicts (already trimmed), one class per used byte."""
+    used = sorted({b for e in edges for b in e})
+    classes = np.zeros(256, np.uint8)
+    for i, b in enumerate(used):
+        classes[b] = i + 1
+    trans = np.full((len(edges), len(used) + 1), -1, np.int32)
+    for i, e in enumerate(edges):
+        if e:
+            trans[i, classes[list(e.keys())]] = list(e.values())
+    acc = np.ascontiguousarray(acc, bool)
+    for a in (trans, classes, acc):
+        a.setflags(write=False)
+    return ByteDFA(trans=trans, classes=classes, accepting=acc, start=int(start))
+
+
+@functools.lru_cache(maxsize=65536)
+def _char_encodings(cp: int, canonical: bool = False) -> tuple:
+    """Every JSON spelling of one code point, as sequences of alternative-byte sets
+    (hex digits may be written in either case)."""
+    def hexsets(v: int) -> list[bytes]:
+        out = []
+        for ch in "%04x" % v:
+            out.append(bytes({ord(ch), ord(ch.upper())}))
+        return out
+
+    encs: list = []
+    if cp >= 0x20 and cp not in (0x22, 0x5C):
+        encs.append([bytes([b]) for b in chr(cp).encode("utf-8")])
+    short = {0x22: b'"', 0x5C: b"\\", 0x2F: b"/", 0x08: b"b", 0x0C: b"f", 0x0A: b"n", 0x0D: b"r", 0x09: b"t"}
+    if cp in short:
+        encs.append([b"\\", short[cp]])
+    if canonical and 0x20 <= cp <= 0x7E:
+        pass  # printable ASCII: raw (or its short escape) only
+    elif cp < 0x10000:
+        encs.append([b"\\", b"u"] + hexsets(cp))
+    else:
+        v = cp - 0x10000
+        hi, lo = 0xD800 + (v >> 10), 0xDC00 + (v & 0x3FF)
+        encs.append([b"\\", b"u"] + hexsets(hi) + [b"\\", b"u"] + hexsets(lo))
+    return tuple((tuple(enc), tuple(bytes(min(a) for a in enc[:k + 1]) for k in range(len(enc))))
+                 for enc in encs)
+
+
+def quoted_literals(strings, suffix: ByteDFA | None = None, canonical: bool = False) -> ByteDFA:
+    """Quoted JSON spellings of a finite set of strings (every escape form), optionally
+    followed by ``suffix`` -- built directly as a trie, no minimisation."""
+    trie: list[dict] = [{}]
+    final = [False]
+    for s in strings:
+        cur = 0
+        for ch in s:
+            nxt = trie[cur].get(ch)
+            if nxt is None:
+                nxt = trie[cur][ch] = len(trie)
+                trie.append({})
+                final.append(False)
+            cur = nxt
+        final[cur] = True
+    edges: list[dict] = []  # state -> {byte: state}
+    q0 = 0
+    edges.append({})
+    node_state = {}
+    for n in range(len(trie)):
+        node_state[n] = len(edges)
+        edges.append({})
+    edges[q0][0x22] = node_state[0]
+    inner: dict = {}
+    for n, children in enumerate(trie):
+        src = node_state[n]
+        for ch, child in children.items():
+            dst = node_state[child]
+            for enc, prefixes in _char_encodings(ord(ch), canonical):
+                cur = src
+                last = len(enc) - 1
+                for k, alts in enumerate(enc):
+                    if k == last:
+                        nxt = dst
+                    else:
+                        key = (n, prefixes[k])
+                        nxt = inner.get(key)
+                        if nxt is None:
+                            nxt = inner[key] = len(edges)
+                            edges.append({})
+                    for b in alts:
+                        old = edges[cur].get(b)
+                        if old is not None and old != nxt:  # pragma: no cover - prefix-free by construction
+                            raise AssertionError("non-deterministic literal trie")
+                        edges[cur][b] = nxt
+                    cur = nxt
+    if not any(final):
+        return ops.empty_dfa()
+    fin = len(edges)
+    edges.append({})
+    for n, isf in enumerate(final):
+        if isf:
+            edges[node_state[n]][0x22] = fin
+    S = len(edges)
+    if suffix is None:
+        acc = np.zeros(S, bool)
+        acc[fin] = True
+        return dfa_from_edges(edges, acc, q0)
+    ts = expand(suffix)
+    for i in range(suffix.num_states):
+        row = ts[i]
+        nz = np.flatnonzero(row >= 0)
+        edges.append(dict(zip(nz.tolist(), (row[nz] + S).tolist())))
+    edges[fin] = dict(edges[S + suffix.start])
+    acc = np.zeros(len(edges), bool)
+    acc[S:] = np.asarray(suffix.accepting, bool)
+    acc[fin] = bool(suffix.accepting[suffix.start])
+    return dfa_from_edges(edges, acc, q0)
+
+
+def literal_body(strings) -> ByteDFA:
+    """Trie DFA of the UTF-8 encodings of ``strings``."""
+    nodes = [{}]
+    final = [False]
+    for s in strings:
+        cur = 0
+        for byte in s.encode("utf-8", "surrogatepass"):
+            nxt = nodes[cur].get(byte)
+            if nxt is None:
+                nxt = nodes[cur][byte] = len(nodes)
+                nodes.append({})
+                final.append(False)
+            cur = nxt
+        final[cur] = True
+    tbl = np.full((len(nodes), 256), -1, np.int64)
+    for i, edges in enumerate(nodes):
+        if edges:
+            tbl[i, list(edges.keys())] = list(edges.values())
+    return ops.from_table(tbl, np.array(final, bool), 0, minimal=len(nodes) < 2000)
+
+
+def union_all(dfas, *, max_states: int = 1_000_000) -> ByteDFA:
+    dfas = [d for d in dfas if not ops.is_empty(d)]
+    if not dfas:
+        return ops.empty_dfa()
+    while len(dfas) > 1:  # balanced pairwise unions
+        nxt = [ops.union(dfas[i], dfas[i + 1], max_states=max_states) for i in range(0, len(dfas) - 1, 2)]
+        if len(dfas) % 2:
+            nxt.append(dfas[-1])
+        dfas = nxt
+    return dfas[0]
+
+
+def _live_graph(dfa: ByteDFA):
+    t = np.asarray(dfa.trans)
+    return [sorted(set(int(x) for x in row if x >= 0)) for row in t]
+
+
+def max_length(dfa: ByteDFA) -> int | None:
+    """Longest accepted byte string (None if unbounded; -1 for the empty language)."""
+    if ops.is_empty(dfa):
+        return -1
+    succ = _live_graph(dfa)
+    n = len(succ)
+    state = [0] * n  # 0 new, 1 on stack, 2 done
+    best = [0] * n
+    acc = np.asarray(dfa.accepting, bool)
+    order = []
+    stack = [(dfa.start, iter(succ[dfa.start]))]
+    state[dfa.start] = 1
+    while stack:
+        s, it = stack[-1]
+        for t in it:
+            if state[t] == 1:
+                return None
+            if state[t] == 0:
+                state[t] = 1
+                stack.append((t, iter(succ[t])))
+                break
+        else:
+            stack.pop()
+            state[s] = 2
+            order.append(s)
+    for s in order:  # post-order: successors first
+        m = 0 if acc[s] else -(1 << 40)
+        for t in succ[s]:
+            m = max(m, best[t] + 1)
+        best[s] = m
+    return best[dfa.start]
+
+
+def enumerate_strings(dfa: ByteDFA, limit: int) -> list[bytes] | None:
+    """All accepted strings if the language is finite with at most ``limit``
+    members, else None."""
+    if max_length(dfa) is None:
+        return None
+    if ops.is_empty(dfa):
+        return []
+    t = expand(dfa)
+    acc = np.asarray(dfa.accepting, bool)
+    out: list[bytes] = []
+    stack = [(dfa.start, b"")]
+    while stack:
+        s, pre = stack.pop()
+        if acc[s]:
+            out.append(pre)
+            if len(out) > limit:
+                return None
+        row = t[s]
+        for byte in np.flatnonzero(row >= 0)[::-1]:
+            stack.append((int(row[byte]), pre + bytes([int(byte)])))
+    return out

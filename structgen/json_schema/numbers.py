@@ -1,0 +1,412 @@
+"""Exact numeric languages: JSON numbers whose *value* satisfies bounds,
+integrality, ``multipleOf`` or membership in a finite set.
+
+A number string ``-? int (. frac)? (e exp)?`` is read left to right by an
+abstract machine whose state keeps just enough to decide the predicate at the
+end: the sign, ``pre`` (the decimal magnitude of the mantissa: number of
+integer digits, or minus the count of leading fraction zeros), for every
+threshold the comparison of the significant digits read so far with the
+threshold's significant digits, and the positions needed for integrality.
+The exponent is compared against an interval computed from that summary.
+The explored states form a DFA table, minimised by :mod:`structgen.automata.ops`.
+
+Value semantics are mathematical (``1 == 1.0 == 10e-1``; ``-0 == 0``).
+
+**Domains.**  Exponent notation with an unbounded mantissa is not a regular
+language once the value is constrained, so constrained numbers use a
+documented sub-syntax: exponent forms are produced only with a mantissa whose
+integer part has at most 3 digits (``pre`` in 0..3: ``1.5e3``, ``12e-1``,
+``0.5E+2``; every serializer writes 1 digit) and at most 20 fraction digits.
+Every number DFA built here is exact on its *domain* (``DOMAIN_EXP`` or, for
+``multipleOf``, ``DOMAIN_NOEXP`` = no exponent at all), which is what lets
+``not`` complement them exactly (within the domain).
+"""
+
+from __future__ import annotations
+
+import functools
+from decimal import Decimal
+
+import numpy as np
+
+from ..automata import ops
+from ..automata.fsm import ByteDFA
+from ..automata.regex import regex_to_dfa
+from ..errors import BudgetExceeded
+
+__all__ = ["NUMBER_FULL", "INTEGER_SYNTAX", "DOMAIN_EXP", "DOMAIN_NOEXP", "number_dfa", "multiple_dfa",
+           "points_dfa", "to_decimal", "EXP_PRE_MIN", "EXP_PRE_MAX", "EXP_FRAC_MAX"]
+
+NUMBER_REGEX = r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?"
+NUMBER_FULL = regex_to_dfa(NUMBER_REGEX)
+INTEGER_SYNTAX = regex_to_dfa(r"-?(?:0|[1-9][0-9]*)")
+DOMAIN_NOEXP = regex_to_dfa(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?")
+
+EXP_PRE_MIN, EXP_PRE_MAX = 0, 3
+EXP_FRAC_MAX = 17
+MAX_STATES = 200_000
+
+_DIGITS = [ord(c) for c in "0123456789"]
+
+
+def to_decimal(x) -> Decimal:
+    if isinstance(x, bool):
+        raise TypeError("bool is not a number")
+    if isinstance(x, float):
+        return Decimal(repr(x))
+    return Decimal(x)
+
+
+class _Threshold:
+    __slots__ = ("value", "zero", "neg", "digits", "mag")
+
+    def __init__(self, value: Decimal):
+        self.value = value
+        self.zero = value == 0
+        self.neg = value < 0
+        if self.zero:
+            self.digits, self.mag = "", 0
+            return
+        sign, digits, exp = abs(value).normalize().as_tuple()
+        ds = "".join(map(str, digits)).lstrip("0")
+        stripped = ds.rstrip("0")
+        exp += len(ds) - len(stripped)
+        self.digits = stripped
+        self.mag = len(stripped) + exp  # |t| = 0.digits * 10**mag
+
+
+def _cmp_step(state: int, digit: int, t: _Threshold) -> int:
+    """Comparison of significant digits: -1 '<', -2 '>', j >= 0: equal so far (j matched)."""
+    if state < 0:
+        return state
+    if state < len(t.digits):
+        td = ord(t.digits[state]) - 48
+        if digit < td:
+            return -1
+        if digit > td:
+            return -2
+        return state + 1
+    return -2 if digit else state
+
+
+def _abs_cmp(mag: int, cmp: int, t: _Threshold) -> int:
+    """Sign of |v| - |t| for nonzero v with magnitude ``mag``."""
+    if mag != t.mag:
+        return 1 if mag > t.mag else -1
+    if cmp == -1:
+        return -1
+    if cmp == -2:
+        return 1
+    return 0 if cmp == len(t.digits) else -1
+
+
+def _sign_cmp(neg: bool, mag: int | None, cmp: int, t: _Threshold) -> int:
+    """Sign of v - t (``mag`` None: v == 0)."""
+    if mag is None:
+        return 0 if t.zero else (1 if t.neg else -1)
+    if t.zero:
+        return -1 if neg else 1
+    if neg != t.neg:
+        return -1 if neg else 1
+    a = _abs_cmp(mag, cmp, t)
+    return -a if neg else a
+
+
+_OK = {"ge": lambda c: c >= 0, "gt": lambda c: c > 0, "le": lambda c: c <= 0, "lt": lambda c: c < 0,
+       "eq": lambda c: c == 0}
+
+
+class _Machine:
+    def __init__(self, preds, mode: str, integral: bool):
+        self.preds = [(_Threshold(v), rel) for v, rel in preds]
+        self.mode = mode  # "all" (bounds) or "any" (points)
+        self.integral = integral
+        mags = [t.mag for t, _ in self.preds if not t.zero]
+        self.pmax = max([EXP_PRE_MAX] + mags) + 1
+        self.pmin = min([EXP_PRE_MIN] + mags) - 1
+        self.ecap = max([abs(m) for m in mags] + [0]) + EXP_PRE_MAX + EXP_FRAC_MAX + 4
+        self._memo: dict = {}
+
+    def holds(self, neg, mag, cmps, integral_ok) -> bool:
+        if self.integral and not integral_ok:
+            return False
+        if not self.preds:
+            return True
+        res = (_OK[rel](_sign_cmp(neg, mag, c, t)) for (t, rel), c in zip(self.preds, cmps))
+        return all(res) if self.mode == "all" else any(res)
+
+    # state: ("m", phase, neg, nz, pre, cmps, f, lz, tz) for the mantissa;
+    #        ("e", phase, a, b, esign, val) for the exponent
+    def start(self):
+        return ("m", "S0", False, False, 0, tuple(0 for _ in self.preds), 0, 0, 0)
+
+    def _sig(self, cmps, d):
+        return tuple(_cmp_step(c, d, t) for c, (t, _) in zip(cmps, self.preds))
+
+    def _sat(self, pre):
+        return max(self.pmin, min(self.pmax, pre))
+
+    def step(self, st, byte):
+        if st[0] == "e":
+            return self._estep(st, byte)
+        _, ph, neg, nz, pre, cmps, f, lz, tz = st
+        ch = chr(byte)
+        if ph == "S0":
+            if ch == "-":
+                return ("m", "NEG", True, nz, pre, cmps, f, lz, tz)
+            ph = "NEG"
+        if ph == "NEG":
+            if ch == "0":
+                return ("m", "I0", neg, False, 0, cmps, 0, 0, 0)
+            if "1" <= ch <= "9":
+                return ("m", "I", neg, True, 1, self._sig(cmps, byte - 48), 0, 0, 0)
+            return None
+        if ph in ("I0", "I", "F") and ch in "eE":
+            return self._enter_exp(st)
+        if ph in ("I0", "I") and ch == ".":
+            return ("m", "DOT", neg, nz, pre, cmps, f, lz, tz)
+        if not ch.isdigit() or not ch.isascii():
+            return None
+        d = byte - 48
+        if ph == "I0":
+            return None
+        if ph == "I":
+            ntz = min(tz + 1, EXP_PRE_MAX + 1) if d == 0 else 0
+            return ("m", "I", neg, True, self._sat(pre + 1), self._sig(cmps, d), 0, 0,
+                    ntz if self.integral else 0)
+        # DOT or F
+        if f < 0:  # outside the exponent domain already: only "nonzero fraction digit seen" matters
+            nlz = 1 if (d or lz) else 0
+            if not nz and d == 0:
+                return ("m", "F", neg, False, self._sat(pre - 1), cmps, -1, 0, 0)
+            return ("m", "F", neg, True, pre, self._sig(cmps, d), -1, nlz if self.integral else 0, 0)
+        nf = f + 1
+        if not nz:
+            if d == 0:
+                pre = self._sat(pre - 1)
+                if pre < EXP_PRE_MIN or nf > EXP_FRAC_MAX:
+                    return ("m", "F", neg, False, pre, cmps, -1, 0, 0)
+                return ("m", "F", neg, False, pre, cmps, nf, lz, tz)
+            nz = True
+        nlz = (nf if d else lz) if self.integral else 0
+        if nf > EXP_FRAC_MAX or not (EXP_PRE_MIN <= pre <= EXP_PRE_MAX):
+            return ("m", "F", neg, nz, pre, self._sig(cmps, d), -1, (1 if nlz else 0), 0)
+        return ("m", "F", neg, nz, pre, self._sig(cmps, d), nf, nlz, tz)
+
+    def accept(self, st) -> bool:
+        if st[0] == "e":
+            _, ph, a, b, esign, val = st
+            if ph != "ED":
+                return False
+            e = -val if esign else val
+            return (a is None or e >= a) and (b is None or e <= b)
+        _, ph, neg, nz, pre, cmps, f, lz, tz = st
+        if ph not in ("I0", "I", "F"):
+            return False
+        if not nz:
+            return self.holds(neg, None, cmps, True)
+        return self.holds(neg, pre, cmps, lz == 0)
+
+    def _ok_exp(self, st, e: int) -> bool:
+        _, ph, neg, nz, pre, cmps, f, lz, tz = st
+        if not nz:
+            return self.holds(neg, None, cmps, True)
+        integral_ok = (e >= lz) if lz > 0 else (e >= -tz)
+        return self.holds(neg, pre + e, cmps, integral_ok)
+
+    def _enter_exp(self, st):
+        _, ph, neg, nz, pre, cmps, f, lz, tz = st
+        if nz and not (EXP_PRE_MIN <= pre <= EXP_PRE_MAX and 0 <= f <= EXP_FRAC_MAX):
+            return None  # outside the exponent domain
+        key = (neg, nz, pre, cmps, lz, tz)
+        if key not in self._memo:
+            self._memo[key] = self._interval(st)
+        return self._memo[key]
+
+    def _interval(self, st):
+        K = self.ecap
+        oks = [self._ok_exp(st, e) for e in range(-K, K + 1)]
+        if not any(oks):
+            return None
+        lo_i = oks.index(True)
+        hi_i = len(oks) - 1 - oks[::-1].index(True)
+        if not all(oks[lo_i:hi_i + 1]):
+            raise AssertionError("exponent set is not an interval")  # pragma: no cover
+        a = None if lo_i == 0 else lo_i - K
+        b = None if hi_i == 2 * K else hi_i - K
+        return ("e", "E", a, b, False, 0)
+
+    def _estep(self, st, byte):
+        _, ph, a, b, esign, val = st
+        ch = chr(byte)
+        if ph == "E" and ch in "+-":
+            return ("e", "ES", a, b, ch == "-", 0)
+        if not ("0" <= ch <= "9"):
+            return None
+        cap = max([abs(x) for x in (a, b) if x is not None] + [0]) + 1
+        nval = min(val * 10 + (byte - 48), cap)
+        return ("e", "ED", a, b, esign, nval)
+
+
+_ALPHABET = sorted(set(ord(c) for c in "-+.eE0123456789"))
+
+
+def _explore(machine, max_states: int = MAX_STATES) -> ByteDFA:
+    start = machine.start()
+    index = {start: 0}
+    queue = [start]
+    rows = []
+    for st in queue:
+        row = np.full(256, -1, np.int64)
+        for byte in _ALPHABET:
+            nxt = machine.step(st, byte)
+            if nxt is None:
+                continue
+            k = index.get(nxt)
+            if k is None:
+                k = index[nxt] = len(queue)
+                queue.append(nxt)
+                if len(queue) > max_states:
+                    raise BudgetExceeded(f"numeric constraint needs more than {max_states} DFA states")
+            row[byte] = k
+        rows.append(row)
+    acc = np.array([machine.accept(st) for st in queue], bool)
+    return ops.from_table(np.stack(rows), acc, 0)
+
+
+@functools.lru_cache(maxsize=1024)
+def _bounds_cached(lo, lo_excl, hi, hi_excl, integral) -> ByteDFA:
+    preds = []
+    if lo is not None:
+        preds.append((lo, "gt" if lo_excl else "ge"))
+    if hi is not None:
+        preds.append((hi, "lt" if hi_excl else "le"))
+    return _explore(_Machine(preds, "all", integral))
+
+
+def number_dfa(lo: Decimal | None = None, lo_excl: bool = False, hi: Decimal | None = None,
+               hi_excl: bool = False, integral: bool = False) -> ByteDFA:
+    """Numbers in the bounds (and integral when asked), on ``DOMAIN_EXP``."""
+    if lo is not None and hi is not None and (lo > hi or (lo == hi and (lo_excl or hi_excl))):
+        return ops.empty_dfa()
+    return _bounds_cached(lo, lo_excl, hi, hi_excl, integral)
+
+
+def points_dfa(values) -> ByteDFA:
+    """Numbers equal to one of ``values`` (Decimals), on ``DOMAIN_EXP``."""
+    vals = tuple(sorted(set(Decimal(v).normalize() if v != 0 else Decimal(0) for v in values)))
+    if not vals:
+        return ops.empty_dfa()
+    return _points_cached(vals)
+
+
+@functools.lru_cache(maxsize=1024)
+def _points_cached(vals) -> ByteDFA:
+    return regex_to_dfa("|".join(_point_regex(v) for v in vals), max_states=MAX_STATES)
+
+
+def _exp_regex(e: int) -> str:
+    if e == 0:
+        return "[eE][+-]?0+"
+    return ("[eE]\\+?0*%d" % e) if e > 0 else ("[eE]-0*%d" % -e)
+
+
+def _point_regex(v: Decimal) -> str:
+    """Every spelling of the value ``v`` on ``DOMAIN_EXP``."""
+    if v == 0:
+        return r"-?0(?:\.0+)?(?:[eE][+-]?[0-9]+)?"
+    t = _Threshold(v)
+    sign = "-" if t.neg else ""
+    D, m = t.digits, t.mag
+    if m >= len(D):
+        plain = D + "0" * (m - len(D)) + r"(?:\.0+)?"
+    elif m > 0:
+        plain = D[:m] + r"\." + D[m:] + "0*"
+    else:
+        plain = r"0\." + "0" * (-m) + D + "0*"
+    alts = [plain]
+    for p in range(EXP_PRE_MIN, EXP_PRE_MAX + 1):
+        if p == 0:
+            ip, frac = "0", D
+        else:
+            ip, frac = (D + "0" * p)[:p], D[p:]
+        if len(frac) > EXP_FRAC_MAX:
+            continue
+        room = EXP_FRAC_MAX - len(frac)
+        if frac:
+            mant = ip + r"\." + frac + "0{0,%d}" % room
+        else:
+            mant = ip + r"(?:\.0{1,%d})?" % room
+        alts.append(mant + _exp_regex(m - p))
+    return sign + "(?:" + "|".join(alts) + ")"
+
+
+class _MultipleMachine:
+    """Multiples of ``a * 10**-k`` without exponent notation."""
+
+    def __init__(self, a: int, k: int):
+        self.a, self.k = a, k
+
+    def start(self):
+        return ("S0", 0, 0)
+
+    def step(self, st, byte):
+        ph, w, j = st
+        ch = chr(byte)
+        if ph == "S0":
+            if ch == "-":
+                return ("NEG", 0, 0)
+            ph = "NEG"
+        if ph == "NEG":
+            if ch == "0":
+                return ("I0", 0, 0)
+            if "1" <= ch <= "9":
+                return ("I", (byte - 48) % self.a, 0)
+            return None
+        if ph in ("I0", "I") and ch == ".":
+            return ("DOT", w, 0)
+        if not ("0" <= ch <= "9") or ph == "I0":
+            return None
+        d = byte - 48
+        if ph == "I":
+            return ("I", (w * 10 + d) % self.a, 0)
+        if j >= self.k:
+            return ("F", w, j) if d == 0 else None
+        return ("F", (w * 10 + d) % self.a, j + 1)
+
+    def accept(self, st):
+        ph, w, j = st
+        if ph not in ("I0", "I", "F"):
+            return False
+        return (w * pow(10, self.k - j, self.a)) % self.a == 0
+
+
+def multiple_dfa(q: Decimal) -> ByteDFA:
+    """Multiples of ``q`` (> 0), on ``DOMAIN_NOEXP``."""
+    q = Decimal(q)
+    sign, digits, exp = q.normalize().as_tuple()
+    a = int("".join(map(str, digits)))
+    if exp >= 0:
+        a *= 10 ** exp
+        k = 0
+    else:
+        k = -exp
+    if a > 100_000 or k > 400:
+        raise BudgetExceeded(f"multipleOf {q}: the divisibility automaton would have {a * (k + 2)} states")
+    return _multiple_cached(a, k)
+
+
+@functools.lru_cache(maxsize=256)
+def _multiple_cached(a: int, k: int) -> ByteDFA:
+    return _explore(_MultipleMachine(a, k))
+
+
+@functools.lru_cache(maxsize=1)
+def _domain_exp() -> ByteDFA:
+    return _bounds_cached(None, False, None, False, False)
+
+
+def __getattr__(name):  # lazy module constants
+    if name == "DOMAIN_EXP":
+        return _domain_exp()
+    raise AttributeError(name)

@@ -1,0 +1,422 @@
+"""JSON Schema -> grammar: keyword families, options, errors, a property test
+against ``jsonschema``, and a real-tokenizer end-to-end check (``hf``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from functools import lru_cache
+
+import pytest
+
+from structgen.errors import BudgetExceeded, ConfigurationError, Unsupported
+from structgen.json_schema import (
+    JsonSchemaOptions, SchemaError, compile_json_schema, schema_to_grammar, support_matrix_markdown,
+)
+from structgen.vocab import Vocabulary
+
+V = Vocabulary.byte_level()
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def accepts(compiled, text: str) -> bool:
+    """Does the constraint accept exactly ``text`` (fed byte by byte) as a complete output?"""
+    m = compiled.matcher()
+    return m.accept_string(text) and m.can_terminate()
+
+
+@lru_cache(maxsize=512)
+def _compile(schema_json: str, opts: tuple):
+    return compile_json_schema(json.loads(schema_json), V, **dict(opts))
+
+
+def compile_(schema, **opts):
+    if "registry" in opts:  # not hashable: no cache
+        return compile_json_schema(schema, V, **opts)
+    return _compile(json.dumps(schema, sort_keys=False), tuple(sorted(opts.items())))
+
+
+def spellings(x):
+    """The serialisations every default compile must accept."""
+    return [json.dumps(x), json.dumps(x, separators=(",", ":")), json.dumps(x, indent=2),
+            json.dumps(x, ensure_ascii=False)]
+
+
+def check(schema, valid, invalid, **opts):
+    c = compile_(schema, **opts)
+    for x in valid:
+        for text in spellings(x):
+            assert accepts(c, text), f"valid instance rejected: {text!r} for {schema}"
+    for x in invalid:
+        for text in spellings(x):
+            assert not accepts(c, text), f"invalid instance accepted: {text!r} for {schema}"
+
+
+# --------------------------------------------------------------------------- keyword families
+
+CASES = {
+    "type": ({"type": ["integer", "null"]}, [1, -20, None, 1.0, 1e2], [1.5, "1", True, [], {}]),
+    "type-draft4-integer": ({"$schema": "http://json-schema.org/draft-04/schema#", "type": "integer"},
+                            [1, 0, -7], [1.0, 1.5]),
+    "boolean": ({"type": "boolean"}, [True, False], [0, None, "true"]),
+    "enum": ({"enum": [1, "a", None, [1, 2], {"k": True}, "é\n\"", 2.5]},
+             [1, 1.0, "a", None, [1, 2], {"k": True}, "é\n\"", 2.5], [2, "b", [2, 1], {"k": False}, True, [1]]),
+    "const-json-equality": ({"const": {"a": [1, 2.0]}}, [{"a": [1.0, 2]}], [{"a": [1, 2, 3]}, {"a": [1, 2], "b": 1}]),
+    "string-length": ({"type": "string", "minLength": 2, "maxLength": 3}, ["ab", "abc", "é😀", "\n\t"],
+                      ["a", "abcd", "😀😀😀😀", 12]),
+    "string-long": ({"type": "string", "maxLength": 300}, ["x" * 300, "é" * 300, ""], ["x" * 301, "😀" * 301]),
+    "string-long-min": ({"type": "string", "minLength": 130, "maxLength": 140}, ["y" * 130, "y" * 140],
+                        ["y" * 129, "y" * 141, ""]),
+    "pattern": ({"type": "string", "pattern": "^[a-z]+\\d{2}$"}, ["ab12", "z00"], ["ab1", "AB12", "ab123"]),
+    "pattern-unanchored": ({"pattern": "é|\\.x"}, ["café", "a.xb", 5], ["cafe", "ax"]),
+    "pattern-and-length": ({"pattern": "^a", "maxLength": 3}, ["a", "abc"], ["abcd", "ba"]),
+    "format-date": ({"format": "date"}, ["2024-02-29", "1999-12-31"], ["2023-02-29", "2024-13-01", "24-01-01"]),
+    "format-date-time": ({"format": "date-time"}, ["2024-01-01T10:00:00Z", "2024-01-01T10:00:00.5+01:00"],
+                         ["2024-01-01 10:00:00Z", "2024-01-01T25:00:00Z"]),
+    "format-ipv4": ({"format": "ipv4"}, ["1.2.3.4", "255.0.0.0"], ["1.2.3", "256.1.1.1", "01.2.3.4"]),
+    "format-uuid": ({"format": "uuid"}, ["123e4567-e89b-12d3-a456-426614174000"], ["123e4567e89b12d3a456426614174000"]),
+    "format-uri": ({"format": "uri"}, ["https://a.b/c?d#e", "urn:isbn:123"], ["/relative", "a b"]),
+    "number-range": ({"type": "number", "minimum": -1.5, "exclusiveMaximum": 10},
+                     [-1.5, 0, 9.999, 1e-05, 2.5e0], [-1.6, 10, 10.0, 1e1, 1e+16]),
+    "integer-range": ({"type": "integer", "minimum": 1, "maximum": 10}, [1, 10, 5], [0, 11, 5.5, -1]),
+    "draft4-exclusive": ({"$schema": "http://json-schema.org/draft-04/schema#", "minimum": 0,
+                          "exclusiveMinimum": True}, [1, 0.1], [0, -1]),
+    "multipleOf": ({"multipleOf": 0.5}, [1, 1.5, -2, 0], [0.25, 1.1]),
+    "multipleOf-int": ({"type": "integer", "multipleOf": 3, "maximum": 12}, [0, 3, 12, -3], [4, 15]),
+    "object": ({"type": "object", "properties": {"a": {"type": "string"}, "b": {"type": "integer"}},
+                "required": ["a"], "additionalProperties": False},
+               [{"a": "x"}, {"a": "x", "b": 2}], [{}, {"b": 2}, {"a": 1}, {"a": "x", "c": 1}]),
+    "object-additional-schema": ({"properties": {"a": {"type": "string"}}, "additionalProperties": {"type": "integer"}},
+                                 [{"a": "x", "z": 1}, {"q": 2, "r": 3}], [{"a": 1}, {"z": "x"}]),
+    "patternProperties": ({"patternProperties": {"^x-": {"type": "integer"}, "y$": {"minimum": 5}},
+                           "additionalProperties": False},
+                          [{"x-a": 1}, {"x-y": 6}, {"by": 7}], [{"x-y": 4}, {"x-a": "s"}, {"other": 1}]),
+    "propertyNames": ({"propertyNames": {"maxLength": 2}}, [{"ab": 1}, {}], [{"abc": 1}]),
+    "min-max-properties": ({"minProperties": 1, "maxProperties": 2}, [{"a": 1}, {"a": 1, "b": 2}],
+                           [{}, {"a": 1, "b": 2, "c": 3}]),
+    "dependentRequired": ({"dependentRequired": {"a": ["b"]}}, [{"a": 1, "b": 2}, {"b": 1}, {}], [{"a": 1}]),
+    "dependentSchemas": ({"properties": {"a": {}, "b": {}}, "dependentSchemas": {"a": {"required": ["b"]}}},
+                         [{"a": 1, "b": 2}, {"b": 1}], [{"a": 1}]),
+    "array-items": ({"type": "array", "items": {"type": "integer"}, "minItems": 1, "maxItems": 3},
+                    [[1], [1, 2, 3]], [[], [1, 2, 3, 4], ["a"]]),
+    "prefixItems": ({"prefixItems": [{"type": "string"}, {"type": "integer"}], "items": False},
+                    [["a", 1], ["a"], []], [["a", 1, 2], [1, "a"]]),
+    "legacy-items-array": ({"items": [{"type": "string"}], "additionalItems": {"type": "integer"}},
+                           [["a", 1, 2], []], [["a", "b"], [1]]),
+    "contains": ({"contains": {"type": "string"}, "minContains": 2, "maxContains": 3},
+                 [["a", "b"], ["a", 1, "b", "c"]], [["a"], ["a", "b", "c", "d"], []]),
+    "uniqueItems-enum": ({"type": "array", "items": {"enum": [1, "a", True]}, "uniqueItems": True},
+                         [[1, "a"], [True], []], [[1, 1], [1, "a", 1.0]]),
+    "allOf-merge": ({"allOf": [{"properties": {"a": {"minimum": 1}}}, {"properties": {"a": {"maximum": 3}}}]},
+                    [{"a": 2}], [{"a": 0}, {"a": 4}]),
+    "anyOf": ({"anyOf": [{"type": "string"}, {"type": "integer", "minimum": 5}]}, ["x", 7], [3, None]),
+    "oneOf-overlap": ({"oneOf": [{"type": "integer"}, {"minimum": 2}]}, [1, 2.5, "x"], [3, 2.0]),
+    "oneOf-objects": ({"oneOf": [{"required": ["a"]}, {"required": ["b"]}]}, [{"a": 1}, {"b": 1}],
+                      [{"a": 1, "b": 2}, {}]),
+    "not": ({"not": {"enum": ["a", 1]}}, ["b", 2, None, {}], ["a", 1]),
+    "not-pattern": ({"type": "string", "not": {"pattern": "^x"}}, ["ax", ""], ["x", "xy"]),
+    "if-then-else": ({"if": {"properties": {"k": {"const": "n"}}, "required": ["k"]},
+                      "then": {"properties": {"v": {"type": "number"}}},
+                      "else": {"properties": {"v": {"type": "string"}}}},
+                     [{"k": "n", "v": 1}, {"k": "s", "v": "x"}, {"v": "y"}], [{"k": "n", "v": "x"}, {"v": 1}]),
+    "ref-recursive": ({"$defs": {"node": {"type": "object", "properties": {"kids": {"type": "array", "items":
+                       {"$ref": "#/$defs/node"}}}, "additionalProperties": False}}, "$ref": "#/$defs/node"},
+                      [{}, {"kids": [{}, {"kids": []}]}], [{"kids": [1]}, {"x": 1}]),
+    "definitions-draft4": ({"definitions": {"p": {"type": "integer"}}, "properties": {"a": {"$ref": "#/definitions/p"}}},
+                           [{"a": 1}], [{"a": "x"}]),
+    "anchor-and-id": ({"$id": "https://e.x/root.json", "$defs": {"a": {"$anchor": "num", "type": "number"},
+                       "b": {"$id": "b.json", "type": "string"}},
+                       "properties": {"n": {"$ref": "#num"}, "s": {"$ref": "b.json"}}},
+                      [{"n": 1, "s": "x"}], [{"n": "1"}, {"s": 1}]),
+    "unevaluatedProperties": ({"properties": {"a": {}}, "allOf": [{"properties": {"b": {}}}],
+                               "unevaluatedProperties": False}, [{"b": 2, "a": 1}], [{"a": 1, "c": 3}]),
+    "unevaluatedItems": ({"prefixItems": [{"type": "integer"}], "unevaluatedItems": {"type": "string"}},
+                         [[1, "a", "b"], [1]], [[1, 2]]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_keyword_family(name):
+    schema, valid, invalid = CASES[name]
+    check(schema, valid, invalid)
+
+
+def test_string_escapes_are_all_accepted():
+    c = compile_({"enum": ["é/\"x", "😀"]}, escapes="all")
+    for text in ['"é/\\"x"', '"\\u00e9\\/\\u0022x"', '"\\u00E9/\\"\\u0078"', '"😀"', '"\\ud83d\\ude00"',
+                 '"\\uD83D\\uDE00"']:
+        assert accepts(c, text), text
+    for text in ['"\\u00e8/\\"x"', '"\\ud83d"', '"é/"x"']:
+        assert not accepts(c, text), text
+
+
+@pytest.mark.parametrize("schema", [{"enum": ["é/\"x"]}, {"pattern": "^é/\"x$"},
+                                    {"propertyNames": {"const": "é/\"x"}}])
+def test_canonical_escapes(schema):
+    """Default: every standard serializer's spelling (raw or \\u-escaped non-ASCII, either hex
+    case; short escapes; \\/), but printable ASCII is never \\u-escaped."""
+    c = compile_(schema)
+    wrap = (lambda t: "{" + t + ": 1}") if "propertyNames" in schema else (lambda t: t)
+    for text in ['"é/\\"x"', '"\\u00e9/\\"x"', '"\\u00E9\\/\\"x"']:
+        assert accepts(c, wrap(text)), text
+    for text in ['"\\u00e9/\\"\\u0078"', '"\\u00e9/\\u0022x"']:
+        assert not accepts(c, wrap(text)), text
+        assert accepts(compile_(schema, escapes="all"), wrap(text)), text
+
+
+def test_dynamic_ref_scope():
+    schema = {"$id": "https://t.x/root", "$ref": "list", "$defs": {
+        "foo": {"$dynamicAnchor": "items", "type": "string"},
+        "list": {"$id": "list", "type": "array", "items": {"$dynamicRef": "#items"},
+                 "$defs": {"items": {"$dynamicAnchor": "items"}}}}}
+    check(schema, [["a", "b"], []], [[1], ["a", 2]])
+
+
+def test_remote_registry_and_unresolvable_ref():
+    reg = {"https://remote.x/int.json": {"type": "integer"}}
+    check({"items": {"$ref": "https://remote.x/int.json"}}, [[1]], [["a"]], registry=reg)
+    with pytest.raises(SchemaError, match="cannot resolve"):
+        schema_to_grammar({"properties": {"a": {"$ref": "#/$defs/missing"}}})
+    with pytest.raises(SchemaError, match="cannot resolve"):
+        schema_to_grammar({"$ref": "https://nowhere.invalid/x.json"})
+
+
+# --------------------------------------------------------------------------- options
+
+
+def test_whitespace_policies():
+    x = {"a": [1, {"b": None}], "c": "d"}
+    compact = compile_({"type": "object"}, whitespace="compact")
+    assert accepts(compact, json.dumps(x, separators=(",", ":")))
+    assert not accepts(compact, json.dumps(x))
+    pretty = compile_({"type": "object"}, whitespace="pretty")
+    for text in spellings(x) + [json.dumps(x, indent=4)]:
+        assert accepts(pretty, text)
+    assert not accepts(pretty, '{"a" : 1}')
+    flexible = compile_({"type": "object"}, max_whitespace=3)
+    assert accepts(flexible, '{ \t"a"\n:\r1}')
+    assert not accepts(flexible, '{    "a": 1}')
+    # no whitespace around the top-level value
+    assert not accepts(compile_({"type": "object"}), ' {"a": 1}')
+    assert not accepts(compile_({"type": "object"}), '{"a": 1} ')
+
+
+def test_property_order_options():
+    schema = {"properties": {"a": {}, "b": {}, "c": {}}, "required": ["a"]}
+    inst = '{"b": 1, "a": 2}'
+    assert not accepts(compile_(schema), inst)
+    anyo = compile_(schema, property_order="any")
+    assert accepts(anyo, inst) and accepts(anyo, '{"c": 1, "b": 2, "a": 3}')
+    assert not accepts(anyo, '{"a": 1, "a": 2}') and not accepts(anyo, '{"b": 1}')
+
+
+def test_additional_properties_forbid():
+    c = compile_({"properties": {"a": {}}}, additional_properties="forbid")
+    assert accepts(c, '{"a": 1}') and not accepts(c, '{"a": 1, "b": 2}')
+
+
+def test_options_are_validated():
+    with pytest.raises(ConfigurationError, match="unknown JSON Schema option"):
+        schema_to_grammar({}, whitespaces="compact")
+    with pytest.raises(ConfigurationError):
+        JsonSchemaOptions(whitespace="tabs")
+    with pytest.raises(ConfigurationError):
+        JsonSchemaOptions(max_whitespace=-1)
+
+
+def test_max_recursion_depth():
+    schema = {"type": "array", "items": {"$ref": "#"}}
+    c = compile_(schema, max_recursion_depth=2)
+    assert accepts(c, "[[]]") and not accepts(c, "[[[]]]")
+    assert accepts(compile_(schema), "[[[[[]]]]]")
+
+
+# --------------------------------------------------------------------------- inputs and errors
+
+
+def test_inputs_text_pydantic_and_types():
+    pydantic = pytest.importorskip("pydantic")
+
+    class Item(pydantic.BaseModel):
+        name: str
+        price: float
+        tags: list[str] = []
+
+    c = compile_json_schema(Item, V)
+    assert accepts(c, json.dumps({"name": "x", "price": 1.5, "tags": ["a"]}))
+    assert not accepts(c, json.dumps({"name": "x"}))
+    c2 = compile_json_schema(list[int], V)
+    assert accepts(c2, "[1, 2]") and not accepts(c2, '["a"]')
+    c3 = compile_json_schema('{"type": "boolean"}', V)
+    assert accepts(c3, "true")
+    with pytest.raises(SchemaError, match="not JSON"):
+        schema_to_grammar("{nope")
+    with pytest.raises(SchemaError):
+        schema_to_grammar(42)
+
+
+def test_unsupported_names_keyword_and_pointer():
+    schema = {"properties": {"a": {"type": "array", "items": {"type": "string"}, "uniqueItems": True}}}
+    with pytest.raises(Unsupported, match="uniqueItems"):
+        schema_to_grammar(schema)
+    with pytest.raises(Unsupported) as exc:
+        schema_to_grammar({"properties": {"b": {"pattern": "(?=a)b"}}})
+    assert exc.value.where == "#/properties/b/pattern"
+
+
+def test_lenient_drops_with_warning_and_report():
+    schema = {"properties": {"b": {"type": "string", "pattern": "(?=a)b"}}}
+    with pytest.warns(UserWarning, match="pattern"):
+        c = compile_json_schema(schema, V, lenient=True)
+    assert any(r["keyword"] == "pattern" and r["where"].endswith("/properties/b/pattern") for r in c.report)
+    assert accepts(c, '{"b": "anything"}') and not accepts(c, '{"b": 1}')
+
+
+def test_unknown_keywords_and_formats_are_ignored_but_reported():
+    c = compile_json_schema({"type": "string", "x-custom": 1, "format": "int32"}, V)
+    assert accepts(c, '"12"')
+    assert any(r["kind"] == "ignored" for r in c.report)
+
+
+def test_empty_language_and_circular_ref():
+    with pytest.raises(SchemaError, match="accepts no JSON value"):
+        schema_to_grammar(False)
+    with pytest.raises(SchemaError, match="circular"):
+        schema_to_grammar({"$defs": {"a": {"$ref": "#/$defs/a"}}, "$ref": "#/$defs/a"})
+
+
+def test_budgets_and_huge_bounds():
+    c = compile_json_schema({"type": "string", "maxLength": 10 ** 9}, V)
+    assert accepts(c, '"' + "x" * 5000 + '"')
+    assert any(r["kind"] == "relaxed" for r in c.report)
+    with pytest.raises(BudgetExceeded):
+        schema_to_grammar({"type": "object", "properties": {f"p{i}": {} for i in range(50)}}, max_terminals=10)
+    deep = {}
+    cur = deep
+    for _ in range(3000):
+        cur["items"] = {}
+        cur = cur["items"]
+    with pytest.raises((BudgetExceeded, SchemaError)):
+        schema_to_grammar(deep, time_budget_s=20)
+
+
+def test_support_doc_is_generated_from_the_table():
+    path = os.path.join(ROOT, "docs", "json_schema_support.md")
+    with open(path, encoding="utf-8") as f:
+        assert f.read() == support_matrix_markdown(), "regenerate docs/json_schema_support.md"
+
+
+# --------------------------------------------------------------------------- property test vs jsonschema
+
+jsonschema = pytest.importorskip("jsonschema")
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_scalars = st.one_of(st.none(), st.booleans(), st.integers(-20, 20), st.sampled_from([0.5, -1.25, 2.0, 1e-05]),
+                     st.text(alphabet="ab\u00e9\"", max_size=3))
+_values = st.recursive(_scalars, lambda inner: st.one_of(
+    st.lists(inner, max_size=3), st.dictionaries(st.sampled_from(["a", "b", "c"]), inner, max_size=3)),
+    max_leaves=6)
+
+
+def _leaf_schemas():
+    return st.one_of(
+        st.fixed_dictionaries({"type": st.sampled_from(["string", "integer", "number", "boolean", "null",
+                                                        "object", "array"])}),
+        st.fixed_dictionaries({"enum": st.lists(_scalars, min_size=1, max_size=3)}),
+        st.fixed_dictionaries({"const": _scalars}),
+        st.fixed_dictionaries({"minimum": st.integers(-5, 5)}),
+        st.fixed_dictionaries({"maximum": st.sampled_from([0, 1.5, 10])}),
+        st.fixed_dictionaries({"exclusiveMinimum": st.integers(-2, 2)}),
+        st.fixed_dictionaries({"multipleOf": st.sampled_from([2, 0.5])}),
+        st.fixed_dictionaries({"maxLength": st.integers(0, 3)}),
+        st.fixed_dictionaries({"minLength": st.integers(0, 2)}),
+        st.fixed_dictionaries({"pattern": st.sampled_from(["^a", "b$", "é", "^[ab]*$"])}),
+        st.fixed_dictionaries({"minItems": st.integers(0, 2)}),
+        st.fixed_dictionaries({"maxItems": st.integers(0, 2)}),
+        st.fixed_dictionaries({"required": st.lists(st.sampled_from(["a", "b"]), max_size=2, unique=True)}),
+        st.fixed_dictionaries({"maxProperties": st.integers(0, 2)}),
+        st.fixed_dictionaries({"minProperties": st.integers(1, 2)}),
+        st.fixed_dictionaries({"propertyNames": st.sampled_from([{"pattern": "^[ab]"}, {"maxLength": 0},
+                                                                 {"enum": ["a", "c"]}])}),
+        st.fixed_dictionaries({"dependentRequired": st.just({"a": ["b"]})}),
+        st.fixed_dictionaries({"uniqueItems": st.just(True), "items": st.just({"enum": [1, "a", None]})}),
+        st.fixed_dictionaries({"exclusiveMaximum": st.sampled_from([0, 2.5])}),
+        st.just({}),
+    )
+
+
+def _schemas():
+    return st.recursive(_leaf_schemas(), lambda inner: st.one_of(
+        st.fixed_dictionaries({"properties": st.dictionaries(st.sampled_from(["a", "b"]), inner, max_size=2)}),
+        st.fixed_dictionaries({"properties": st.dictionaries(st.sampled_from(["a"]), inner, max_size=1),
+                               "additionalProperties": inner}),
+        st.fixed_dictionaries({"items": inner}),
+        st.fixed_dictionaries({"prefixItems": st.lists(inner, min_size=1, max_size=2)}),
+        st.fixed_dictionaries({"contains": inner}),
+        st.fixed_dictionaries({"contains": inner, "maxContains": st.integers(0, 2)}),
+        st.fixed_dictionaries({"patternProperties": st.dictionaries(st.sampled_from(["^a", "b", "."]), inner,
+                                                                    max_size=2),
+                               "additionalProperties": st.booleans()}),
+        st.fixed_dictionaries({"dependentSchemas": st.dictionaries(st.sampled_from(["a", "c"]), inner,
+                                                                   max_size=1)}),
+        st.fixed_dictionaries({"if": inner, "then": inner, "else": inner}),
+        st.fixed_dictionaries({"anyOf": st.lists(inner, min_size=1, max_size=2)}),
+        st.fixed_dictionaries({"allOf": st.lists(inner, min_size=1, max_size=2)}),
+        st.fixed_dictionaries({"oneOf": st.lists(inner, min_size=1, max_size=2)}),
+        st.fixed_dictionaries({"not": inner}),
+    ), max_leaves=4)
+
+
+@settings(max_examples=250, derandomize=True, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(_schemas(), st.lists(_values, min_size=4, max_size=4))
+def test_property_accepts_iff_valid(schema, instances):
+    validator = jsonschema.Draft202012Validator(schema)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            c = compile_(schema, property_order="any")
+    except Unsupported:
+        return  # strict mode refuses, never guesses
+    except SchemaError as exc:
+        assert "accepts no JSON value" in str(exc)
+        assert not any(validator.is_valid(x) for x in instances)
+        return
+    for x in instances:
+        text = json.dumps(x)
+        assert accepts(c, text) == validator.is_valid(x), (schema, text)
+
+
+# --------------------------------------------------------------------------- real tokenizer
+
+
+@lru_cache(maxsize=1)
+def _deepseek():
+    from structgen.vocab.known import load_tokenizer
+
+    tok = load_tokenizer("deepseek")
+    return tok, Vocabulary.from_tokenizer(tok)
+
+
+@pytest.mark.hf
+def test_real_tokenizer_end_to_end():
+    try:
+        tok, vocab = _deepseek()
+    except Exception as exc:  # noqa: BLE001 - optional dependency
+        pytest.skip(f"deepseek tokenizer unavailable: {exc}")
+    schema = {"type": "object", "properties": {"name": {"type": "string", "maxLength": 20},
+                                               "age": {"type": "integer", "minimum": 0},
+                                               "tags": {"type": "array", "items": {"enum": ["x", "yé"]}}},
+              "required": ["name", "age"], "additionalProperties": False}
+    c = compile_json_schema(schema, vocab)
+    good = json.dumps({"name": "Zoë", "age": 41, "tags": ["yé", "x"]}, ensure_ascii=False)
+    m = c.matcher()
+    for t in tok.encode(good, add_special_tokens=False):
+        assert m.is_token_allowed(t), tok.decode([t])
+        assert m.accept_token(t)
+    assert m.can_terminate()
+    bad = json.dumps({"name": "Zoë", "age": -1})
+    m = c.matcher()
+    assert not all(m.accept_token(t) for t in tok.encode(bad, add_special_tokens=False))
