@@ -37,11 +37,14 @@ __all__ = [
     "CompiledGrammar", "Matcher",
     "allocate_token_bitmask", "apply_token_bitmask_inplace", "reset_token_bitmask",
     # generation with a model (imported lazily: torch/transformers only when used)
+    "compile_json_schema", "JsonSchemaOptions",
     "generate", "GenerationResult", "structured", "load_default_model",
     "StructgenLogitsProcessor", "StructgenStoppingCriteria",
 ]
 
 _LAZY = {
+    "compile_json_schema": ("structgen.json_schema", "compile_json_schema"),
+    "JsonSchemaOptions": ("structgen.json_schema", "JsonSchemaOptions"),
     "generate": ("structgen.integrations.generate", "generate"),
     "GenerationResult": ("structgen.integrations.generate", "GenerationResult"),
     "structured": ("structgen.api", "structured"),
