@@ -50,7 +50,6 @@ import gc  # noqa: E402
 import importlib.util  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
-import platform  # noqa: E402
 import signal  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -59,7 +58,6 @@ import time  # noqa: E402
 import traceback  # noqa: E402
 import zlib  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
-from importlib import metadata  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -254,66 +252,7 @@ def load_tokenizer(name: str):
     raise RuntimeError(f"structgen.vocab.known is not importable and there is no fallback loader for {name!r}")
 
 
-def version(pkg: str) -> str | None:
-    try:
-        return metadata.version(pkg)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-def loadavg() -> list[float] | None:
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        return None
-
-
-def environment() -> dict:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem_gb = None
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                mem_gb = round(int(line.split()[1]) / 2**20, 1)
-    except OSError:
-        pass
-    sg_version = None
-    try:
-        import structgen
-
-        sg_version = getattr(structgen, "__version__", None)
-    except Exception as e:  # noqa: BLE001
-        sg_version = f"not importable: {short(e, 80)}"
-    git = None
-    try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
-                             text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "structgen"], cwd=REPO,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-        git = rev + ("+dirty(structgen/)" if dirty else "")
-    except Exception:  # noqa: BLE001
-        pass
-    try:
-        affinity = len(os.sched_getaffinity(0))
-    except AttributeError:
-        affinity = None
-    return {
-        "loadavg_start": loadavg(),
-        "cpu": cpu, "cores": os.cpu_count(), "cores_available": affinity, "mem_gb": mem_gb,
-        "platform": platform.platform(), "python": platform.python_version(),
-        "versions": {"numpy": np.__version__, "numba": version("numba"), "structgen": sg_version,
-                     "structgen_git": git, "llguidance": version("llguidance"),
-                     "xgrammar": version("xgrammar"), "transformers": version("transformers"),
-                     "tokenizers": version("tokenizers"), "torch": version("torch")},
-        "threads": {v: os.environ.get(v) for v in ("NUMBA_NUM_THREADS", "RAYON_NUM_THREADS", "OMP_NUM_THREADS")},
-    }
+from structgen.bench.env import environment, loadavg  # noqa: E402  (one implementation)
 
 
 # --------------------------------------------------------------------------- engines

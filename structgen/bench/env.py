@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
-import sys
 from importlib import metadata
 from pathlib import Path
 
@@ -46,8 +45,15 @@ def version(pkg: str) -> str | None:
         return None
 
 
-def _own_environment() -> dict:
-    """Fallback when ``benchmarks/bench_mask.py`` is not importable (installed package)."""
+def loadavg() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def environment() -> dict:
+    """Machine (CPU model, cores, memory, load) and versions of everything measured."""
     cpu = "unknown"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -73,66 +79,24 @@ def _own_environment() -> dict:
     except Exception:  # noqa: BLE001
         pass
     try:
-        import numpy
-
-        np_version = numpy.__version__
-    except Exception:  # noqa: BLE001
-        np_version = None
-    try:
         affinity = len(os.sched_getaffinity(0))
     except AttributeError:
         affinity = None
-    try:
-        load = [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        load = None
     try:
         import structgen
 
         sg_version = getattr(structgen, "__version__", None)
     except Exception as e:  # noqa: BLE001
         sg_version = f"not importable: {e}"
+    packages = ("numpy", "numba", "llguidance", "xgrammar", "outlines-core", "transformers", "tokenizers",
+                "torch", "jsonschema", "matplotlib", "tqdm")
+    versions = {p: version(p) for p in packages}
+    versions.update(structgen=sg_version, structgen_git=git)
     return {
-        "loadavg_start": load, "cpu": cpu, "cores": os.cpu_count(), "cores_available": affinity,
+        "loadavg_start": loadavg(), "cpu": cpu, "cores": os.cpu_count(), "cores_available": affinity,
         "mem_gb": mem_gb, "platform": platform.platform(), "python": platform.python_version(),
-        "versions": {"numpy": np_version, "numba": version("numba"), "structgen": sg_version,
-                     "structgen_git": git, "llguidance": version("llguidance"),
-                     "xgrammar": version("xgrammar"), "transformers": version("transformers"),
-                     "tokenizers": version("tokenizers"), "torch": version("torch")},
+        "versions": versions, "threads": {v: os.environ.get(v) for v in THREAD_VARS},
     }
-
-
-def environment() -> dict:
-    """Machine and versions.  Reuses ``benchmarks/bench_mask.py``'s ``environment()`` (CPU
-    model, cores, memory, load, python/numpy/numba/structgen git/llguidance/xgrammar/
-    transformers/tokenizers/torch) when the repository checkout is there, and adds the
-    packages only these runners use."""
-    env = None
-    bench_mask = REPO / "benchmarks" / "bench_mask.py"
-    if bench_mask.exists():
-        try:
-            if str(REPO) not in sys.path:
-                sys.path.insert(0, str(REPO))
-            from benchmarks.bench_mask import environment as bm_environment
-
-            env = bm_environment()
-        except Exception:  # noqa: BLE001
-            env = None
-    if env is None:
-        env = _own_environment()
-    env.setdefault("versions", {}).update({
-        "outlines-core": version("outlines-core"), "jsonschema": version("jsonschema"),
-        "matplotlib": version("matplotlib"), "tqdm": version("tqdm"),
-    })
-    env["threads"] = {v: os.environ.get(v) for v in THREAD_VARS}
-    return env
-
-
-def loadavg() -> list[float] | None:
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        return None
 
 
 def machine_line(env: dict) -> str:
