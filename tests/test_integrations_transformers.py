@@ -28,15 +28,6 @@ from structgen.integrations.transformers import (  # noqa: E402
 pytestmark = pytest.mark.hf
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """One intra-op thread: on a shared 2-core machine, torch's spinning worker threads
-    make small forward passes 10-40x slower under contention."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 DATE = r"\d{4}-\d{2}-\d{2}"
 ANSWER = r"(yes|no|maybe)"
 

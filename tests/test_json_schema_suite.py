@@ -19,11 +19,12 @@ from functools import lru_cache
 
 import pytest
 
+from structgen.bench.env import default_data_dir
 from structgen.errors import BudgetExceeded, Unsupported
 from structgen.json_schema import SchemaError, compile_json_schema
 from structgen.vocab import Vocabulary
 
-DATA = os.environ.get("STRUCTGEN_DATA", "/work/shared/data")
+DATA = str(default_data_dir())  # $STRUCTGEN_DATA or ../shared/data beside the repository
 SUITE = os.path.join(DATA, "json-schema-test-suite")
 BENCH = os.path.join(DATA, "jsonschemabench", "maskbench", "data")
 V = Vocabulary.byte_level()
