@@ -12,7 +12,11 @@ import pytest
 
 from structgen.errors import BudgetExceeded, ConfigurationError, Unsupported
 from structgen.json_schema import (
-    JsonSchemaOptions, SchemaError, compile_json_schema, schema_to_grammar, support_matrix_markdown,
+    JsonSchemaOptions,
+    SchemaError,
+    compile_json_schema,
+    schema_to_grammar,
+    support_matrix_markdown,
 )
 from structgen.vocab import Vocabulary
 
@@ -123,8 +127,8 @@ CASES = {
     "ref-recursive": ({"$defs": {"node": {"type": "object", "properties": {"kids": {"type": "array", "items":
                        {"$ref": "#/$defs/node"}}}, "additionalProperties": False}}, "$ref": "#/$defs/node"},
                       [{}, {"kids": [{}, {"kids": []}]}], [{"kids": [1]}, {"x": 1}]),
-    "definitions-draft4": ({"definitions": {"p": {"type": "integer"}}, "properties": {"a": {"$ref": "#/definitions/p"}}},
-                           [{"a": 1}], [{"a": "x"}]),
+    "definitions-draft4": ({"definitions": {"p": {"type": "integer"}},
+                            "properties": {"a": {"$ref": "#/definitions/p"}}}, [{"a": 1}], [{"a": "x"}]),
     "anchor-and-id": ({"$id": "https://e.x/root.json", "$defs": {"a": {"$anchor": "num", "type": "number"},
                        "b": {"$id": "b.json", "type": "string"}},
                        "properties": {"n": {"$ref": "#num"}, "s": {"$ref": "b.json"}}},
@@ -163,6 +167,29 @@ def test_canonical_escapes(schema):
     for text in ['"\\u00e9/\\"\\u0078"', '"\\u00e9/\\u0022x"']:
         assert not accepts(c, wrap(text)), text
         assert accepts(compile_(schema, escapes="all"), wrap(text)), text
+
+
+@pytest.mark.parametrize("lo,hi", [(5000, None), (200, 300), (200, None), (0, 129), (130, 192)])
+def test_chunked_long_strings_count_exactly(lo, hi):
+    schema = {"type": "string", "minLength": lo} if hi is None else {"type": "string", "minLength": lo,
+                                                                        "maxLength": hi}
+    c = compile_(schema)
+    for n in sorted({0, 1, 63, 64, 65, 127, 128, 129, 192, 193, lo - 1, lo, lo + 1, (hi or lo + 300) - 1,
+                     hi or lo + 300, (hi or lo + 300) + 1}):
+        if n >= 0:
+            text = json.dumps("é" * n) if n % 2 else json.dumps("\n" * n)
+            assert accepts(c, text) == (n >= lo and (hi is None or n <= hi)), n
+
+
+def test_draft_semantics():
+    d7 = {"$schema": "http://json-schema.org/draft-07/schema#", "definitions": {"s": {"type": "string"}},
+          "properties": {"a": {"$ref": "#/definitions/s", "maxLength": 1}}}
+    check(d7, [{"a": "long is fine: siblings of $ref are ignored before 2019-09"}], [{"a": 1}])
+    d2020 = {"$defs": {"s": {"type": "string"}}, "properties": {"a": {"$ref": "#/$defs/s", "maxLength": 1}}}
+    check(d2020, [{"a": "x"}], [{"a": "xy"}])
+    d4 = {"$schema": "http://json-schema.org/draft-04/schema#", "id": "http://x.y/root.json",
+          "definitions": {"n": {"id": "#num", "type": "number"}}, "items": {"$ref": "#num"}}
+    check(d4, [[1, 2.5]], [["a"]])
 
 
 def test_dynamic_ref_scope():
@@ -205,10 +232,14 @@ def test_whitespace_policies():
 def test_property_order_options():
     schema = {"properties": {"a": {}, "b": {}, "c": {}}, "required": ["a"]}
     inst = '{"b": 1, "a": 2}'
-    assert not accepts(compile_(schema), inst)
-    anyo = compile_(schema, property_order="any")
-    assert accepts(anyo, inst) and accepts(anyo, '{"c": 1, "b": 2, "a": 3}')
+    assert not accepts(compile_(schema), inst)  # default: schema order
+    anyo = compile_(schema, property_order="any")  # any order, no duplicates
+    assert accepts(anyo, inst) and accepts(anyo, '{"c": 1, "b": 2, "a": 3}') and accepts(anyo, '{"a": 1, "x": 2}')
     assert not accepts(anyo, '{"a": 1, "a": 2}') and not accepts(anyo, '{"b": 1}')
+    big = {"properties": {f"p{i}": {} for i in range(10)}}
+    c = compile_json_schema(big, V, max_any_order=8, property_order="any")
+    assert accepts(c, '{"p0": 1, "p9": 2}') and not accepts(c, '{"p9": 1, "p0": 2}')
+    assert any(r["kind"] == "restricted" for r in c.report)
 
 
 def test_additional_properties_forbid():
@@ -271,6 +302,16 @@ def test_lenient_drops_with_warning_and_report():
         c = compile_json_schema(schema, V, lenient=True)
     assert any(r["keyword"] == "pattern" and r["where"].endswith("/properties/b/pattern") for r in c.report)
     assert accepts(c, '{"b": "anything"}') and not accepts(c, '{"b": 1}')
+
+
+def test_lenient_unique_items_is_dropped_not_ignored_silently():
+    schema = {"type": "array", "items": {"type": "string"}, "uniqueItems": True}
+    with pytest.raises(Unsupported) as exc:
+        schema_to_grammar(schema)
+    assert exc.value.where == "#/uniqueItems"
+    with pytest.warns(UserWarning, match="uniqueItems"):
+        c = compile_json_schema(schema, V, lenient=True)
+    assert accepts(c, '["a", "a"]') and [r["keyword"] for r in c.report] == ["uniqueItems"]
 
 
 def test_unknown_keywords_and_formats_are_ignored_but_reported():

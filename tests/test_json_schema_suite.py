@@ -136,6 +136,29 @@ def test_maskbench_sample():
     # no invalid instance may be accepted (formats are asserted, so even the "invalid only with
     # format" instances are blocked)
     assert not wrong, wrong
-    # measured on this sample (100 schemas): 93 fully correct, 5 Unsupported (uniqueItems over
-    # strings), 2 with valid instances whose key order differs from the schema's (property_order="schema")
+    # measured on this sample (100 schemas, 407 labelled instances): 93 fully correct, 5 Unsupported
+    # (uniqueItems over open string domains), 2 with a valid instance whose keys are out of schema
+    # order in an object declaring 9 properties (> max_any_order); 0 invalid instances accepted
     assert counts["pass"] >= 90, counts
+
+
+DRAFT7_FILES = sorted(glob.glob(os.path.join(SUITE, "tests", "draft7", "*.json")))
+
+
+@pytest.mark.skipif(not DRAFT7_FILES, reason="JSON-Schema-Test-Suite data not available")
+def test_suite_draft7():
+    """The draft-07 files (no ``$schema`` in them: run with ``default_draft="7"``)."""
+    counts = Counter()
+    wrong = []
+    for path in DRAFT7_FILES:
+        with open(path, encoding="utf-8") as f:
+            groups = json.load(f)
+        for g in groups:
+            status, problems = run_group(g["schema"], g["tests"], registry=remotes(), property_order="any",
+                                         format_assertion=False, default_draft="7")
+            counts[status] += 1
+            wrong += [f"{g['description']}: {p}" for p in problems if p.startswith("WRONG ACCEPT")]
+    assert not wrong, wrong
+    # measured: 252 / 257 groups; misses: uniqueItems on open domains (3, two via the meta-schema),
+    # multipleOf 0.123456789 on integers (needs a 10^8-state automaton)
+    assert counts["pass"] >= 245, counts

@@ -30,7 +30,7 @@ class JsonSchemaOptions:
     whitespace: str = "flexible"  # "compact" | "flexible" | "pretty"
     max_whitespace: int = 24  # per gap, for "flexible" / "pretty"
     escapes: str = "canonical"  # "canonical" | "all": JSON spellings of string characters accepted
-    property_order: str = "schema"  # "schema" | "any"
+    property_order: str = "schema"  # "any" (exact, up to max_any_order declared keys) | "schema"
     max_any_order: int = 8  # declared keys above which "any" falls back to schema order
     additional_properties: str = "schema"  # "schema" | "forbid"
     format_assertion: bool = True

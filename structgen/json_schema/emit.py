@@ -22,13 +22,24 @@ from ..automata.regex import literal_dfa, regex_to_dfa
 from ..errors import BudgetExceeded, Unsupported
 from ..grammar.ir import Grammar, Terminal, term_symbol
 from . import numbers as num
-from ._dfa import ANY_STRING, dfa_key, product, quoted_literals, encoded_length_chain, enumerate_strings, glue, literal_body, max_length, \
-    quoted, union_all
-from .model import FALSE, TRUE, ArrAlt, ObjAlt, TypeSets, f_and, f_not
+from ._dfa import (
+    ANY_STRING,
+    dfa_key,
+    encoded_length_chain,
+    enumerate_strings,
+    max_length,
+    product,
+    quoted,
+    quoted_literals,
+    union_all,
+)
+from .model import FALSE, ArrAlt, ObjAlt, TypeSets, _length_body, f_and, f_not
+from .support import hint
 
 CHUNK = 64
 DIRECT_MAX_LENGTH = 128  # longer unconstrained strings use chunk terminals
 DIRECT_MAX_WITH_BODY = 4096
+MAX_STRING_BODY_STATES = 6000
 
 
 class Emitter:
@@ -44,6 +55,7 @@ class Emitter:
         self._arrays: dict = {}
         self._misc: dict = {}
         self.canon = options.escapes == "canonical"
+        self.schema_ordered = 0  # objects above max_any_order (property_order="any")
         self._ws()
 
     # ------------------------------------------------------------------ basics
@@ -148,17 +160,25 @@ class Emitter:
             ml = max_length(body)
             if ml is not None and ml <= hi:
                 hi = None
-        if body is None and hi is not None and hi > DIRECT_MAX_LENGTH:
+        if body is None and ((hi is not None and hi > DIRECT_MAX_LENGTH) or lo > DIRECT_MAX_LENGTH):
             return self.chunked_string(lo, hi)
-        if body is not None and hi is not None and hi > DIRECT_MAX_WITH_BODY:
-            msg = (f"maxLength {hi} together with a pattern/format would need a DFA with about {hi} x "
-                   f"pattern states (limit {DIRECT_MAX_WITH_BODY})")
+        if body is not None and (hi is not None or lo > 0):
+            msg = None
+            if hi is not None and hi > DIRECT_MAX_WITH_BODY:
+                msg = f"maxLength {hi} together with a pattern/format (limit {DIRECT_MAX_WITH_BODY})"
+            else:
+                try:
+                    both = product(body, _length_body(lo, hi), "and", max_states=MAX_STRING_BODY_STATES)
+                except BudgetExceeded:
+                    msg = (f"length {lo}..{hi} together with a pattern/format needs a DFA with more than "
+                           f"{MAX_STRING_BODY_STATES} states")
+                else:
+                    return quoted(both, canonical=self.canon)
+            where = st.where or "(string with a pattern and a length bound)"
             if not self.opt.lenient:
-                raise BudgetExceeded(msg)
-            self.ev.note("maxLength", "(string with pattern)", msg)
-            hi = None
-        if body is None and lo > DIRECT_MAX_LENGTH:
-            return self.chunked_string(lo, hi)
+                raise BudgetExceeded(f"{msg} at {where}")
+            self.ev.note("maxLength", where, msg + ": length bound dropped")
+            lo, hi = 0, None
         return quoted(body, lo, hi, canonical=self.canon)
 
     def chunked_string(self, lo: int, hi: int | None) -> int:
@@ -170,18 +190,18 @@ class Emitter:
         q = top // CHUNK
         full = self.terminal(encoded_length_chain(CHUNK, CHUNK, self.canon), "CHUNK")
         nts = [self.nt(f"chunk{lo}_{hi}_{k}") for k in range(q + 1)]
+        sat = None
+        if hi is None:  # past the minimum: any number of chunks
+            sat = self.nt(f"chunk{lo}_sat")
+            self.rule(sat, full, sat)
+            self.rule(sat, self.terminal(encoded_length_chain(1, CHUNK - 1, self.canon), "PART"), self.QUOTE)
+            self.rule(sat, self.QUOTE)
         for k in range(q, -1, -1):
             base = k * CHUNK
-            if hi is None and k == q:  # at least `lo` reached: loop
-                self.rule(nts[k], full, nts[k])
-                self.rule(nts[k], self.terminal(encoded_length_chain(1, CHUNK - 1, self.canon), "PART"), self.QUOTE)
-                self.rule(nts[k], self.QUOTE)
-                if lo > base:
-                    raise AssertionError  # pragma: no cover
-                continue
             if hi is None or base + CHUNK <= hi:
-                if k < q:
-                    self.rule(nts[k], full, nts[k + 1])
+                nxt = nts[k + 1] if k < q else sat
+                if nxt is not None:
+                    self.rule(nts[k], full, nxt)
             a = max(1, lo - base)
             b = CHUNK - 1 if hi is None else min(CHUNK - 1, hi - base)
             if a <= b:
@@ -293,8 +313,7 @@ class Emitter:
         any_order = self.opt.property_order == "any" and (k > 1 or (k == 1 and bool(xs)))
         if any_order and k > self.opt.max_any_order:
             any_order = False
-            self.ev.note("property_order", "(object)", f"{k} declared properties > max_any_order="
-                         f"{self.opt.max_any_order}: schema order used", warn=False, kind="relaxed")
+            self.schema_ordered += 1
         memo: dict = {}
         order: list = []
 
@@ -447,7 +466,7 @@ class Emitter:
     def _unique_array(self, arr: int, alt: ArrAlt, lo, hi, depth):
         ev = self.ev
         if alt.contains:
-            raise Unsupported("uniqueItems", "together with contains", where=self._where(alt))
+            raise Unsupported("uniqueItems", "together with contains" + hint("uniqueItems"), where=self._where(alt))
         P = len(alt.prefix)
         forms = [alt.item(i) for i in range(P)] + ([alt.rest] if alt.rest != FALSE else [])
         values: list = []
@@ -455,13 +474,14 @@ class Emitter:
             vs = self._finite_values(ev.eval(f))
             if vs is None:
                 raise Unsupported("uniqueItems", "item values do not range over a small finite set (at most "
-                                  f"max_unique_domain={self.opt.max_unique_domain} values)", where=self._where(alt))
+                                  f"max_unique_domain={self.opt.max_unique_domain} values)" + hint("uniqueItems"),
+                                  where=self._where(alt))
             for v in vs:
                 if v not in values:
                     values.append(v)
         if len(values) > self.opt.max_unique_domain:
             raise Unsupported("uniqueItems", f"{len(values)} possible item values > max_unique_domain="
-                              f"{self.opt.max_unique_domain}", where=self._where(alt))
+                              f"{self.opt.max_unique_domain}" + hint("uniqueItems"), where=self._where(alt))
         lits = [self._value_literal(v) for v in values]
         allowed = []  # per position: indices of values allowed there
         for f in forms:
@@ -551,6 +571,10 @@ class Emitter:
 
     # ------------------------------------------------------------------ finish
     def finish(self, start: int) -> Grammar:
+        if self.schema_ordered:
+            self.ev.note("property_order", "(objects)", f"{self.schema_ordered} object(s) declare more than "
+                         f"max_any_order={self.opt.max_any_order} properties: their declared properties are "
+                         "generated in schema order", warn=False, kind="restricted")
         # order rules children-first so the productivity/nullability fixpoints converge fast
         by_lhs: dict[int, list] = {}
         for lhs, rhs in self.rules:

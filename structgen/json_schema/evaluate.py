@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import time
 import warnings
-from decimal import Decimal
 from itertools import combinations
 
 from ..automata import ops
@@ -18,12 +17,40 @@ from ._dfa import ANY_STRING, literal_body
 from .ecma_regex import pattern_dfa
 from .formats import FORMATS, KNOWN_UNSUPPORTED_FORMATS, format_dfa
 from .model import (
-    ALL, ARR_ANY, FALSE, NONE, NUM_ALL, OBJ_ANY, STR_ALL, TRUE, ArrAlt, Contains, NumSet, ObjAlt, Region,
-    StrSet, TypeSets, _cross, arr_and, dfa_and, dfa_minus, f_and, f_not, f_or, obj_and, obj_make, restrict_types,
-    str_fold, ts_and, ts_not, ts_or, ts_strip, ts_union,
+    ALL,
+    ARR_ANY,
+    FALSE,
+    NONE,
+    NUM_ALL,
+    OBJ_ANY,
+    STR_ALL,
+    TRUE,
+    ArrAlt,
+    Contains,
+    NumSet,
+    ObjAlt,
+    Region,
+    StrSet,
+    TypeSets,
+    _cross,
+    arr_and,
+    dfa_and,
+    dfa_minus,
+    f_and,
+    f_or,
+    obj_and,
+    obj_make,
+    restrict_types,
+    str_fold,
+    ts_and,
+    ts_and_not,
+    ts_not,
+    ts_or,
+    ts_strip,
+    ts_union,
 )
 from .registry import D4, D6, D7, D2019, D2020, DEFAULT, Node, Registry, SchemaError
-from .support import KEYWORDS
+from .support import hint
 
 _TYPE_NAMES = ("null", "boolean", "object", "array", "number", "string", "integer")
 _OBJECT_KWS = ("properties", "patternProperties", "additionalProperties", "required", "propertyNames",
@@ -61,7 +88,7 @@ class Evaluator:
         if self.opt.lenient:
             self.note(keyword, where, detail)
             raise LenientDrop()
-        raise Unsupported(keyword, detail, where=where)
+        raise Unsupported(keyword, detail + hint(keyword), where=where)
 
     def guard(self, keyword: str, node: Node, fn):
         """Run ``fn``; in lenient mode an Unsupported/BudgetExceeded drops the keyword (None)."""
@@ -72,16 +99,22 @@ class Evaluator:
         except (Unsupported, BudgetExceeded) as exc:
             if not self.opt.lenient:
                 if isinstance(exc, Unsupported) and not exc.where:
-                    raise Unsupported(exc.construct, str(exc), where=f"{node.where}/{keyword}") from None
+                    raise Unsupported(exc.construct, str(exc) + hint(keyword),
+                                      where=f"{node.where}/{keyword}") from None
                 raise
             self.note(keyword, f"{node.where}/{keyword}", str(exc))
             return None
 
     def ref(self, node: Node, scope: tuple) -> tuple:
+        s = node.schema
+        if s is True or (isinstance(s, dict) and not s):
+            return TRUE
+        if s is False:
+            return FALSE
         return ("ref", node.id, scope)
 
     def child(self, node: Node, scope: tuple, *path) -> tuple:
-        return ("ref", self.reg.child(node, *path).id, scope)
+        return self.ref(self.reg.child(node, *path), scope)
 
     # ------------------------------------------------------------------ formulas
     def eval(self, f) -> TypeSets:
@@ -338,7 +371,7 @@ class Evaluator:
                 present = True
         if not present:
             return None
-        return StrSet(body, lo or 0, hi, exact)
+        return StrSet(body, lo or 0, hi, exact, None, where if (lo or hi is not None) else "")
 
     def format_body(self, name, where):
         if not isinstance(name, str):
@@ -412,17 +445,24 @@ class Evaluator:
         for name in props:
             f = self.child(node, scope, "properties", name)
             data = name.encode("utf-8", "surrogatepass")
-            for p, d, pf in pat_dfas:
+            for _p, d, pf in pat_dfas:
                 if d.matches(data):
                     f = f_and(f, pf)
             names.append((name, f))
             evaluated.add(name)
         has_add = "additionalProperties" in s
         add = self.child(node, scope, "additionalProperties") if has_add else TRUE
+        req = s.get("required", [])
         if self.opt.additional_properties == "forbid":
+            # undeclared keys are never generated -- except the required ones
+            for name in req if isinstance(req, list) else ():
+                if isinstance(name, str) and name not in props:
+                    data = name.encode("utf-8", "surrogatepass")
+                    matched = [pf for _p, d, pf in pat_dfas if d.matches(data)]
+                    names.append((name, f_and(*matched) if matched else add))
             add = FALSE
         regions = [(None, ())]
-        for i, (p, d, pf) in enumerate(pat_dfas):
+        for i, (_p, d, _pf) in enumerate(pat_dfas):
             nxt = []
             for keys, matched in regions:
                 inside = dfa_and(keys, d)
@@ -441,9 +481,10 @@ class Evaluator:
                 regs.append(Region(keys, f_and(*[pat_dfas[i][2] for i in matched]), True))
             else:
                 regs.append(Region(keys, add, has_add))
-        req = s.get("required", [])
         if not isinstance(req, list):
-            if isinstance(req, bool) and node.draft in (DEFAULT,):  # draft-03 style: ignore
+            if isinstance(req, bool):  # draft-03 spelling (a flag on the property schema): not supported
+                self.note("required", f"{where}/required", "draft-03 boolean `required` is not a draft-04+ "
+                          "keyword: ignored", warn=False, kind="ignored")
                 req = []
             else:
                 raise SchemaError("required must be an array of strings", where=f"{where}/required")
@@ -502,7 +543,8 @@ class Evaluator:
             k = dfa_and(r.keys, keys)
             if not ops.is_empty(k):
                 regions.append(Region(k, r.formula, r.evaluated))
-        return ObjAlt(tuple(names), tuple(regions), alt.required, alt.min_props, alt.max_props, alt.evaluated)
+        return ObjAlt(tuple(names), tuple(regions), alt.required, alt.min_props, alt.max_props, alt.evaluated,
+                      alt.exists)
 
     # ------------------------------------------------------------------ arrays
     def array_piece(self, node: Node, s: dict, scope: tuple, draft) -> tuple | None:
@@ -606,9 +648,9 @@ class Evaluator:
                 if j == i or (i, j) not in overl:
                     continue
                 types = overl[(i, j)]
-                neg = ts_not(restrict_types(branches[j], types), where)
                 keep_other = restrict_types(part, set(part.types()) - types)
-                part = ts_or(keep_other, ts_and(restrict_types(part, types), neg, where))
+                cut = ts_and_not(restrict_types(part, types), restrict_types(branches[j], types), where)
+                part = ts_or(keep_other, cut)
             acc = ts_or(acc, part)
         return acc
 
@@ -629,7 +671,8 @@ class Evaluator:
             names = tuple((n, f if n in o.evaluated else f_and(f, u)) for n, f in o.names)
             regions = tuple(Region(r.keys, r.formula if r.evaluated else f_and(r.formula, u), True)
                             for r in o.regions)
-            alt = ObjAlt(names, regions, o.required, o.min_props, o.max_props, frozenset(n for n, _ in o.names))
+            alt = ObjAlt(names, regions, o.required, o.min_props, o.max_props, frozenset(n for n, _ in o.names),
+                         o.exists)
             if not alt.trivially_empty():
                 out.append(alt)
         return TypeSets(ts.null, ts.booleans, ts.number, ts.string, tuple(out), ts.arrays, ts.number_points)
@@ -650,7 +693,3 @@ class Evaluator:
             if alt is not None and not alt.trivially_empty():
                 out.append(alt)
         return TypeSets(ts.null, ts.booleans, ts.number, ts.string, ts.objects, tuple(out), ts.number_points)
-
-
-def known_keyword(k: str) -> bool:
-    return k in KEYWORDS

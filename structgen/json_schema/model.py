@@ -172,6 +172,7 @@ class StrSet:
     exact: bool = True
     # finite member list when known (enum/const), for uniqueItems
     members: tuple | None = None
+    where: str = ""  # JSON pointer of the schema that set the length (messages)
 
     @property
     def empty(self) -> bool:
@@ -187,7 +188,7 @@ def _length_body(lo: int, hi: int | None) -> ByteDFA:
     from ..automata.regex import regex_to_dfa
     from ..errors import BudgetExceeded
     top = hi if hi is not None else lo
-    if top > 5000:
+    if top > 5000:  # pragma: no cover - callers check first
         raise BudgetExceeded(f"a string length bound of {top} cannot be combined with another string "
                              "constraint here (it would need a DFA with one state per character)")
     return regex_to_dfa("(?s:.{%d,%s})" % (lo, "" if hi is None else hi), max_repeat=10_000,
@@ -214,7 +215,7 @@ def str_and(a: StrSet | None, b: StrSet | None) -> StrSet | None:
         ms = [m for m in (a.members if a.members is not None else b.members)]
         other = b if a.members is not None else a
         members = tuple(m for m in ms if other.body is None or other.body.matches(m.encode("utf-8")))
-    r = StrSet(dfa_and(a.body, b.body), max(a.lo, b.lo), hi, a.exact and b.exact, members)
+    r = StrSet(dfa_and(a.body, b.body), max(a.lo, b.lo), hi, a.exact and b.exact, members, a.where or b.where)
     return None if r.empty else r
 
 
@@ -298,7 +299,25 @@ class ObjAlt:
         if self.max_props is not None and (self.min_props > self.max_props or len(self.required) > self.max_props):
             return True
         nm = self.name_map()
-        return any(nm.get(r, FALSE) == FALSE for r in self.required)
+        if any(nm.get(r, FALSE) == FALSE for r in self.required):
+            return True
+        for keys, f in self.exists:  # some key of `keys` must be present: is any allowed at all?
+            if f == FALSE:
+                return True
+            ok = any(g != FALSE and (keys is None or keys.matches(n.encode("utf-8", "surrogatepass")))
+                     for n, g in self.names)
+            if not ok:
+                for r in self.regions:
+                    if r.formula == FALSE:
+                        continue
+                    k = dfa_and(keys, r.keys)
+                    if k is None or not ops.is_empty(k):
+                        # keys matching explicit names are not in the region
+                        ok = True
+                        break
+            if not ok:
+                return True
+        return False
 
 
 OBJ_ANY = ObjAlt()
@@ -530,6 +549,52 @@ NONE = TypeSets()
 MAX_ALTS = 256
 
 
+def _implies(fx, fy) -> bool:
+    """Syntactic sufficient test that formula fx implies fy."""
+    if fy == TRUE or fx == FALSE or fx == fy:
+        return True
+    if fx[0] == "and":
+        if fy[0] == "and":
+            return fy[1] <= fx[1]
+        return fy in fx[1]
+    return False
+
+
+def _obj_within(x: ObjAlt, y: ObjAlt) -> bool:
+    """Sufficient test that every object matching x matches y (x ⊆ y)."""
+    if not y.required <= x.required or x.min_props < y.min_props:
+        return False
+    if y.max_props is not None and (x.max_props is None or x.max_props > y.max_props):
+        return False
+    if not set(y.exists) <= set(x.exists) or y.evaluated or x.evaluated:
+        return False
+    if x.regions != y.regions:
+        return False
+    xm = x.name_map()
+    for n, fy in y.names:
+        fx = xm.get(n)
+        if fx is None:
+            return False
+        if not _implies(fx, fy):
+            return False
+    for n, fx in x.names:
+        if n not in y.name_map():
+            return False
+    return True
+
+
+def _prune_objects(alts: list) -> list:
+    """Drop alternatives contained in another one (the union is unchanged)."""
+    if len(alts) < 8 or not all(isinstance(a, ObjAlt) for a in alts):
+        return alts
+    keep = []
+    for i, a in enumerate(alts):
+        if any(j != i and _obj_within(a, b) and not (_obj_within(b, a) and j > i) for j, b in enumerate(alts)):
+            continue
+        keep.append(a)
+    return keep
+
+
 def _cross(xs, ys, fn, where):
     out = []
     for x in xs:
@@ -537,6 +602,7 @@ def _cross(xs, ys, fn, where):
             r = fn(x, y)
             if r is not None:
                 out.append(r)
+    out = _prune_objects(_dedup(out))
     if len(out) > MAX_ALTS:
         from ..errors import BudgetExceeded
         raise BudgetExceeded(f"more than {MAX_ALTS} object/array alternatives (combinators multiply) at {where}")
@@ -627,6 +693,28 @@ def ts_not(a: TypeSets, where: str = "") -> TypeSets:
         arrs = tuple(acc)
     return TypeSets(not a.null, frozenset({True, False}) - a.booleans, num_not(a.number),
                     str_not(a.string, where), objs, arrs)
+
+
+def ts_and_not(a: TypeSets, b: TypeSets, where: str = "") -> TypeSets:
+    """``a and not b``; object/array alternatives are intersected with b's violations one
+    alternative at a time, so empty combinations are pruned before they multiply."""
+    scal = ts_and(TypeSets(a.null, a.booleans, a.number, a.string, (), (), a.number_points),
+                  ts_not(TypeSets(b.null, b.booleans, b.number, b.string, (), (), b.number_points), where), where)
+    objs = list(a.objects)
+    if OBJ_ANY in b.objects:
+        objs = []
+    for alt in b.objects:
+        if not objs:
+            break
+        objs = list(_cross(objs, obj_violations(alt, where), obj_and, where))
+    arrs = list(a.arrays)
+    if ARR_ANY in b.arrays:
+        arrs = []
+    for alt in b.arrays:
+        if not arrs:
+            break
+        arrs = list(_cross(arrs, arr_violations(alt, where), arr_and, where))
+    return TypeSets(scal.null, scal.booleans, scal.number, scal.string, tuple(objs), tuple(arrs), scal.number_points)
 
 
 def restrict_types(a: TypeSets, types: set[str]) -> TypeSets:

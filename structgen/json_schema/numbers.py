@@ -401,12 +401,5 @@ def _multiple_cached(a: int, k: int) -> ByteDFA:
     return _explore(_MultipleMachine(a, k))
 
 
-@functools.lru_cache(maxsize=1)
-def _domain_exp() -> ByteDFA:
-    return _bounds_cached(None, False, None, False, False)
-
-
-def __getattr__(name):  # lazy module constants
-    if name == "DOMAIN_EXP":
-        return _domain_exp()
-    raise AttributeError(name)
+#: numbers whose exponent form (if any) is inside the produced sub-syntax (see module docstring)
+DOMAIN_EXP = _bounds_cached(None, False, None, False, False)

@@ -128,6 +128,8 @@ class Registry:
         return node
 
     def _id_of(self, schema: dict, draft: int) -> str | None:
+        if draft in (D4, D6, D7) and "$ref" in schema:
+            return None  # every sibling of $ref is ignored before 2019-09, $id included
         v = schema.get("$id")
         if draft == D4:
             v = schema.get("id")

@@ -89,10 +89,12 @@ KEYWORDS: dict[str, Keyword] = {k.name: k for k in [
             "numerator is <= 100000 (e.g. 0.01, 1.5, 1e-8, 7); larger numerators raise BudgetExceeded. Numbers "
             "with `multipleOf` are produced without exponent notation."),
     # -- objects
-    Keyword("properties", EXACT, "Key literals are single terminals (`\"key\": ` with whitespace); "
-            "`property_order=\"schema\"` (default) emits declared keys in schema order, `\"any\"` allows "
-            "every order without duplicates for objects with <= `max_any_order` declared keys "
-            "(subset-tracking nonterminals; larger objects fall back to schema order, reported)."),
+    Keyword("properties", PARTIAL, "Each declared key is one literal terminal. Default "
+            "`property_order=\"schema\"`: declared keys in schema order (small grammars, fast closing). "
+            "`\"any\"` accepts every order without duplicate keys for objects with <= `max_any_order` "
+            "(default 8) declared keys, by subset-tracking nonterminals (2^k states); objects with more "
+            "declared keys stay in schema order (an entry in `report`). With `allOf`/`$ref` merges, schema order is: `$ref` target, "
+            "`allOf` members, own `properties`, then `anyOf`/`oneOf` members."),
     Keyword("required", EXACT, "Required keys not declared in `properties` become explicit keys whose value "
             "schema comes from `patternProperties`/`additionalProperties`."),
     Keyword("additionalProperties", EXACT, "Key DFA = any key minus declared names minus patterns (DFA "
@@ -155,6 +157,13 @@ def status_of(keyword: str) -> str | None:
     return k.status if k else None
 
 
+def hint(keyword: str) -> str:
+    """Suffix for error/warning messages pointing at the keyword's row in the table."""
+    name = keyword.split()[0].split("(")[0]
+    k = KEYWORDS.get(name)
+    return f" [support table: {name} is {k.status}; see docs/json_schema_support.md]" if k else ""
+
+
 _INTRO = """# JSON Schema support
 
 `structgen.json_schema.compile_json_schema(schema, vocab, **options)` compiles a JSON
@@ -162,8 +171,8 @@ Schema to a grammar whose language is the set of JSON documents valid under the 
 serialised in the configured whitespace style (default: any JSON whitespace, at most
 `max_whitespace` characters per gap; compact `separators=(",", ":")`, `json.dumps` defaults
 and `indent=2` output nest up to 11 levels deep all fit), with the string spellings of standard
-serializers (option `escapes`) and, by default, with declared properties in schema order
-(option `property_order`).
+serializers (option `escapes`), and with declared properties in schema order (option
+`property_order="any"`: any order for objects that declare at most 8 properties).
 
 *Exact* means the compiled language is exactly the valid instances (modulo the
 documented whitespace/property-order policy). What is not exact raises
@@ -184,12 +193,12 @@ _OPTIONS = """
 | `whitespace` | `"flexible"` | `"compact"`: none; `"flexible"`: any JSON whitespace, at most `max_whitespace` per gap; `"pretty"`: a newline + indentation or one space where `json.dumps` puts them |
 | `max_whitespace` | `24` | bound for the flexible/pretty policies |
 | `escapes` | `"canonical"` | string spellings: `"canonical"` = raw UTF-8, or `\\uXXXX` (either hex case, surrogate pairs) for non-ASCII/control characters, short escapes (`\\"`, `\\\\`, `\\/`, `\\n`...): what Python `json.dumps` (either `ensure_ascii`), JavaScript and PHP produce; `"all"` also accepts `\\u`-escaped printable ASCII such as `\\u0041` (exact, but literal and key DFAs grow ~7x) |
-| `property_order` | `"schema"` | `"any"`: any order, no duplicate declared keys (cap `max_any_order`) |
-| `max_any_order` | `8` | declared keys above which `"any"` falls back to schema order |
-| `additional_properties` | `"schema"` | `"forbid"`: undeclared keys are never generated |
+| `property_order` | `"schema"` | schema order; `"any"`: any order without duplicate declared keys (up to `max_any_order` declared keys) |
+| `max_any_order` | `8` | declared keys above which an object is generated in schema order |
+| `additional_properties` | `"schema"` | `"forbid"`: keys matching neither `properties` nor `patternProperties` are never generated (required ones excepted) |
 | `format_assertion` | `True` | `False`: `format` is an annotation |
 | `lenient` | `False` | drop what cannot be compiled exactly (warn + `report`) |
-| `max_recursion_depth` | `None` | unroll recursive references to this depth instead of a recursive grammar |
+| `max_recursion_depth` | `None` | maximum nesting depth of objects/arrays (deeper containers are not generated; bounds recursive schemas) |
 | `huge_bound` | `1_000_000` | length/count bounds at or above this are treated as unbounded (reported) |
 | `max_unique_domain` | `10` | largest finite item domain for `uniqueItems` |
 | `default_draft` | `"2020-12+legacy"` | semantics when `$schema` is absent |
