@@ -35,7 +35,6 @@ import argparse
 import csv
 import json
 import random
-import signal
 import sys
 import time
 from pathlib import Path
@@ -647,17 +646,6 @@ def parse_args(argv):
     return ap.parse_args(argv)
 
 
-def _term_as_interrupt():
-    """SIGTERM -> KeyboardInterrupt, so a killed run still writes its summary (resume with --resume)."""
-    def handler(signum, frame):
-        raise KeyboardInterrupt
-
-    try:
-        return signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread
-        return signal.getsignal(signal.SIGTERM)
-
-
 def parse_options(items: list[str]) -> dict:
     out = {}
     for it in items or ():
@@ -691,7 +679,7 @@ def resolve_engines(spec: str | None) -> tuple[list[str], list[str]]:
 
 
 def run_maskbench(argv=None) -> int:
-    from .pool import Pool
+    from .pool import Pool, run_interruptible
 
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
@@ -816,20 +804,8 @@ def run_maskbench(argv=None) -> int:
     pool = Pool(args.workers, cfg, log_dir=out / "logs", timeout=args.timeout, on_record=on_record,
                 on_note=on_note, on_setup=on_setup, engine_timeouts=engine_timeouts)
     t0 = time.perf_counter()
-    prev_term = _term_as_interrupt()
-    try:
-        pool.run(tasks)
-    except KeyboardInterrupt:
-        notes.append("interrupted: run again with --resume")
-    finally:
-        if prev_term is not None:
-            try:
-                signal.signal(signal.SIGTERM, prev_term)
-            except ValueError:
-                pass
-        fh.close()
-        if bar is not None:
-            bar.close()
+    run_interruptible(pool, tasks, notes=notes, interrupted_note="interrupted: run again with --resume",
+                      close=[fh.close] + ([bar.close] if bar is not None else []))
     wall = time.perf_counter() - t0
     env["loadavg_end"] = loadavg()
     for e, why in pool.unavailable.items():

@@ -459,3 +459,32 @@ class Pool:
                                          f"({describe_rc(rc)}): {short(tail[-300:], 300)}"})
             return
         pending.append(dict(task, engines=rest, _attempt=attempt))
+
+
+def _term_as_interrupt():
+    """SIGTERM -> KeyboardInterrupt, so a killed run still writes its summary (resume with --resume)."""
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        return signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        return signal.getsignal(signal.SIGTERM)
+
+
+def run_interruptible(pool: "Pool", tasks, *, notes: list, interrupted_note: str, close=()) -> None:
+    """``pool.run(tasks)``; Ctrl-C or SIGTERM stops it cleanly (``interrupted_note`` is added to
+    ``notes``) and the ``close`` callables run in every case, so results written so far are kept."""
+    prev_term = _term_as_interrupt()
+    try:
+        pool.run(tasks)
+    except KeyboardInterrupt:
+        notes.append(interrupted_note)
+    finally:
+        if prev_term is not None:
+            try:
+                signal.signal(signal.SIGTERM, prev_term)
+            except ValueError:
+                pass
+        for fn in close:
+            fn()

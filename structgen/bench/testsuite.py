@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
 import time
 from pathlib import Path
@@ -355,8 +354,8 @@ def parse_args(argv):
 
 
 def run_schema_test_suite(argv=None) -> int:
-    from .maskbench import _term_as_interrupt, parse_options, resolve_engines
-    from .pool import Pool
+    from .maskbench import parse_options, resolve_engines
+    from .pool import Pool, run_interruptible
 
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
@@ -443,20 +442,8 @@ def run_schema_test_suite(argv=None) -> int:
     pool = Pool(args.workers, cfg, log_dir=out / "logs", timeout=args.timeout, on_record=on_record,
                 on_note=on_note, on_setup=lambda w, i: setup_info.setdefault(w, i))
     t0 = time.perf_counter()
-    prev_term = _term_as_interrupt()
-    try:
-        pool.run(tasks)
-    except KeyboardInterrupt:
-        notes.append("interrupted")
-    finally:
-        if prev_term is not None:
-            try:
-                signal.signal(signal.SIGTERM, prev_term)
-            except ValueError:
-                pass
-        fh.close()
-        if bar is not None:
-            bar.close()
+    run_interruptible(pool, tasks, notes=notes, interrupted_note="interrupted",
+                      close=[fh.close] + ([bar.close] if bar is not None else []))
     env["loadavg_end"] = loadavg()
     for e, why in pool.unavailable.items():
         notes.append(f"engine {e} unavailable: {why}")
