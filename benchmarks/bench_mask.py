@@ -252,6 +252,7 @@ def load_tokenizer(name: str):
     raise RuntimeError(f"structgen.vocab.known is not importable and there is no fallback loader for {name!r}")
 
 
+from structgen.bench import engines as json_engines  # noqa: E402  (one adapter per engine)
 from structgen.bench.env import environment, loadavg  # noqa: E402  (one implementation)
 
 
@@ -314,21 +315,8 @@ class StructgenEngine(Engine):
         return bool(m.can_terminate())
 
 
-class LLGuidanceEngine(Engine):
-    name = "llguidance"
-
-    def __init__(self, tok, vocab_size: int):
-        import llguidance
-        import llguidance.hf
-        import llguidance.numpy
-
-        self.llg = llguidance
-        self.fill_fn = llguidance.numpy.fill_next_token_bitmask
-        self.lltok = llguidance.hf.from_tokenizer(tok, n_vocab=vocab_size)
-        self.vocab_size = self.lltok.vocab_size
-        self.eos_ids = sorted(set(getattr(self.lltok, "eos_tokens", None) or [self.lltok.eos_token]))
-        self.bitmask = llguidance.numpy.allocate_token_bitmask(1, self.vocab_size)
-        self.row = self.bitmask[0]
+class LLGuidanceEngine(json_engines.LLGuidanceEngine):
+    """The JSON-runner adapter (setup, fill, accept, can_end) with grammar/regex compiles."""
 
     def compile(self, kind, source):
         M = self.llg.LLMatcher
@@ -338,30 +326,9 @@ class LLGuidanceEngine(Engine):
             raise CompileError(m.get_error())
         return m
 
-    def fill(self, m):
-        self.fill_fn(m, self.bitmask, 0)
 
-    def accept(self, m, tid):
-        return bool(m.consume_token(tid)) and not m.is_error()
-
-    def can_end(self, m):
-        return bool(m.is_accepting())
-
-
-class XGrammarEngine(Engine):
-    name = "xgrammar"
-
-    def __init__(self, tok, vocab_size: int):
-        import xgrammar
-
-        self.xgr = xgrammar
-        self.info = xgrammar.TokenizerInfo.from_huggingface(tok, vocab_size=vocab_size)
-        # One thread and no cache: the compile of each text is a real compile.
-        self.compiler = xgrammar.GrammarCompiler(self.info, max_threads=1, cache_enabled=False)
-        self.vocab_size = self.info.vocab_size
-        self.eos_ids = sorted(self.info.stop_token_ids)
-        self.bitmask = xgrammar.allocate_token_bitmask(1, self.vocab_size)  # torch int32, CPU
-        self.row = self.bitmask.numpy()[0]
+class XGrammarEngine(json_engines.XGrammarEngine):
+    """The JSON-runner adapter (setup, fill, accept) with grammar/regex compiles."""
 
     def compile(self, kind, source):
         if kind == "regex":
@@ -371,12 +338,6 @@ class XGrammarEngine(Engine):
                 raise NotSupported("this xgrammar has no Lark front end (EBNF only)")
             cg = self.compiler.compile_lark(source)
         return self.xgr.GrammarMatcher(cg)
-
-    def fill(self, m):
-        m.fill_next_token_bitmask(self.bitmask, 0)
-
-    def accept(self, m, tid):
-        return bool(m.accept_token(tid))
 
 
 ENGINE_CLASSES = {"structgen": StructgenEngine, "llguidance": LLGuidanceEngine, "xgrammar": XGrammarEngine}

@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from ..vocab.hf import unicode_to_bytes
+
 ALL_ENGINES = ("structgen", "llguidance", "xgrammar", "outlines-core")
 MODULES = {"structgen": "structgen", "llguidance": "llguidance", "xgrammar": "xgrammar",
            "outlines-core": "outlines_core"}
@@ -228,14 +230,14 @@ class StructgenEngine(JsonEngine):
 class LLGuidanceEngine(JsonEngine):
     name = "llguidance"
 
-    def __init__(self, tok, **_):
+    def __init__(self, tok, vocab_size: int | None = None, **_):
         import llguidance
         import llguidance.hf
         import llguidance.numpy
 
         self.llg = llguidance
         self.fill_fn = llguidance.numpy.fill_next_token_bitmask
-        self.lltok = llguidance.hf.from_tokenizer(tok, n_vocab=len(tok))
+        self.lltok = llguidance.hf.from_tokenizer(tok, n_vocab=vocab_size or len(tok))
         self.vocab_size = self.lltok.vocab_size
         self.eos_ids = sorted(set(getattr(self.lltok, "eos_tokens", None) or [self.lltok.eos_token]))
         self.bitmask = llguidance.numpy.allocate_token_bitmask(1, self.vocab_size)
@@ -277,11 +279,11 @@ class LLGuidanceEngine(JsonEngine):
 class XGrammarEngine(JsonEngine):
     name = "xgrammar"
 
-    def __init__(self, tok, **_):
+    def __init__(self, tok, vocab_size: int | None = None, **_):
         import xgrammar
 
         self.xgr = xgrammar
-        self.info = xgrammar.TokenizerInfo.from_huggingface(tok, vocab_size=len(tok))
+        self.info = xgrammar.TokenizerInfo.from_huggingface(tok, vocab_size=vocab_size or len(tok))
         self.compiler = xgrammar.GrammarCompiler(self.info, max_threads=1, cache_enabled=False)
         self.vocab_size = self.info.vocab_size
         self.eos_ids = sorted(self.info.stop_token_ids)
@@ -311,20 +313,6 @@ class XGrammarEngine(JsonEngine):
 
 
 # --------------------------------------------------------------------------- outlines-core
-def _bytes_to_unicode() -> dict[int, str]:
-    """GPT-2's byte -> printable character table (byte-level BPE token strings)."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + \
-        list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return dict(zip(bs, map(chr, cs)))
-
-
 def hf_token_bytes(tok) -> tuple[dict[int, bytes], str]:
     """id -> bytes for the base vocabulary of an HF tokenizer, from its own vocab dict.
 
@@ -351,7 +339,7 @@ def hf_token_bytes(tok) -> tuple[dict[int, bytes], str]:
         pass
     out: dict[int, bytes] = {}
     if kind == "byte-level":
-        u2b = {c: b for b, c in _bytes_to_unicode().items()}
+        u2b = unicode_to_bytes()  # structgen's own GPT-2 byte table
         for piece, i in vocab.items():
             if i in special:
                 continue
