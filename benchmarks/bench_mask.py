@@ -254,32 +254,12 @@ def load_tokenizer(name: str):
 
 from structgen.bench import engines as json_engines  # noqa: E402  (one adapter per engine)
 from structgen.bench.env import environment, loadavg  # noqa: E402  (one implementation)
+from structgen.bench.pool import describe_rc  # noqa: E402
 
 
 # --------------------------------------------------------------------------- engines
-class Engine:
-    """Uniform driver.  ``compile`` returns a ready matcher; ``fill`` writes the mask
-    into ``self.bitmask`` row 0 and ``self.row`` is a numpy view of that row."""
-
-    name = "?"
-    vocab_size = 0
-    eos_ids: list[int] = []
-    row: np.ndarray
-
-    def compile(self, kind: str, source: str):
-        raise NotImplementedError
-
-    def fill(self, m) -> None:
-        raise NotImplementedError
-
-    def accept(self, m, tid: int) -> bool:
-        raise NotImplementedError
-
-    def reset(self, m) -> None:
-        m.reset()
-
-    def can_end(self, m) -> bool | None:
-        return None
+# The driver interface of the JSON runners; here ``compile`` takes ``(kind, source)``.
+Engine = json_engines.JsonEngine
 
 
 class StructgenEngine(Engine):
@@ -737,15 +717,6 @@ def worker_main(cfg: dict) -> int:
     return 0
 
 
-def _describe_rc(rc: int) -> str:
-    if rc < 0:
-        try:
-            return f"signal {signal.Signals(-rc).name}"
-        except ValueError:
-            return f"signal {-rc}"
-    return f"exit status {rc}"
-
-
 def run_worker(tname: str, ename: str, names: list[str], opts: dict, results: list, setup: list,
                notes: list, env: dict | None = None) -> None:
     """Run the workloads ``names`` for one (tokenizer, engine) in child processes,
@@ -815,7 +786,7 @@ def run_worker(tname: str, ename: str, names: list[str], opts: dict, results: li
             elif killed:
                 status, msg = "timeout", f"vocabulary setup / warm-up killed after {killed:.0f} s"
             else:
-                status, msg = "crashed", f"worker died during vocabulary setup / warm-up ({_describe_rc(rc)})"
+                status, msg = "crashed", f"worker died during vocabulary setup / warm-up ({describe_rc(rc)})"
             notes.append(f"{tname}/{ename}: {msg}")
             print(f"[{tname}] {ename}: {status}: {msg}", flush=True)
             for n in remaining:
@@ -825,7 +796,7 @@ def run_worker(tname: str, ename: str, names: list[str], opts: dict, results: li
         if killed:
             status, msg = "timeout", f"killed after {killed:.0f} s"
         else:
-            status, msg = "crashed", f"worker process died with {_describe_rc(rc)}"
+            status, msg = "crashed", f"worker process died with {describe_rc(rc)}"
         print(f"[{tname}] {ename:10s} {current:16s} {status}: {msg}", flush=True)
         results.append({"tokenizer": tname, "engine": ename, "workload": current, "kind": kind_of[current],
                         "status": status, "error": msg})
