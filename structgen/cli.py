@@ -102,8 +102,8 @@ def main(argv=None) -> int:
     c.set_defaults(fn=cmd_check)
     g = sub.add_parser("grammars", help="list the shipped grammars")
     g.set_defaults(fn=cmd_grammars)
-    sub.add_parser("bench", help="benchmark runners: `structgen bench maskbench --help`, "
-                                 "`structgen bench test-suite --help`")
+    sub.add_parser("bench", help="benchmark runners: `structgen bench {maskbench,test-suite,jsonschemabench,"
+                                 "last-letters} --help`")
     from .integrations.cli import add_parser as add_generate_parser  # torch-free until it runs
 
     add_generate_parser(sub)

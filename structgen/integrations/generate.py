@@ -71,6 +71,7 @@ import builtins
 import codecs
 import inspect
 import json
+import time
 import weakref
 from bisect import bisect_left
 from dataclasses import dataclass
@@ -102,7 +103,7 @@ class GenerationResult:
     fast-forward; ``closed_by_budget``: the output was steered to its shortest
     completion because ``max_new_tokens`` was running out; ``finish_reason``:
     ``"eos"``, ``"complete"`` (nothing may follow), ``"budget"`` (closed by
-    budget), ``"length"`` (unconstrained and out of tokens)."""
+    budget), ``"length"`` (unconstrained and out of tokens), ``"time"`` (``max_time``)."""
 
     text: str
     token_ids: list[int]
@@ -621,8 +622,10 @@ def _choose(row: _Row, logits: torch.Tensor, sampler: _Sampler, draft: int | Non
 
 # --- the loop -------------------------------------------------------------------------
 
-def _run(model, rows: list[_Row], sampler: _Sampler, fast_forward, pad_id: int) -> Iterator[tuple[int, str]]:
-    """Generate for every row; yields (row index, text delta) as text appears."""
+def _run(model, rows: list[_Row], sampler: _Sampler, fast_forward, pad_id: int,
+         deadline: float | None = None) -> Iterator[tuple[int, str]]:
+    """Generate for every row; yields (row index, text delta) as text appears.
+    Past ``deadline`` (``time.perf_counter()``), live rows end with reason ``"time"``."""
     device = next(model.parameters()).device
     vocab_size = rows[0].vocab.size
     cache = new_cache(model)
@@ -632,6 +635,10 @@ def _run(model, rows: list[_Row], sampler: _Sampler, fast_forward, pad_id: int) 
     verify = fast_forward == "verify"
     with torch.no_grad():
         while active:
+            if deadline is not None and time.perf_counter() > deadline:
+                for r in active:
+                    r._finish("time")
+                break
             if fast_forward == "inject":
                 for r in active:
                     for t in r.drafts("inject"):
@@ -741,7 +748,7 @@ def generate(model, tokenizer, prompt: str | Sequence[str] | Sequence[dict], *, 
              top_p: float = 1.0, top_k: int = 0, seed: int | None = None, stream=None,
              heal_prompt: bool = False, chat: bool = True, system: str | None = None,
              fast_forward: str | bool = "verify", budget_safe: bool = True,
-             json_options: dict | None = None):
+             json_options: dict | None = None, max_time: float | None = None):
     """Generate constrained text with a ``transformers`` causal LM.
 
     ``prompt``: a string (one result), a list of strings (a batch: a list of
@@ -759,6 +766,8 @@ def generate(model, tokenizer, prompt: str | Sequence[str] | Sequence[dict], *, 
     ``budget_safe=False`` turns budget-safe closing off (outputs may then be cut
     short by ``max_new_tokens``).  ``json_options``: options of
     ``compile_json_schema`` for ``schema=``/``type=`` (e.g. ``{"whitespace": "compact"}``).
+    ``max_time``: seconds; generation stops once it is exceeded (checked before each
+    forward pass; ``finish_reason`` ``"time"``, the output may be incomplete).
 
     Returns :class:`GenerationResult` (or a list), or a :class:`GenerationStream`
     with ``stream=True``."""
@@ -829,7 +838,8 @@ def generate(model, tokenizer, prompt: str | Sequence[str] | Sequence[dict], *, 
             r._finish("complete")  # the empty output is the only one
 
     sampler = _Sampler(temperature, top_k, top_p, seed)
-    events = _run(model, rows, sampler, fast_forward or False, pad_id)
+    deadline = None if max_time is None else time.perf_counter() + max_time
+    events = _run(model, rows, sampler, fast_forward or False, pad_id, deadline)
 
     def results():
         out = [_result(r, parse) for r in rows]
