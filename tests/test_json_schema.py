@@ -221,6 +221,14 @@ def test_whitespace_policies():
     for text in spellings(x) + [json.dumps(x, indent=4)]:
         assert accepts(pretty, text)
     assert not accepts(pretty, '{"a" : 1}')
+    canonical = compile_({"type": "object"}, whitespace="canonical")
+    assert accepts(canonical, json.dumps(x)) and accepts(canonical, "{}") and accepts(canonical, '{"a": []}')
+    assert not accepts(canonical, json.dumps(x, separators=(",", ":")))
+    assert not accepts(canonical, json.dumps(x, indent=1)) and not accepts(canonical, '{"a" : 1}')
+    # keys and separators are forced: after the first key byte the rest of '"a": ' is fast-forwarded
+    m = compile_({"type": "object", "properties": {"alpha": {"type": "integer"}}, "required": ["alpha"]},
+                 whitespace="canonical").matcher()
+    assert m.find_jump_forward_string() == '{"alpha": '
     flexible = compile_({"type": "object"}, max_whitespace=3)
     assert accepts(flexible, '{ \t"a"\n:\r1}')
     assert not accepts(flexible, '{    "a": 1}')

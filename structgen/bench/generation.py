@@ -9,6 +9,9 @@ greedy decoding; they differ only in how the constraint is applied:
                         budget-safe closing;
 * ``structgen-inject``  the same loop with fast-forward ``inject`` (forced tokens are taken without
                         asking the model, llguidance's rule: faster, may tokenise differently);
+* ``structgen-canonical``  the loop (``verify``) over the schema compiled with ``whitespace="canonical"``:
+                        exactly ``json.dumps``' separators, so keys and separators are forced and
+                        fast-forwarded (a narrower language than the flexible-whitespace default);
 * ``structgen-lp``      ``model.generate`` with :class:`~structgen.integrations.transformers.StructgenLogitsProcessor`
                         (plain masking through transformers, no fast-forward, no budget-safe closing);
 * ``xgrammar``          ``model.generate`` with ``xgrammar.contrib.hf.LogitsProcessor``;
@@ -33,10 +36,11 @@ from dataclasses import dataclass
 from .engines import CompileFailure, classify_message, short
 
 #: engine name -> import name of the package it needs (None: structgen itself)
-GEN_ENGINES = {"unconstrained": None, "structgen": None, "structgen-inject": None, "structgen-lp": None,
+GEN_ENGINES = {"unconstrained": None, "structgen": None, "structgen-inject": None, "structgen-canonical": None,
+               "structgen-lp": None,
                "xgrammar": "xgrammar", "llguidance": "llguidance", "outlines": "outlines"}
-DEFAULT_ENGINES = ("unconstrained", "structgen", "structgen-inject", "structgen-lp", "xgrammar", "llguidance",
-                   "outlines")
+DEFAULT_ENGINES = ("unconstrained", "structgen", "structgen-inject", "structgen-canonical", "structgen-lp",
+                   "xgrammar", "llguidance", "outlines")
 
 
 def engine_available(name: str) -> tuple[bool, str]:
@@ -217,6 +221,7 @@ class Unconstrained(GenEngine):
 class StructgenLoop(GenEngine):
     name = "structgen"
     fast_forward = "verify"
+    options: dict = {}
 
     def __init__(self, model, tok):
         super().__init__(model, tok)
@@ -229,7 +234,7 @@ class StructgenLoop(GenEngine):
         from ..json_schema import compile_json_schema
 
         try:
-            return compile_json_schema(schema, self.vocab)
+            return compile_json_schema(schema, self.vocab, **self.options)
         except StructgenError as e:
             raise _failure(e) from e
         except RecursionError as e:
@@ -250,12 +255,17 @@ class StructgenLoop(GenEngine):
                       r.forced_tokens)
 
     def describe(self):
-        return {"fast_forward": self.fast_forward, "budget_safe": True}
+        return {"fast_forward": self.fast_forward, "budget_safe": True, "options": self.options}
 
 
 class StructgenInject(StructgenLoop):
     name = "structgen-inject"
     fast_forward = "inject"
+
+
+class StructgenCanonical(StructgenLoop):
+    name = "structgen-canonical"
+    options = {"whitespace": "canonical"}
 
 
 class StructgenLP(StructgenLoop):
@@ -365,7 +375,8 @@ class OutlinesGen(GenEngine):
         return hf_generate(self.model, self.tok, prompt_ids, max_new_tokens, max_time, self.eos_ids, [handle])
 
 
-ENGINE_CLASSES = {c.name: c for c in (Unconstrained, StructgenLoop, StructgenInject, StructgenLP, XGrammarGen,
+ENGINE_CLASSES = {c.name: c for c in (Unconstrained, StructgenLoop, StructgenInject, StructgenCanonical, StructgenLP,
+                                      XGrammarGen,
                                       LLGuidanceGen, OutlinesGen)}
 
 

@@ -27,7 +27,7 @@ class JsonSchemaOptions:
 
     See ``docs/json_schema_support.md`` for their meaning."""
 
-    whitespace: str = "flexible"  # "compact" | "flexible" | "pretty"
+    whitespace: str = "flexible"  # "compact" | "canonical" | "flexible" | "pretty"
     max_whitespace: int = 24  # per gap, for "flexible" / "pretty"
     escapes: str = "canonical"  # "canonical" | "all": JSON spellings of string characters accepted
     property_order: str = "schema"  # "any" (exact, up to max_any_order declared keys) | "schema"
@@ -48,8 +48,8 @@ class JsonSchemaOptions:
         def bad(name, value, expected):
             raise ConfigurationError(f"JSON Schema option {name}={value!r}: expected {expected}")
 
-        if self.whitespace not in ("compact", "flexible", "pretty"):
-            bad("whitespace", self.whitespace, '"compact", "flexible" or "pretty"')
+        if self.whitespace not in ("compact", "canonical", "flexible", "pretty"):
+            bad("whitespace", self.whitespace, '"compact", "canonical", "flexible" or "pretty"')
         if self.escapes not in ("canonical", "all"):
             bad("escapes", self.escapes, '"canonical" or "all"')
         if self.property_order not in ("schema", "any"):

@@ -65,6 +65,8 @@ class Emitter:
         if w == "compact":
             ws = ""
             lb, rb, lk, rk, comma, colon = r"\{", r"\}", r"\[", r"\]", ",", ":"
+        elif w == "canonical":  # json.dumps' defaults: separators ", " and ": ", nothing else
+            lb, rb, lk, rk, comma, colon = r"\{", r"\}", r"\[", r"\]", ", ", ": "
         elif w == "flexible":
             ws = r"[ \t\n\r]{0,%d}" % n
             lb, rb, lk, rk = r"\{" + ws, ws + r"\}", r"\[" + ws, ws + r"\]"

@@ -190,7 +190,7 @@ _OPTIONS = """
 
 | option | default | meaning |
 |---|---|---|
-| `whitespace` | `"flexible"` | `"compact"`: none; `"flexible"`: any JSON whitespace, at most `max_whitespace` per gap; `"pretty"`: a newline + indentation or one space where `json.dumps` puts them |
+| `whitespace` | `"flexible"` | `"compact"`: none; `"canonical"`: exactly `json.dumps`' default separators `", "` and `": "` (what models imitate; keys and separators become forced, so fast-forward covers them); `"flexible"`: any JSON whitespace, at most `max_whitespace` per gap; `"pretty"`: a newline + indentation or one space where `json.dumps` puts them |
 | `max_whitespace` | `24` | bound for the flexible/pretty policies |
 | `escapes` | `"canonical"` | string spellings: `"canonical"` = raw UTF-8, or `\\uXXXX` (either hex case, surrogate pairs) for non-ASCII/control characters, short escapes (`\\"`, `\\\\`, `\\/`, `\\n`...): what Python `json.dumps` (either `ensure_ascii`), JavaScript and PHP produce; `"all"` also accepts `\\u`-escaped printable ASCII such as `\\u0041` (exact, but literal and key DFAs grow ~7x) |
 | `property_order` | `"schema"` | schema order; `"any"`: any order without duplicate declared keys (up to `max_any_order` declared keys) |
