@@ -11,8 +11,8 @@ Engines, same prompts, greedy decoding, one run each (after a warm-up on a tiny 
 * ``structgen-lp``    ``model.generate(..., logits_processor=[StructgenLogitsProcessor([compiled])],
                        stopping_criteria=[StructgenStoppingCriteria(proc)])``
 * ``xgrammar-lp``     ``model.generate(..., logits_processor=[xgrammar.contrib.hf.LogitsProcessor(cg)])``
-* ``llguidance-lp``   ``model.generate(..., logits_processor=[<minimal processor, below>])``: llguidance
-                       1.x ships no transformers LogitsProcessor, so this file has a minimal one
+* ``llguidance-lp``   ``model.generate(..., logits_processor=[<minimal processor>])``: llguidance
+                       1.x ships no transformers LogitsProcessor, so ``structgen.bench.generation`` has a minimal one
                        (``LLMatcher`` + ``llguidance.torch.fill_next_token_bitmask`` +
                        ``apply_token_bitmask_inplace``; EOS only once the matcher is stopped/accepting).
 
@@ -59,6 +59,8 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 from structgen.bench.env import default_data_dir  # noqa: E402
+from structgen.bench.generation import LLGuidanceProcessor as LLGuidanceLogitsProcessor  # noqa: E402
+from structgen.bench.generation import TimingStreamer  # noqa: E402
 
 DEFAULT_DATA = str(default_data_dir() / "jsonschemabench" / "maskbench" / "data")  # $STRUCTGEN_DATA or ../shared/data
 SUBSETS = ("Glaiveai2K", "Github_easy", "Kubernetes", "Snowplow")
@@ -121,46 +123,6 @@ def check_output(text: str, validator):
         return True, validator.is_valid(value)
     except Exception:  # noqa: BLE001 - unresolvable $ref etc.
         return True, None
-
-
-class TimingStreamer:
-    """transformers streamer recording the time of each ``put`` (the first one is the prompt)."""
-
-    def __init__(self):
-        self.times: list[float] = []
-
-    def put(self, value):
-        self.times.append(now())
-
-    def end(self):
-        pass
-
-
-class LLGuidanceLogitsProcessor:
-    """Minimal transformers logits processor over ``llguidance.LLMatcher`` (batch of 1).
-
-    Consumes the tokens generated since the last call, fills the bitmask with
-    ``llguidance.torch.fill_next_token_bitmask`` and applies it in place.  Written here
-    because llguidance 1.x has no ready transformers processor."""
-
-    def __init__(self, matcher, vocab_size: int):
-        import llguidance.torch as lt
-
-        self.lt = lt
-        self.matcher = matcher
-        self.bitmask = lt.allocate_token_bitmask(1, vocab_size)
-        self.prompt_len = None
-
-    def __call__(self, input_ids, scores):
-        if self.prompt_len is None:
-            self.prompt_len = input_ids.shape[1]
-        else:
-            tok = int(input_ids[0, -1])
-            if not self.matcher.is_stopped():
-                self.matcher.consume_token(tok)
-        self.lt.fill_next_token_bitmask(self.matcher, self.bitmask, 0)
-        self.lt.apply_token_bitmask_inplace(scores, self.bitmask.to(scores.device))
-        return scores
 
 
 # --------------------------------------------------------------------------- schema selection

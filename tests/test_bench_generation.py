@@ -6,7 +6,9 @@ import json
 
 import pytest
 
-from structgen.bench import genrun, jsonschemabench as jsb, lastletters as llc
+from structgen.bench import genrun
+from structgen.bench import jsonschemabench as jsb
+from structgen.bench import lastletters as llc
 from structgen.bench.env import default_data_dir
 
 DATA = default_data_dir()

@@ -134,7 +134,7 @@ class Output:
     forced: int | None = None
 
 
-class _TimingStreamer:
+class TimingStreamer:
     """transformers streamer recording when each ``put`` arrives (the first is the prompt)."""
 
     def __init__(self):
@@ -154,7 +154,7 @@ def hf_generate(model, tok, prompt_ids: list[int], max_new_tokens: int, max_time
 
     device = next(model.parameters()).device
     ids = torch.tensor([prompt_ids], dtype=torch.long, device=device)
-    streamer = _TimingStreamer()
+    streamer = TimingStreamer()
     kw = {"logits_processor": LogitsProcessorList(list(processors))} if processors else {}
     if stopping:
         kw["stopping_criteria"] = StoppingCriteriaList(list(stopping))
@@ -306,7 +306,7 @@ class XGrammarGen(GenEngine):
                            [xhf.LogitsProcessor(handle)])
 
 
-class _LLGuidanceProcessor:
+class LLGuidanceProcessor:
     """A transformers logits processor over ``llguidance.LLMatcher`` (batch of 1)."""
 
     def __init__(self, matcher, vocab_size: int):
@@ -350,7 +350,7 @@ class LLGuidanceGen(GenEngine):
     def generate(self, handle, prompt_ids, prompt_text, max_new_tokens, max_time):
         handle.reset()
         return hf_generate(self.model, self.tok, prompt_ids, max_new_tokens, max_time, self.eos_ids,
-                           [_LLGuidanceProcessor(handle, self.vocab_size)])
+                           [LLGuidanceProcessor(handle, self.vocab_size)])
 
 
 class OutlinesGen(GenEngine):

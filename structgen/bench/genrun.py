@@ -41,7 +41,8 @@ def add_common_args(ap: argparse.ArgumentParser, *, max_new_tokens: int, gen_tim
     ap.add_argument("--threads", type=int, default=None,
                     help="torch threads per worker (default: cores // workers)")
     ap.add_argument("--shard", default=None, metavar="I/N", help="run the I-th of N interleaved shards (0-based)")
-    ap.add_argument("--out", type=Path, default=None, help="output folder (default benchmarks/results/<runner>-<model>)")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="output folder (default benchmarks/results/<runner>-<model>)")
     ap.add_argument("--resume", action="store_true", help="skip (task, engine) pairs already in the folder")
     ap.add_argument("--report-only", type=Path, default=None, metavar="DIR",
                     help="rebuild the report from DIR's results files without running anything")
@@ -104,6 +105,16 @@ def load_meta(folder: Path) -> list[dict]:
         except json.JSONDecodeError:
             pass
     return out
+
+
+def rebuild_report(args, write_report) -> bool:
+    """``--report-only DIR``: rebuild DIR's report from its files; True when that was asked."""
+    if args.report_only is None:
+        return False
+    write_report(args.report_only, load_records(args.report_only), load_meta(args.report_only),
+                 make_plots=not args.no_plots)
+    print(f"report rebuilt: {args.report_only / 'report.md'}")
+    return True
 
 
 def run(args, *, runner: str, tasks: list[dict], handler: str, protocol: dict, report, notes: list[str],
@@ -221,8 +232,9 @@ def common_meta_lines(metas: list[dict]) -> list[str]:
              f"- machine: {machine_line(env)}" + (f"; GPU {model['gpu']}" if model.get("gpu") else ""),
              f"- versions: {versions_line(env)}"]
     for x in metas:
+        xe = x.get("environment") or {}
         lines.append(f"- run: `{x.get('command')}` (started {x.get('started')}, shard {x.get('shard')}, "
-                     f"wall {x.get('wall_s')} s, load average {env.get('loadavg_start')} -> {x.get('environment', {}).get('loadavg_end')})")
+                     f"wall {x.get('wall_s')} s, load average {xe.get('loadavg_start')} -> {xe.get('loadavg_end')})")
     notes = list(dict.fromkeys(n for x in metas for n in x.get("notes") or []))
     lines += [f"- note: {n}" for n in notes]
     return lines

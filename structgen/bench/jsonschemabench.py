@@ -380,14 +380,11 @@ def parse_args(argv):
 
 
 def run_jsonschemabench(argv=None) -> int:
-    from .genrun import load_meta, load_records, resolve_engines, run
+    from .genrun import rebuild_report, resolve_engines, run
 
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
-    if args.report_only is not None:
-        write_report(args.report_only, load_records(args.report_only), load_meta(args.report_only),
-                     not args.no_plots)
-        print(f"report rebuilt: {args.report_only / 'report.md'}")
+    if rebuild_report(args, write_report):
         return 0
     engines, notes = resolve_engines(args.engines)
     if not engines:
