@@ -100,6 +100,25 @@ def test_shortest_completion(tm):
     assert shortest_completion(c, c.initial_state) == b"0"
 
 
+def test_completion_past_the_search_limit_is_greedy_but_valid(tm):
+    _, tok = tm
+    from structgen.integrations import generate as gen_mod
+    from structgen.json_schema import compile_json_schema
+
+    schema = {"type": "object", "additionalProperties": False, "required": ["zeta", "omega"],
+              "properties": {**{f"opt{i}": {"type": ["string", "array", "number"]} for i in range(12)},
+                             "omega": {"enum": ["x"]}, "zeta": {"type": "string", "minLength": 2}}}
+    import jsonschema
+
+    c = compile_json_schema(schema, vocabulary_for(tok))
+    full = shortest_completion(c, c.initial_state)
+    gen_mod._COMPLETIONS.clear()
+    tail = shortest_completion(c, c.initial_state, max_states=3)  # breadth-first search gives up at once
+    assert tail is not None and len(tail) >= len(full)
+    jsonschema.validate(json.loads(tail), schema)  # a valid completion, closers preferred
+    jsonschema.validate(json.loads(full), schema)
+
+
 def test_batch_left_padding_matches_single_prompts(tm):
     model, tok = tm
     prompts = ["a", "a much longer prompt, with more tokens in it", "mid length"]

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from dataclasses import dataclass
 
 from .engines import CompileFailure, classify_message, short
@@ -230,11 +231,19 @@ class StructgenLoop(GenEngine):
         self.vocab = vocabulary_for(tok, self.vocab_size)
 
     def compile(self, schema):
-        from ..errors import StructgenError
+        """Strict first; a schema with a keyword structgen cannot compile exactly is compiled
+        again in lenient mode (``lenient=True``: the keyword is dropped and listed in
+        ``handle.report``), as llguidance's ``lenient`` and xgrammar's silent ignoring do."""
+        from ..errors import StructgenError, Unsupported
         from ..json_schema import compile_json_schema
 
         try:
-            return compile_json_schema(schema, self.vocab, **self.options)
+            try:
+                return compile_json_schema(schema, self.vocab, **self.options)
+            except Unsupported:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # the record lists what was dropped
+                    return compile_json_schema(schema, self.vocab, **self.options, lenient=True)
         except StructgenError as e:
             raise _failure(e) from e
         except RecursionError as e:
@@ -487,6 +496,10 @@ def timed_run(ctx, wm: WorkerModel, task_id: str, name: str, schema: dict | None
             ctx.tainted = True
             return dict(rec, status="oom", error="MemoryError while compiling")
         rec["compile_s"] = time.perf_counter() - t0 if eng.constrained else None
+        report = getattr(handle, "report", None) or ()
+        dropped = [d for d in report if isinstance(d, dict) and d.get("kind") == "dropped"]
+        if dropped:  # compiled in lenient mode: what was left out of the constraint
+            rec["lenient_dropped"] = [f"{d.get('keyword')} at {d.get('where')}" for d in dropped]
         if eng.constrained and rec["compile_s"] > proto["compile_timeout"]:
             return dict(rec, status="compile_timeout",
                         error=f"compiled in {rec['compile_s']:.1f} s > {proto['compile_timeout']:g} s")

@@ -217,11 +217,55 @@ def _representative_bytes(compiled: CompiledGrammar, state) -> list[int]:
     return out
 
 
-def shortest_completion(compiled: CompiledGrammar, state, *, max_states: int = 50_000) -> bytes | None:
+#: bytes a greedy completion tries first: what closes strings, objects, arrays and groups
+_CLOSERS = b'}])"'
+
+
+def _greedy_completion(compiled: CompiledGrammar, state, *, max_steps: int) -> bytes | None:
+    """*A* completion of ``state`` (not always the shortest): depth-first over bytes, closers
+    first, whitespace last, otherwise the smallest byte of each class, never revisiting a
+    state; None when none is found within ``max_steps`` advances."""
+    seen = {state}
+    stack = [(state, iter(_greedy_order(compiled, state)))]
+    path = bytearray()
+    steps = 0
+    while stack:
+        s, options = stack[-1]
+        b = next(options, None)
+        if b is None:
+            stack.pop()
+            if path:
+                path.pop()
+            continue
+        steps += 1
+        if steps > max_steps:
+            return None
+        s2 = compiled.advance_bytes(s, bytes((b,)))
+        if s2 is None or s2 in seen:
+            continue
+        seen.add(s2)
+        path.append(b)
+        if compiled.can_end(s2):
+            return bytes(path)
+        stack.append((s2, iter(_greedy_order(compiled, s2))))
+    return None
+
+
+def _greedy_order(compiled: CompiledGrammar, state) -> list[int]:
+    reps = _representative_bytes(compiled, state)
+    viable = set(int(x) for x in compiled.viable_bytes(state).tolist())
+    rest = [b for b in reps if b not in _CLOSERS]
+    return [c for c in _CLOSERS if c in viable] + sorted(rest, key=lambda b: b in b" \t\n\r")  # space last
+
+
+def shortest_completion(compiled: CompiledGrammar, state, *, max_states: int = 5_000,
+                        max_greedy_steps: int = 200_000) -> bytes | None:
     """The shortest byte string taking ``state`` to a complete sentence (ties: the
-    smallest bytes first), by breadth-first search over bytes; None when there is
-    none (or the search passes ``max_states`` states).  Memoised per state; every
-    state on a found path is memoised too (suffixes of shortest paths are shortest)."""
+    smallest bytes first), by breadth-first search over bytes.  When the search passes
+    ``max_states`` states, a greedy depth-first completion (closers first) is returned
+    instead: valid, possibly longer than the shortest.  None when there is none (or
+    neither search finds one).  Memoised per state; every state on a found shortest
+    path is memoised too (suffixes of shortest paths are shortest)."""
     memo = _COMPLETIONS.setdefault(compiled, {})
     if state in memo:
         return memo[state]
@@ -250,7 +294,9 @@ def shortest_completion(compiled: CompiledGrammar, state, *, max_states: int = 5
             if found is not None:
                 break
             if len(parent) > max_states:
-                return None
+                tail = _greedy_completion(compiled, state, max_steps=max_greedy_steps)
+                memo[state] = tail
+                return tail
         frontier = nxt
     if found is None:
         memo[state] = None
