@@ -188,6 +188,7 @@ def resolve_constraint(vocab: Vocabulary, *, schema=None, regex=None, grammar=No
 # --- shortest completions ----------------------------------------------------------
 
 _COMPLETIONS: "weakref.WeakKeyDictionary[CompiledGrammar, dict]" = weakref.WeakKeyDictionary()
+_GREEDY: "weakref.WeakKeyDictionary[CompiledGrammar, dict]" = weakref.WeakKeyDictionary()
 
 
 def _representative_bytes(compiled: CompiledGrammar, state) -> list[int]:
@@ -405,6 +406,26 @@ class _Row:
         ids = self.closing(cs)
         return float("inf") if ids is None else len(ids)
 
+    def fits(self, cs, budget: int) -> bool:
+        """Some valid completion of ``cs`` takes at most ``budget`` tokens.  Cheap first: a
+        greedy completion (memoised per state) of at most ``budget`` bytes, each of them a
+        token, fits; only otherwise the exact cost (shortest completion, tokenised) is needed."""
+        if cs is DONE:
+            return True
+        heal, st = cs
+        memo = _GREEDY.setdefault(self.compiled, {})
+        tail = memo.get(st, False)
+        if tail is False:
+            tail = memo[st] = (b"" if self.compiled.can_end(st)
+                               else _greedy_completion(self.compiled, st, max_steps=20_000))
+            if len(memo) > 50_000:
+                memo.clear()
+        if tail is not None and len(heal) + len(tail) <= budget:
+            single = byte_index(self.vocab).single
+            if all(b in single for b in heal + tail):
+                return True
+        return self.cost(cs) <= budget
+
     # --- queries on the current state
     @property
     def constrained(self) -> bool:
@@ -477,7 +498,7 @@ class _Row:
             nxt = self.step(self.cs, t)
             if nxt is None:  # cannot happen with a correct mask
                 raise StructgenError(f"internal error: token {t} is not allowed here")
-            if self.budget_safe and self.cost(nxt) > self.budget_left - 1:
+            if self.budget_safe and not self.fits(nxt, self.budget_left - 1):
                 self.close()
                 return False
             self.cs = nxt
@@ -873,6 +894,8 @@ def generate(model, tokenizer, prompt: str | Sequence[str] | Sequence[dict], *, 
 
     if compiled is not None and budget_safe:
         for r in rows:
+            if r.fits(r.cs, max_new_tokens):
+                continue
             need = r.cost(r.cs)
             if need > max_new_tokens:
                 tail = shortest_completion(compiled, compiled.initial_state)

@@ -93,6 +93,7 @@ class _ByteIndex:
                 self.ids.setdefault(b, []).append(i)
         self.keys = sorted(self.ids)
         self.max_len = max((len(k) for k in self.keys), default=1)
+        self.single = frozenset(k[0] for k in self.keys if len(k) == 1)  # bytes that are tokens by themselves
 
 
 _INDEX: "weakref.WeakKeyDictionary[Vocabulary, _ByteIndex]" = weakref.WeakKeyDictionary()
