@@ -46,7 +46,8 @@ def main(argv=None) -> int:
     """``structgen bench {maskbench,test-suite,jsonschemabench,last-letters} [options]``."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in RUNNERS:
-        print("usage: structgen bench {maskbench,test-suite,jsonschemabench,last-letters} [options]   (--help after the runner name)",
+        print("usage: structgen bench {maskbench,test-suite,jsonschemabench,last-letters} [options]"
+              "   (--help after the runner name)",
               file=sys.stderr if argv and argv[0] not in ("-h", "--help") else sys.stdout)
         return 0 if argv and argv[0] in ("-h", "--help") else 2
     return RUNNERS[argv[0]](argv[1:])

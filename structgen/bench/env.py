@@ -106,3 +106,12 @@ def machine_line(env: dict) -> str:
 
 def versions_line(env: dict) -> str:
     return ", ".join(f"{k} {v}" for k, v in env.get("versions", {}).items())
+
+
+def print_header(title: str, env: dict, notes) -> None:
+    """A run's first lines: what it does, the machine, the versions, the notes so far."""
+    print(title, flush=True)
+    print(f"machine: {machine_line(env)}", flush=True)
+    print(f"versions: {versions_line(env)}", flush=True)
+    for n in notes:
+        print(f"note: {n}", flush=True)

@@ -21,7 +21,7 @@ import re
 import time
 from pathlib import Path
 
-from .env import environment, loadavg, machine_line, results_dir, versions_line
+from .env import environment, loadavg, machine_line, print_header, results_dir, versions_line
 from .generation import DEFAULT_ENGINES, engine_available
 
 
@@ -121,7 +121,7 @@ def run(args, *, runner: str, tasks: list[dict], handler: str, protocol: dict, r
         engines: list[str], argv: list[str]) -> Path:
     """Run ``tasks`` (dicts with ``id``; every engine runs on each) through the pool and write
     the records; then ``report(folder, records, metas)`` builds the report.  Returns the folder."""
-    from .pool import Pool, run_interruptible
+    from .pool import Pool, RecordLog, run_interruptible
 
     shard_i, shard_n = parse_shard(args.shard)
     tasks = tasks[shard_i::shard_n]
@@ -145,44 +145,20 @@ def run(args, *, runner: str, tasks: list[dict], handler: str, protocol: dict, r
     threads = args.threads or max(1, cores // max(1, args.workers))
     started = time.strftime("%Y%m%d-%H%M%S")
     command = f"structgen bench {runner} " + " ".join(argv)
-    print(f"# {runner} {started}: {len(tasks)} tasks x {len(engines)} engines ({', '.join(engines)}), "
-          f"{total} runs to do{' (resumed)' if done else ''}, shard {shard_i}/{shard_n} -> {out}", flush=True)
-    print(f"machine: {machine_line(env)}", flush=True)
-    print(f"versions: {versions_line(env)}", flush=True)
-    for n in notes:
-        print(f"note: {n}", flush=True)
+    print_header(f"# {runner} {started}: {len(tasks)} tasks x {len(engines)} engines ({', '.join(engines)}), "
+          f"{total} runs to do{' (resumed)' if done else ''}, shard {shard_i}/{shard_n} -> {out}", env, notes)
 
-    bar = None
-    if not args.no_progress and total:
-        try:
-            from tqdm import tqdm
-
-            bar = tqdm(total=total, unit="run", dynamic_ncols=True, smoothing=0.05)
-        except ImportError:
-            bar = None
     setup: dict = {}
-    counts: dict[str, list[int]] = {e: [0, 0] for e in engines}
-    fh = open(jsonl, "a", encoding="utf-8")
+    log = RecordLog(jsonl, engines, total, progress=not args.no_progress, good="ok", width=6)
 
     def on_record(task, engine, rec):
         if engine == "__prep__":
             return
-        line = {"task": task["id"], "engine": engine, **{k: task[k] for k in task.get("keys", ())}}
-        line.update(rec)
-        fh.write(json.dumps(line, ensure_ascii=False, default=str) + "\n")
-        fh.flush()
-        c = counts.setdefault(engine, [0, 0])
-        c[0] += 1
-        c[1] += bool(rec.get("ok"))
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix_str(" ".join(f"{e[:6]} {k}/{n}" for e, (n, k) in counts.items()), refresh=False)
-        else:
-            print(f"{task['id']} {engine}: {rec.get('status')} ok={rec.get('ok')}", flush=True)
+        log.add(engine, {"task": task["id"], "engine": engine, **{k: task[k] for k in task.get("keys", ())}, **rec})
 
     def on_note(text):
         notes.append(text)
-        (bar.write if bar is not None else print)(f"note: {text}")
+        log.say(f"note: {text}")
 
     def on_setup(what, info):
         setup.setdefault(what, info)
@@ -195,7 +171,7 @@ def run(args, *, runner: str, tasks: list[dict], handler: str, protocol: dict, r
                 on_record=on_record, on_note=on_note, on_setup=on_setup)
     t0 = time.perf_counter()
     run_interruptible(pool, todo, notes=notes, interrupted_note="interrupted: run again with --resume",
-                      close=[fh.close] + ([bar.close] if bar is not None else []))
+                      close=[log.close])
     wall = time.perf_counter() - t0
     for e, why in pool.unavailable.items():
         notes.append(f"engine {e} unavailable: {why}")

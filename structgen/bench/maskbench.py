@@ -40,7 +40,7 @@ import time
 from pathlib import Path
 
 from .engines import ALL_ENGINES, installed, short
-from .env import REPO, default_data_dir, environment, loadavg, machine_line, results_dir, versions_line
+from .env import REPO, default_data_dir, environment, loadavg, machine_line, print_header, results_dir, versions_line
 from .replay import compile_timed, replay, serialise
 from .stats import dist, fmt, fmt_pct, fmt_ratio, geomean, md_table, ratio
 
@@ -679,7 +679,7 @@ def resolve_engines(spec: str | None) -> tuple[list[str], list[str]]:
 
 
 def run_maskbench(argv=None) -> int:
-    from .pool import Pool, run_interruptible
+    from .pool import Pool, RecordLog, run_interruptible
 
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
@@ -755,44 +755,22 @@ def run_maskbench(argv=None) -> int:
                 "limit": args.limit, "sample_seed": args.sample_seed, "subsets": args.subsets,
                 "data": str(maskbench_dir(data)), "timer": "time.perf_counter_ns", "threads": 1,
                 "styles": {"valid": ["compact", "default"], "invalid": ["compact"]}}
-    print(f"# MaskBench {started}: {len(schemas)} schemas x {len(engines)} engines "
-          f"({', '.join(engines)}), {total} runs to do{' (resumed)' if done else ''} -> {out}", flush=True)
-    print(f"machine: {machine_line(env)}", flush=True)
-    print(f"versions: {versions_line(env)}", flush=True)
-    for n in notes:
-        print(f"note: {n}", flush=True)
+    print_header(f"# MaskBench {started}: {len(schemas)} schemas x {len(engines)} engines "
+          f"({', '.join(engines)}), {total} runs to do{' (resumed)' if done else ''} -> {out}", env, notes)
 
     setup_info: dict = {}
-    bar = None
-    if not args.no_progress:
-        try:
-            from tqdm import tqdm
-
-            bar = tqdm(total=total, unit="run", dynamic_ncols=True, smoothing=0.05)
-        except ImportError:
-            bar = None
-    counts: dict[str, list[int]] = {e: [0, 0] for e in engines}
-    fh = open(jsonl, "a", encoding="utf-8")
+    log = RecordLog(jsonl, engines, total, progress=not args.no_progress, good="passing", every=50)
 
     def on_record(task, engine, rec):
         if engine == "__prep__":
             return
         line = {"schema": task["id"], "subset": task["subset"], "engine": engine, "tokenizer": args.tokenizer}
         line.update(rec)
-        fh.write(json.dumps(line, ensure_ascii=False, default=str) + "\n")
-        fh.flush()
-        c = counts.setdefault(engine, [0, 0])
-        c[0] += 1
-        c[1] += bool(rec.get("passing"))
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix_str(" ".join(f"{e[:3]} {p}/{n}" for e, (n, p) in counts.items()), refresh=False)
-        elif c[0] % 50 == 0:
-            print(f"{engine}: {c[0]} done, {c[1]} passing", flush=True)
+        log.add(engine, line)
 
     def on_note(text):
         notes.append(text)
-        (bar.write if bar is not None else print)(f"note: {text}")
+        log.say(f"note: {text}")
 
     def on_setup(what, info):
         setup_info.setdefault(what, info)
@@ -805,7 +783,7 @@ def run_maskbench(argv=None) -> int:
                 on_note=on_note, on_setup=on_setup, engine_timeouts=engine_timeouts)
     t0 = time.perf_counter()
     run_interruptible(pool, tasks, notes=notes, interrupted_note="interrupted: run again with --resume",
-                      close=[fh.close] + ([bar.close] if bar is not None else []))
+                      close=[log.close])
     wall = time.perf_counter() - t0
     env["loadavg_end"] = loadavg()
     for e, why in pool.unavailable.items():

@@ -461,6 +461,47 @@ class Pool:
         pending.append(dict(task, engines=rest, _attempt=attempt))
 
 
+class RecordLog:
+    """The parent's side of a run: appends each record to a JSONL file as it arrives and shows
+    progress (a tqdm bar with per-engine ``good/done`` counts; without one, a line every
+    ``every`` records of an engine).  ``good`` names the record field counted as a success."""
+
+    def __init__(self, path: Path, engines, total: int, *, progress: bool, good: str, every: int = 1,
+                 width: int = 3, append: bool = True, unit: str = "run"):
+        self.fh = open(path, "a" if append else "w", encoding="utf-8")
+        self.good, self.every, self.width = good, every, width
+        self.counts: dict[str, list[int]] = {e: [0, 0] for e in engines}
+        self.bar = None
+        if progress and total:
+            try:
+                from tqdm import tqdm
+
+                self.bar = tqdm(total=total, unit=unit, dynamic_ncols=True, smoothing=0.05)
+            except ImportError:
+                pass
+
+    def add(self, engine: str, line: dict) -> None:
+        self.fh.write(json.dumps(line, ensure_ascii=False, default=str) + "\n")
+        self.fh.flush()
+        c = self.counts.setdefault(engine, [0, 0])
+        c[0] += 1
+        c[1] += bool(line.get(self.good))
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix_str(" ".join(f"{e[:self.width]} {k}/{n}" for e, (n, k) in self.counts.items()),
+                                     refresh=False)
+        elif c[0] % self.every == 0:
+            print(f"{engine}: {c[0]} done, {c[1]} {self.good}", flush=True)
+
+    def say(self, text: str) -> None:
+        (self.bar.write if self.bar is not None else print)(text)
+
+    def close(self) -> None:
+        self.fh.close()
+        if self.bar is not None:
+            self.bar.close()
+
+
 def _term_as_interrupt():
     """SIGTERM -> KeyboardInterrupt, so a killed run still writes its summary (resume with --resume)."""
     def handler(signum, frame):

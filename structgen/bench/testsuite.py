@@ -355,7 +355,7 @@ def parse_args(argv):
 
 def run_schema_test_suite(argv=None) -> int:
     from .maskbench import parse_options, resolve_engines
-    from .pool import Pool, run_interruptible
+    from .pool import Pool, RecordLog, run_interruptible
 
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
@@ -401,15 +401,8 @@ def run_schema_test_suite(argv=None) -> int:
     for n in notes:
         print(f"note: {n}", flush=True)
     records: list[dict] = []
-    bar = None
-    if not args.no_progress:
-        try:
-            from tqdm import tqdm
-
-            bar = tqdm(total=len(tasks) * len(engines), unit="group", dynamic_ncols=True)
-        except ImportError:
-            bar = None
-    fh = open(out / "results.jsonl", "w", encoding="utf-8")
+    log = RecordLog(out / "results.jsonl", engines, len(tasks) * len(engines), progress=not args.no_progress,
+                    good="passing", every=10**9, append=False, unit="group")
 
     def on_record(task, engine, rec):
         if engine == "__prep__":
@@ -426,14 +419,11 @@ def run_schema_test_suite(argv=None) -> int:
             line.setdefault("under", 0)
             line.setdefault("passing", False)
         records.append(line)
-        fh.write(json.dumps(line, ensure_ascii=False, default=str) + "\n")
-        fh.flush()
-        if bar is not None:
-            bar.update(1)
+        log.add(engine, line)
 
     def on_note(text):
         notes.append(text)
-        (bar.write if bar is not None else print)(f"note: {text}")
+        log.say(f"note: {text}")
 
     setup_info: dict = {}
     cfg = {"handler": HANDLER, "tokenizer": tokenizer, "memory_limit": int(args.memory_gb * 2**30),
@@ -443,7 +433,7 @@ def run_schema_test_suite(argv=None) -> int:
                 on_note=on_note, on_setup=lambda w, i: setup_info.setdefault(w, i))
     t0 = time.perf_counter()
     run_interruptible(pool, tasks, notes=notes, interrupted_note="interrupted",
-                      close=[fh.close] + ([bar.close] if bar is not None else []))
+                      close=[log.close])
     env["loadavg_end"] = loadavg()
     for e, why in pool.unavailable.items():
         notes.append(f"engine {e} unavailable: {why}")

@@ -253,10 +253,27 @@ def _greedy_completion(compiled: CompiledGrammar, state, *, max_steps: int) -> b
 
 
 def _greedy_order(compiled: CompiledGrammar, state) -> list[int]:
+    """Bytes to try from ``state``: closers that end the current lexeme or start the next
+    first (``"`` ending a string, ``}`` after a value -- not ``}`` as string content), then
+    bytes that keep the lexeme complete, then the rest, whitespace last."""
     reps = _representative_bytes(compiled, state)
     viable = set(int(x) for x in compiled.viable_bytes(state).tolist())
-    rest = [b for b in reps if b not in _CLOSERS]
-    return [c for c in _CLOSERS if c in viable] + sorted(rest, key=lambda b: b in b" \t\n\r")  # space last
+    cands = [c for c in _CLOSERS if c in viable] + [x for x in reps if x not in _CLOSERS]
+    row, s = state
+    lex = compiled.lexer(row)
+
+    def rank(b: int) -> int:
+        if b in b" \t\n\r":
+            return 4
+        t = int(lex.trans[s, lex.classes[b]])  # lexer state 0: between lexemes
+        complete = t >= 0 and bool(lex.acc_terms[t])  # the lexeme b continues or starts is complete
+        if b in _CLOSERS and ((s and t < 0) or (not s and complete)):  # ends the lexeme, or is one
+            return 0
+        if complete:
+            return 1 if b in _CLOSERS else 2
+        return 3
+
+    return sorted(cands, key=rank)  # stable: closer order, then byte order within a rank
 
 
 def shortest_completion(compiled: CompiledGrammar, state, *, max_states: int = 5_000,
