@@ -139,6 +139,8 @@ def write_report(out: Path, records: list[dict], metas: list[dict], make_plots: 
         paired = [t for t in by[e] if t in base]
         wins = sum(1 for t in paired if by[e][t].get("ok") and not base[t].get("ok"))
         losses = sum(1 for t in paired if base[t].get("ok") and not by[e][t].get("ok"))
+        same = sum(1 for t in paired if by[e][t].get("text") is not None
+                   and (by[e][t].get("text") or "").strip() == (base[t].get("text") or "").strip())
         s = {"n": n, "correct": k, "accuracy": k / n if n else None, "ci95": ci,
              "format_ok": sum(bool(r.get("format_ok")) for r in rs),
              "gct_s": statistics.median([r["compile_s"] for r in rs if r.get("compile_s") is not None])
@@ -148,18 +150,18 @@ def write_report(out: Path, records: list[dict], metas: list[dict], make_plots: 
              if any(r.get("tpot_ms") for r in done) else None,
              "tokens": statistics.median([r["tokens"] for r in done]) if done else None,
              "ff_share": forced / toks if toks and any(r.get("forced_tokens") is not None for r in done) else None,
-             "wins_vs_unconstrained": wins, "losses_vs_unconstrained": losses,
+             "wins_vs_unconstrained": wins, "losses_vs_unconstrained": losses, "same_text_as_unconstrained": same,
              "statuses": {st: sum(1 for r in rs if r.get("status") == st) for st in {r.get("status") for r in rs}}}
         summary[e] = s
         rows.append([e, n, f"{fmt(s['accuracy'] * 100 if n else None, 1)}",
                      f"[{ci[0] * 100:.1f}, {ci[1] * 100:.1f}]" if ci else "-", f"{s['format_ok']}/{n}",
-                     "-" if e == "unconstrained" else f"+{wins} / -{losses}",
+                     "-" if e == "unconstrained" else f"+{wins} / -{losses} ({same} same)",
                      fmt(s["gct_s"], 3), fmt(s["ttft_s"], 2), fmt(s["tpot_ms"], 1), fmt(s["tokens"], 0),
                      "-" if s["ff_share"] is None else f"{s['ff_share']:.0%}"])
     proto = (metas[0].get("protocol") if metas else None) or {}
     md = ["# Last Letter Concatenation, JSON answers", ""] + common_meta_lines(metas) + [
         f"- protocol: {json.dumps(proto, default=str)}", "",
-        md_table(["engine", "questions", "accuracy %", "95% CI", "JSON format", "paired vs unconstrained",
+        md_table(["engine", "questions", "accuracy %", "95% CI", "JSON format", "paired vs unconstrained (same text)",
                   "GCT s", "TTFT s", "TPOT ms", "tokens", "fast-forwarded"], rows), ""]
     examples = [r for r in records if r["engine"] == "structgen"][:3]
     for r in examples:
