@@ -186,7 +186,7 @@ def run(args, *, runner: str, tasks: list[dict], handler: str, protocol: dict, r
         try:
             first = json.loads(meta_path.read_text())
             meta = dict(first, resumed=list(first.get("resumed") or []) + [meta],
-                        wall_s=round((first.get("wall_s") or 0) + wall, 1))
+                        wall_s_total=round((first.get("wall_s_total") or first.get("wall_s") or 0) + wall, 1))
         except json.JSONDecodeError:
             pass
     meta_path.write_text(json.dumps(meta, indent=1, ensure_ascii=False, default=str))
@@ -207,7 +207,7 @@ def common_meta_lines(metas: list[dict]) -> list[str]:
              f"{m.get('threads_per_worker')} torch threads x {m.get('workers')} workers)",
              f"- machine: {machine_line(env)}" + (f"; GPU {model['gpu']}" if model.get("gpu") else ""),
              f"- versions: {versions_line(env)}"]
-    for x in metas:
+    for x in [r for m in metas for r in [m] + list(m.get("resumed") or [])]:
         xe = x.get("environment") or {}
         lines.append(f"- run: `{x.get('command')}` (started {x.get('started')}, shard {x.get('shard')}, "
                      f"wall {x.get('wall_s')} s, load average {xe.get('loadavg_start')} -> {xe.get('loadavg_end')})")
