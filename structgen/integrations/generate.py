@@ -395,18 +395,7 @@ class _Row:
             return hit
         heal, st = cs
         tail = shortest_completion(self.compiled, st)
-        ids = None
-        if tail is not None:
-            data = heal + tail
-            for cand in (lambda: encode_bytes(self.tokenizer, self.vocab, data),
-                         lambda: _bytewise(self.vocab, data)):
-                try:
-                    ids = cand()
-                except StructgenError:
-                    continue
-                if self._replays(cs, ids):
-                    break
-                ids = None
+        ids = None if tail is None else self._tokenise_tail(cs, heal + tail)
         if len(self._cost_memo) > 50_000:
             self._cost_memo.clear()
         self._cost_memo[cs] = ids
@@ -423,13 +412,7 @@ class _Row:
         ids = self.closing(cs)
         return float("inf") if ids is None else len(ids)
 
-    def fits(self, cs, budget: int) -> bool:
-        """Some valid completion of ``cs`` takes at most ``budget`` tokens.  Cheap first: a
-        greedy completion (memoised per state) of at most ``budget`` bytes, each of them a
-        token, fits; only otherwise the exact cost (shortest completion, tokenised) is needed."""
-        if cs is DONE:
-            return True
-        heal, st = cs
+    def _greedy_tail(self, st) -> bytes | None:
         memo = _GREEDY.setdefault(self.compiled, {})
         tail = memo.get(st, False)
         if tail is False:
@@ -437,6 +420,28 @@ class _Row:
                                else _greedy_completion(self.compiled, st, max_steps=20_000))
             if len(memo) > 50_000:
                 memo.clear()
+        return tail
+
+    def _tokenise_tail(self, cs, data: bytes) -> list[int] | None:
+        """The fewest-token spelling of ``data`` (canonical, else byte by byte) that replays from ``cs``."""
+        best = None
+        for cand in (lambda: encode_bytes(self.tokenizer, self.vocab, data), lambda: _bytewise(self.vocab, data)):
+            try:
+                ids = cand()
+            except StructgenError:
+                continue
+            if self._replays(cs, ids) and (best is None or len(ids) < len(best)):
+                best = ids
+        return best
+
+    def fits(self, cs, budget: int) -> bool:
+        """Some valid completion of ``cs`` takes at most ``budget`` tokens.  Cheap first: a
+        greedy completion (memoised per state) of at most ``budget`` bytes, each of them a
+        token, fits; only otherwise the exact cost (shortest completion, tokenised) is needed."""
+        if cs is DONE:
+            return True
+        heal, st = cs
+        tail = self._greedy_tail(st)
         if tail is not None and len(heal) + len(tail) <= budget:
             single = byte_index(self.vocab).single
             if all(b in single for b in heal + tail):
@@ -531,6 +536,12 @@ class _Row:
     def close(self) -> None:
         """Append the shortest completion of the current state and finish."""
         ids = self.closing(self.cs)
+        if (ids is None or len(ids) > self.budget_left) and self.cs is not DONE:
+            # the budget check may have passed on the greedy completion, and the memoised
+            # "shortest" one is not always the fewest tokens: close with the greedy one
+            tail = self._greedy_tail(self.cs[1])
+            if tail is not None:
+                ids = self._tokenise_tail(self.cs, self.cs[0] + tail)
         if ids is None or len(ids) > self.budget_left:  # the invariant makes this unreachable
             raise StructgenError("internal error: no completion fits the budget left")
         for t in ids:
