@@ -130,8 +130,8 @@ def check_output(text: str, schema) -> dict:
         return {"json_ok": True, "schema_ok": False, "check_error": f"validator failed: {type(e).__name__}: "
                                                                       f"{str(e)[:200]}", "validator_failed": True}
     if err is not None:
-        return {"json_ok": True, "schema_ok": False, "check_error": f"{err.message[:200]} at "
-                                                                      f"{'/'.join(map(str, err.absolute_path))}"}
+        return {"json_ok": True, "schema_ok": False,  # the keyword first: messages start with the instance
+                "check_error": f"{err.validator}: {err.message[-160:]} at {'/'.join(map(str, err.absolute_path))}"}
     return {"json_ok": True, "schema_ok": True}
 
 
