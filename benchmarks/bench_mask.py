@@ -262,21 +262,13 @@ from structgen.bench.pool import describe_rc  # noqa: E402
 Engine = json_engines.JsonEngine
 
 
-class StructgenEngine(Engine):
-    name = "structgen"
+class StructgenEngine(json_engines.StructgenEngine):
+    """The JSON-runner adapter (setup, fill, accept, can_end) with grammar/regex compiles."""
 
     def __init__(self, tok, vocab_size: int):
-        import structgen
-
-        self.sg = structgen
-        try:
-            self.vocab = structgen.Vocabulary.from_tokenizer(tok, vocab_size=vocab_size)
-        except TypeError:
-            self.vocab = structgen.Vocabulary.from_tokenizer(tok)
-        self.vocab_size = self.vocab.size
-        self.eos_ids = sorted(self.vocab.eos_ids)
-        self.bitmask = structgen.allocate_token_bitmask(1, self.vocab.size)
-        self.row = self.bitmask[0]
+        if vocab_size != len(tok):  # the JSON runner's adapter makes masks len(tok) wide, like the peers'
+            raise ValueError(f"mask width {vocab_size} != len(tokenizer) {len(tok)}")
+        super().__init__(tok)
 
     def compile(self, kind, source):
         if kind == "regex":
@@ -284,15 +276,6 @@ class StructgenEngine(Engine):
         else:
             c = self.sg.compile_grammar(source, self.vocab)
         return c.matcher()
-
-    def fill(self, m):
-        m.fill_next_token_bitmask(self.bitmask, 0)
-
-    def accept(self, m, tid):
-        return bool(m.accept_token(tid))
-
-    def can_end(self, m):
-        return bool(m.can_terminate())
 
 
 class LLGuidanceEngine(json_engines.LLGuidanceEngine):
