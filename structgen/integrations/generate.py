@@ -191,11 +191,13 @@ _COMPLETIONS: "weakref.WeakKeyDictionary[CompiledGrammar, dict]" = weakref.WeakK
 _GREEDY: "weakref.WeakKeyDictionary[CompiledGrammar, dict]" = weakref.WeakKeyDictionary()
 
 
-def _representative_bytes(compiled: CompiledGrammar, state) -> list[int]:
-    """The viable next bytes, one per class of equivalent bytes (the smallest): a
-    single byte's successor depends only on its class in the current lexer and, when
-    the pending lexeme may end there, its class in the next row's lexer."""
-    viable = compiled.viable_bytes(state).tolist()
+def _representative_bytes(compiled: CompiledGrammar, state, viable: list[int] | None = None) -> list[int]:
+    """The viable next bytes (``viable``, computed when not given), one per class of
+    equivalent bytes (the smallest): a single byte's successor depends only on its class
+    in the current lexer and, when the pending lexeme may end there, its class in the
+    next row's lexer."""
+    if viable is None:
+        viable = compiled.viable_bytes(state).tolist()
     try:
         from ..grammar.earley import DEAD
 
@@ -256,9 +258,9 @@ def _greedy_order(compiled: CompiledGrammar, state) -> list[int]:
     """Bytes to try from ``state``: closers that end the current lexeme or start the next
     first (``"`` ending a string, ``}`` after a value -- not ``}`` as string content), then
     bytes that keep the lexeme complete, then the rest, whitespace last."""
-    reps = _representative_bytes(compiled, state)
-    viable = set(int(x) for x in compiled.viable_bytes(state).tolist())
-    cands = [c for c in _CLOSERS if c in viable] + [x for x in reps if x not in _CLOSERS]
+    viable = compiled.viable_bytes(state).tolist()
+    reps = _representative_bytes(compiled, state, viable)
+    cands = [c for c in _CLOSERS if c in set(viable)] + [x for x in reps if x not in _CLOSERS]
     row, s = state
     lex = compiled.lexer(row)
 
