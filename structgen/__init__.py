@@ -23,7 +23,8 @@ from .errors import (
 )
 from .grammar.library import list_grammars, load_grammar
 from .mask.bitmask import allocate_token_bitmask, apply_token_bitmask_inplace, reset_token_bitmask
-from .mask.engine import CompiledGrammar, Matcher
+from .mask.engine import CompiledGrammar
+from .mask.matcher import Matcher
 from .vocab import Vocabulary
 
 __version__ = "0.1.0"

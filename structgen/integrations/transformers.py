@@ -53,7 +53,8 @@ import numpy as np
 import torch
 
 from ..errors import ConfigurationError, VocabularyError
-from ..mask.engine import CompiledGrammar, Matcher
+from ..mask.engine import CompiledGrammar
+from ..mask.matcher import Matcher
 from ..vocab import Vocabulary
 
 try:  # subclass the real bases when transformers is importable (it always is in practice)
