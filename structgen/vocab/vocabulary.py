@@ -124,6 +124,13 @@ class Vocabulary:
     def trie(self) -> TokenTrie:
         return TokenTrie.build(self.token_bytes)
 
+    @cached_property
+    def byte_index(self):
+        """The :class:`~structgen.vocab.tokenize.ByteIndex` of the token byte strings."""
+        from .tokenize import ByteIndex
+
+        return ByteIndex(self.token_bytes)
+
     @property
     def num_words(self) -> int:
         """Width of one bitmask row in 32-bit words."""
