@@ -16,12 +16,14 @@ from __future__ import annotations
 import threading
 import weakref
 from collections import OrderedDict
+from functools import cached_property
 
 import numpy as np
 
 from ..grammar.earley import DEAD, EarleyParser
 from ..grammar.ir import Grammar, prune_unproductive
 from ..vocab.vocabulary import Vocabulary
+from .completion import CompletionCache
 from .kernels import get_kernels
 from .lexer import Lexer, LexerFactory
 
@@ -94,10 +96,16 @@ class CompiledGrammar:
         return (f"CompiledGrammar({self.kind}, terminals={len(self.grammar.terminals)}, "
                 f"rules={len(self.grammar.rules)}, vocab={self.vocab.name or self.vocab.size})")
 
-    def matcher(self) -> "Matcher":
+    @cached_property
+    def completion_cache(self) -> CompletionCache:
+        """Completions, closing tokens and prefix masks of this constraint (see mask/completion.py)."""
+        return CompletionCache()
+
+    def matcher(self, **options) -> "Matcher":
+        """A new matcher at the start of the output (``prefix=``, ``eos_ids=``: see :class:`Matcher`)."""
         from .matcher import Matcher
 
-        return Matcher(self)
+        return Matcher(self, **options)
 
     # --- lexing and parsing ------------------------------------------------
     def lexer(self, row: int) -> Lexer:
