@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 
 from structgen.automata import ops
 from structgen.automata.fsm import ByteDFA
-from structgen.automata.regex import literal_dfa, regex_to_dfa, utf8_sequences
+from structgen.automata.charset import utf8_sequences
+from structgen.automata.regex import literal_dfa, regex_to_dfa
 from structgen.errors import BudgetExceeded, ConfigurationError, RegexError, Unsupported
 
 SETTINGS = settings(max_examples=60, derandomize=True, deadline=None, database=None,

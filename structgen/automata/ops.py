@@ -1,6 +1,8 @@
 """Operations on :class:`ByteDFA`: trimming, minimisation, products.
 
-Every function here returns a *normalised* DFA:
+Every function here returns a *normalised* DFA (the exceptions say so:
+:func:`from_trimmed_table`, :func:`from_edges`, non-minimal :func:`product`
+and the glued case of :func:`concat` keep the caller's state numbering):
 
 * trimmed (every state reachable from the start and co-reachable to an
   accepting state), except the canonical empty-language DFA (see
@@ -29,17 +31,25 @@ from ..errors import BudgetExceeded
 from .fsm import ByteDFA
 
 __all__ = [
+    "PRODUCT_MODES",
     "compact_classes",
     "complement_within",
+    "concat",
+    "dfa_key",
     "difference",
     "empty_dfa",
+    "expand",
+    "from_edges",
     "from_table",
+    "from_trimmed_table",
     "intersect",
     "is_empty",
     "minimize",
     "normalize",
+    "product",
     "trim",
     "union",
+    "union_all",
 ]
 
 #: Default bound on the number of states a product construction may create.
@@ -49,17 +59,16 @@ DEFAULT_PRODUCT_STATES = 1_000_000
 # --------------------------------------------------------------------------- helpers
 
 
-def _freeze(*arrays: np.ndarray) -> None:
-    for a in arrays:
-        a.setflags(write=False)
+def _frozen(a, dtype) -> np.ndarray:
+    """A read-only contiguous copy-if-needed of ``a`` (results may be shared through caches)."""
+    a = np.ascontiguousarray(a, dtype=dtype)
+    a.setflags(write=False)
+    return a
 
 
 def _make(trans: np.ndarray, classes: np.ndarray, accepting: np.ndarray) -> ByteDFA:
-    trans = np.ascontiguousarray(trans, dtype=np.int32)
-    classes = np.ascontiguousarray(classes, dtype=np.uint8)
-    accepting = np.ascontiguousarray(accepting, dtype=bool)
-    _freeze(trans, classes, accepting)
-    return ByteDFA(trans=trans, classes=classes, accepting=accepting, start=0)
+    return ByteDFA(trans=_frozen(trans, np.int32), classes=_frozen(classes, np.uint8),
+                   accepting=_frozen(accepting, bool), start=0)
 
 
 def empty_dfa() -> ByteDFA:
@@ -70,9 +79,14 @@ def empty_dfa() -> ByteDFA:
     return _make(np.full((1, 1), -1, np.int32), np.zeros(256, np.uint8), np.zeros(1, bool))
 
 
-def _expand(dfa: ByteDFA) -> np.ndarray:
-    """The S x 256 table of ``dfa`` (one column per byte)."""
-    return np.asarray(dfa.trans, dtype=np.int32)[:, np.asarray(dfa.classes, dtype=np.intp)]
+def expand(dfa: ByteDFA) -> np.ndarray:
+    """The ``S x 256`` int64 table of ``dfa`` (one column per byte, -1 = dead)."""
+    return np.asarray(dfa.trans, np.int64)[:, np.asarray(dfa.classes, np.intp)]
+
+
+def dfa_key(dfa: ByteDFA) -> tuple:
+    """Hashable value identifying ``dfa``'s exact table (equal keys: same automaton)."""
+    return (dfa.start, dfa.trans.shape, dfa.trans.tobytes(), dfa.classes.tobytes(), dfa.accepting.tobytes())
 
 
 def compact_classes(trans256: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -280,8 +294,31 @@ def from_table(trans256: np.ndarray, accepting: np.ndarray, start: int = 0, *, m
     return _finish(trans256, accepting, start, minimal=minimal)
 
 
+def from_trimmed_table(trans256: np.ndarray, accepting: np.ndarray, start: int = 0) -> ByteDFA:
+    """DFA from an ``S x 256`` table the caller knows to be trimmed (every state
+    reachable and co-reachable): byte classes are compacted, states keep their
+    numbers, nothing is minimised.  For large tables built trimmed by construction."""
+    trans, classes = compact_classes(np.asarray(trans256))
+    return ByteDFA(trans=_frozen(trans, np.int32), classes=_frozen(classes, np.uint8),
+                   accepting=_frozen(accepting, bool), start=int(start))
+
+
+def from_edges(edges: list[dict], accepting, start: int = 0) -> ByteDFA:
+    """DFA from per-state ``{byte: target}`` dicts that are already trimmed; one
+    byte class per byte used (cheaper than compacting for trie-shaped automata)."""
+    used = sorted({b for e in edges for b in e})
+    classes = np.zeros(256, np.uint8)
+    classes[used] = np.arange(1, len(used) + 1)
+    trans = np.full((len(edges), len(used) + 1), -1, np.int32)
+    for i, e in enumerate(edges):
+        if e:
+            trans[i, classes[list(e.keys())]] = list(e.values())
+    return ByteDFA(trans=_frozen(trans, np.int32), classes=_frozen(classes, np.uint8),
+                   accepting=_frozen(accepting, bool), start=int(start))
+
+
 def normalize(dfa: ByteDFA, *, minimal: bool = True) -> ByteDFA:
-    return _finish(_expand(dfa), np.asarray(dfa.accepting, bool), int(dfa.start), minimal=minimal)
+    return _finish(expand(dfa), np.asarray(dfa.accepting, bool), int(dfa.start), minimal=minimal)
 
 
 def minimize(dfa: ByteDFA) -> ByteDFA:
@@ -304,6 +341,11 @@ def is_empty(dfa: ByteDFA) -> bool:
 
 # --------------------------------------------------------------------------- products
 
+#: Product modes: which pairs of component states are alive / accepting.
+#: ``"and"`` L(a) ∩ L(b), ``"or"`` L(a) ∪ L(b), ``"diff"`` L(a) \\ L(b),
+#: ``"xor"`` the symmetric difference.
+PRODUCT_MODES = ("and", "or", "diff", "xor")
+
 
 def _merged_columns(a: ByteDFA, b: ByteDFA):
     """Per merged class: column of ``a`` and of ``b``; plus the byte -> merged class map."""
@@ -314,24 +356,57 @@ def _merged_columns(a: ByteDFA, b: ByteDFA):
     return ca[first], cb[first], np.asarray(inverse).reshape(-1)
 
 
-def _product(a: ByteDFA, b: ByteDFA, mode: str, max_states: int) -> ByteDFA:
+def _drop_sinks(ids: np.ndarray, acc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Remove non-accepting states without edges (iteratively) and what becomes unreachable.
+
+    Enough to trim a product when the caller knows those are its only dead states."""
+    while True:
+        dead = ~acc & ~(ids >= 0).any(axis=1)
+        dead[0] = False
+        hit = (ids >= 0) & dead[np.maximum(ids, 0)]
+        if not hit.any():
+            break
+        ids = np.where(hit, -1, ids)
+    reach = np.zeros(len(ids), bool)
+    reach[0] = True
+    reach[ids[ids >= 0]] = True
+    keep = np.flatnonzero(reach)
+    if len(keep) < len(ids):
+        remap = np.full(len(ids), -1, np.int64)
+        remap[keep] = np.arange(len(keep))
+        ids = np.where(ids >= 0, remap[np.maximum(ids, 0)], -1)[keep]
+        acc = acc[keep]
+    return ids, acc
+
+
+def product(a: ByteDFA, b: ByteDFA, mode: str, *, minimal: bool = True,
+            max_states: int = DEFAULT_PRODUCT_STATES, sinks_only: bool = False) -> ByteDFA:
+    """Product automaton of ``a`` and ``b`` (``mode`` in :data:`PRODUCT_MODES`).
+
+    A breadth-first construction over the merged byte classes, one vectorised
+    step per BFS layer.  ``minimal``: minimise (canonical result); otherwise
+    only trim.  ``sinks_only``: the caller guarantees that the product's only
+    dead states are non-accepting states without edges (true for "any string
+    minus a finite set"), so only those are removed -- fast, and the states keep
+    the BFS numbering.  Raises :class:`BudgetExceeded` beyond ``max_states``."""
+    if mode not in PRODUCT_MODES:
+        raise ValueError(f"product mode must be one of {PRODUCT_MODES}, not {mode!r}")
     cols_a, cols_b, byte_class = _merged_columns(a, b)
-    Sa, Sb = a.num_states, b.num_states
-    sink_a, sink_b = Sa, Sb
+    sink_a, sink_b = a.num_states, b.num_states
     ta = np.asarray(a.trans, np.int64)[:, cols_a]
     tb = np.asarray(b.trans, np.int64)[:, cols_b]
     ta = np.vstack([np.where(ta < 0, sink_a, ta), np.full((1, ta.shape[1]), sink_a)])
     tb = np.vstack([np.where(tb < 0, sink_b, tb), np.full((1, tb.shape[1]), sink_b)])
-    acc_a = np.concatenate([np.asarray(a.accepting, bool), [False]])
-    acc_b = np.concatenate([np.asarray(b.accepting, bool), [False]])
-    W = Sb + 1
+    acc_a = np.append(np.asarray(a.accepting, bool), False)
+    acc_b = np.append(np.asarray(b.accepting, bool), False)
+    W = sink_b + 1
 
     def alive(pa, pb):
-        if mode == "intersect":
+        if mode == "and":
             return (pa != sink_a) & (pb != sink_b)
-        if mode == "union":
-            return (pa != sink_a) | (pb != sink_b)
-        return pa != sink_a  # difference
+        if mode == "diff":
+            return pa != sink_a
+        return (pa != sink_a) | (pb != sink_b)  # or, xor
 
     start = int(a.start) * W + int(b.start)
     codes = [np.array([start], np.int64)]
@@ -347,7 +422,7 @@ def _product(a: ByteDFA, b: ByteDFA, mode: str, max_states: int) -> ByteDFA:
         flat = flat[flat >= 0]
         uniq, first = np.unique(flat, return_index=True)
         uniq = uniq[np.argsort(first, kind="stable")]
-        fresh = [int(x) for x in uniq.tolist() if x not in known]
+        fresh = [x for x in uniq.tolist() if x not in known]
         known.update(fresh)
         if len(known) > max_states:
             raise BudgetExceeded(f"DFA product ({mode}) exceeds max_states={max_states}")
@@ -357,34 +432,112 @@ def _product(a: ByteDFA, b: ByteDFA, mode: str, max_states: int) -> ByteDFA:
     all_codes = np.concatenate(codes)
     table = np.vstack(rows)
     order = np.argsort(all_codes)
-    sorted_codes = all_codes[order]
-    ids = np.where(table >= 0, order[np.searchsorted(sorted_codes, np.maximum(table, 0))], -1)
+    ids = np.where(table >= 0, order[np.searchsorted(all_codes[order], np.maximum(table, 0))], -1)
     pa, pb = all_codes // W, all_codes % W
-    if mode == "intersect":
+    if mode == "and":
         accepting = acc_a[pa] & acc_b[pb]
-    elif mode == "union":
+    elif mode == "or":
         accepting = acc_a[pa] | acc_b[pb]
-    else:
+    elif mode == "diff":
         accepting = acc_a[pa] & ~acc_b[pb]
-    trans256 = ids[:, byte_class]
-    return _finish(trans256, accepting, 0, minimal=True)
+    else:
+        accepting = acc_a[pa] ^ acc_b[pb]
+    if sinks_only and not minimal:
+        ids, accepting = _drop_sinks(ids, accepting)
+        return from_trimmed_table(ids[:, byte_class], accepting, 0)
+    return _finish(ids[:, byte_class], accepting, 0, minimal=minimal)
 
 
 def intersect(a: ByteDFA, b: ByteDFA, *, max_states: int = DEFAULT_PRODUCT_STATES) -> ByteDFA:
     """DFA of L(a) ∩ L(b), minimal."""
-    return _product(a, b, "intersect", max_states)
+    return product(a, b, "and", max_states=max_states)
 
 
 def union(a: ByteDFA, b: ByteDFA, *, max_states: int = DEFAULT_PRODUCT_STATES) -> ByteDFA:
     """DFA of L(a) ∪ L(b), minimal."""
-    return _product(a, b, "union", max_states)
+    return product(a, b, "or", max_states=max_states)
 
 
 def difference(a: ByteDFA, b: ByteDFA, *, max_states: int = DEFAULT_PRODUCT_STATES) -> ByteDFA:
     """DFA of L(a) \\ L(b), minimal."""
-    return _product(a, b, "difference", max_states)
+    return product(a, b, "diff", max_states=max_states)
 
 
 def complement_within(a: ByteDFA, universe: ByteDFA, *, max_states: int = DEFAULT_PRODUCT_STATES) -> ByteDFA:
     """DFA of L(universe) \\ L(a): the complement of ``a`` relative to ``universe``."""
-    return _product(universe, a, "difference", max_states)
+    return product(universe, a, "diff", max_states=max_states)
+
+
+def union_all(dfas, *, max_states: int = DEFAULT_PRODUCT_STATES) -> ByteDFA:
+    """DFA of the union of many languages, merged pairwise in a balanced tree
+    (intermediate products stay small)."""
+    dfas = [d for d in dfas if not is_empty(d)]
+    if not dfas:
+        return empty_dfa()
+    while len(dfas) > 1:
+        nxt = [union(dfas[i], dfas[i + 1], max_states=max_states) for i in range(0, len(dfas) - 1, 2)]
+        if len(dfas) % 2:
+            nxt.append(dfas[-1])
+        dfas = nxt
+    return dfas[0]
+
+
+# --------------------------------------------------------------------------- concatenation
+
+
+def concat(a: ByteDFA, b: ByteDFA, *, max_states: int = 200_000) -> ByteDFA:
+    """DFA of L(a) L(b).
+
+    When no accepting state of ``a`` has an outgoing edge, the split point is
+    unambiguous and the two tables are glued (no minimisation, same states);
+    otherwise a subset construction over (state of a, set of states of b)."""
+    ta, tb = expand(a), expand(b)
+    acc_a = np.flatnonzero(np.asarray(a.accepting, bool))
+    if not (ta[acc_a] >= 0).any():
+        Sa, Sb = ta.shape[0], tb.shape[0]
+        tbl = np.full((Sa + Sb, 256), -1, np.int64)
+        tbl[:Sa] = ta
+        tbl[Sa:] = np.where(tb >= 0, tb + Sa, -1)
+        tbl[acc_a] = tbl[Sa + b.start]
+        acc = np.zeros(Sa + Sb, bool)
+        acc[Sa:] = np.asarray(b.accepting, bool)
+        acc[acc_a] = bool(b.accepting[b.start])
+        return from_trimmed_table(tbl, acc, a.start)
+    return _concat_subsets(a, b, max_states)
+
+
+def _concat_subsets(a: ByteDFA, b: ByteDFA, max_states: int) -> ByteDFA:
+    ta, tb = expand(a), expand(b)
+    acc_a = np.asarray(a.accepting, bool)
+    acc_b = np.asarray(b.accepting, bool)
+
+    def norm(sa: int, sbs: frozenset) -> tuple:
+        if sa >= 0 and acc_a[sa]:
+            sbs = sbs | {b.start}
+        return (sa, sbs)
+
+    start = norm(a.start, frozenset())
+    index = {start: 0}
+    queue = [start]
+    rows = []
+    dead_row = np.full(256, -1, np.int64)
+    for sa, sbs in queue:
+        row = np.full(256, -1, np.int64)
+        na = ta[sa] if sa >= 0 else dead_row
+        nb = [tb[s] for s in sbs]
+        for byte in range(256):
+            a2 = int(na[byte])
+            bs = frozenset(int(r[byte]) for r in nb if r[byte] >= 0)
+            if a2 < 0 and not bs:
+                continue
+            key = norm(a2, bs)
+            k = index.get(key)
+            if k is None:
+                k = index[key] = len(queue)
+                queue.append(key)
+                if len(queue) > max_states:
+                    raise BudgetExceeded(f"DFA concatenation exceeds max_states={max_states}")
+            row[byte] = k
+        rows.append(row)
+    acc = np.array([any(acc_b[s] for s in sbs) for _, sbs in queue], bool)
+    return from_table(np.stack(rows), acc, 0)

@@ -46,7 +46,6 @@ Semantics, decided and documented:
 
 from __future__ import annotations
 
-import bisect
 import functools
 import re
 import unicodedata
@@ -54,7 +53,7 @@ import unicodedata
 import numpy as np
 
 from ..errors import BudgetExceeded, ConfigurationError, RegexError, Unsupported
-from . import ops
+from . import charset, ops
 from .fsm import ByteDFA
 
 try:  # interegular is a hard dependency, but keep import errors readable
@@ -68,14 +67,11 @@ __all__ = [
     "MAX_REPEAT",
     "literal_dfa",
     "regex_to_dfa",
-    "utf8_sequences",
 ]
 
 DEFAULT_MAX_STATES = 100_000
 #: Largest count allowed in a counted repeat ``{m,n}`` (checked before parsing).
 MAX_REPEAT = 10_000
-MAX_CODEPOINT = 0x10FFFF
-_SURR_LO, _SURR_HI = 0xD800, 0xDFFF
 _ALLOWED_FLAGS = int(re.I | re.M | re.S | re.X | re.A | re.U)
 
 _ASCII_ALNUM = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
@@ -123,202 +119,27 @@ def literal_dfa(data: bytes) -> ByteDFA:
     return ops.from_table(trans, acc, 0)
 
 
-# --------------------------------------------------------------------------- UTF-8 ranges
-
-
-def _encode(cp: int, n: int) -> tuple[int, ...]:
-    if n == 1:
-        return (cp,)
-    if n == 2:
-        return (0xC0 | cp >> 6, 0x80 | cp & 0x3F)
-    if n == 3:
-        return (0xE0 | cp >> 12, 0x80 | cp >> 6 & 0x3F, 0x80 | cp & 0x3F)
-    return (0xF0 | cp >> 18, 0x80 | cp >> 12 & 0x3F, 0x80 | cp >> 6 & 0x3F, 0x80 | cp & 0x3F)
-
-
-_LEN_SPANS = ((0x0, 0x7F, 1), (0x80, 0x7FF, 2), (0x800, 0xFFFF, 3), (0x10000, MAX_CODEPOINT, 4))
-
-
-def _split_same_len(lo: int, hi: int, n: int, out: list) -> None:
-    """Split [lo, hi] (all n-byte code points) into pieces whose encodings form a
-    cartesian product of byte ranges, appending the byte-range tuples to ``out``."""
-    for i in range(1, n):
-        m = (1 << (6 * i)) - 1
-        if lo & ~m != hi & ~m:
-            if lo & m:
-                _split_same_len(lo, lo | m, n, out)
-                _split_same_len((lo | m) + 1, hi, n, out)
-                return
-            if hi & m != m:
-                _split_same_len(lo, (hi & ~m) - 1, n, out)
-                _split_same_len(hi & ~m, hi, n, out)
-                return
-    out.append(tuple(zip(_encode(lo, n), _encode(hi, n))))
-
-
-@functools.lru_cache(maxsize=4096)
-def _utf8_range(lo: int, hi: int) -> tuple:
-    out: list = []
-    pieces = []
-    if lo <= _SURR_HI and hi >= _SURR_LO:  # cut out surrogates
-        if lo < _SURR_LO:
-            pieces.append((lo, _SURR_LO - 1))
-        if hi > _SURR_HI:
-            pieces.append((_SURR_HI + 1, hi))
-    else:
-        pieces.append((lo, hi))
-    for a, b in pieces:
-        for s, e, n in _LEN_SPANS:
-            x, y = max(a, s), min(b, e)
-            if x <= y:
-                _split_same_len(x, y, n, out)
-    return tuple(out)
-
-
-def utf8_sequences(ranges) -> list[tuple[tuple[int, int], ...]]:
-    """UTF-8 byte-range sequences for a set of code-point ranges ``[(lo, hi), ...]``.
-
-    Each sequence is a tuple of ``(byte_lo, byte_hi)``; the byte strings matched by
-    the sequences are exactly the well-formed UTF-8 encodings of the non-surrogate
-    code points in ``ranges``, and distinct sequences match disjoint strings."""
-    out = []
-    for lo, hi in ranges:
-        out.extend(_utf8_range(int(lo), int(hi)))
-    return out
-
-
 # --------------------------------------------------------------------------- code-point sets
 
-_Ranges = tuple  # tuple[tuple[int, int], ...], sorted, disjoint, non-adjacent
-
-
-def _normalize_ranges(ranges) -> _Ranges:
-    rs = sorted(ranges)
-    out: list[list[int]] = []
-    for lo, hi in rs:
-        if out and lo <= out[-1][1] + 1:
-            if hi > out[-1][1]:
-                out[-1][1] = hi
-        else:
-            out.append([lo, hi])
-    return tuple((a, b) for a, b in out)
-
-
-def _complement(ranges: _Ranges) -> _Ranges:
-    out = []
-    nxt = 0
-    for lo, hi in ranges:
-        if lo > nxt:
-            out.append((nxt, lo - 1))
-        nxt = hi + 1
-    if nxt <= MAX_CODEPOINT:
-        out.append((nxt, MAX_CODEPOINT))
-    return tuple(out)
+_Ranges = charset.Ranges
 
 
 @functools.lru_cache(maxsize=4096)
 def _chars_to_ranges(chars: frozenset) -> _Ranges:
-    cps = []
     for c in chars:
         if len(c) != 1:  # interegular only builds single characters; be defensive
             raise Unsupported("character set", f"multi-character member {c!r}")
-        cps.append(ord(c))
-    cps.sort()
-    out = []
-    for cp in cps:
-        if out and cp == out[-1][1] + 1:
-            out[-1][1] = cp
-        else:
-            out.append([cp, cp])
-    return tuple((a, b) for a, b in out)
-
-
-@functools.lru_cache(maxsize=2)
-def _case_table(ascii_only: bool):
-    """``(sorted cased code points, {cp: tuple of its case-equivalents})``.
-
-    Python ``re`` (Unicode, IGNORECASE) matches ``ch`` against ``c`` iff
-    ``tolower(ch) == tolower(c)`` or they are linked by ``re``'s extra-case table."""
-    if ascii_only:
-        groups = [(ord(c), ord(c.upper())) for c in "abcdefghijklmnopqrstuvwxyz"]
-    else:
-        try:
-            import _sre
-            tolower = _sre.unicode_tolower
-        except (ImportError, AttributeError):  # pragma: no cover
-            def tolower(cp):
-                low = chr(cp).lower()
-                return ord(low) if len(low) == 1 else cp
-        try:
-            from re._casefix import _EXTRA_CASES as extra
-        except ImportError:  # pragma: no cover - older Pythons
-            try:
-                from sre_compile import _ignorecase_fixes as extra  # type: ignore
-            except ImportError:
-                extra = {}
-        by_key: dict[int, list[int]] = {}
-        for cp in range(MAX_CODEPOINT + 1):
-            if _SURR_LO <= cp <= _SURR_HI:
-                continue
-            k = tolower(cp)
-            if k != cp:
-                by_key.setdefault(k, []).append(cp)
-        for k, members in by_key.items():
-            if tolower(k) == k:
-                members.append(k)
-        # union-find over keys to merge the extra equivalences
-        parent: dict[int, int] = {}
-
-        def find(x):
-            while parent.get(x, x) != x:
-                parent[x] = parent.get(parent[x], parent[x])
-                x = parent[x]
-            return x
-
-        for k, others in extra.items():
-            for o in others:
-                a, b = find(k), find(o)
-                if a != b:
-                    parent[a] = b
-        merged: dict[int, set[int]] = {}
-        for k in set(by_key) | set(parent) | set(extra):
-            root = find(k)
-            members = set(by_key.get(k, ()))
-            if tolower(k) == k:
-                members.add(k)
-            merged.setdefault(root, set()).update(members)
-        groups = [tuple(g) for g in merged.values() if len(g) > 1]
-    equiv: dict[int, tuple[int, ...]] = {}
-    for g in groups:
-        g = tuple(sorted(set(g)))
-        for cp in g:
-            equiv[cp] = tuple(sorted(set(equiv.get(cp, ())) | set(g)))
-    return sorted(equiv), equiv
-
-
-def _fold(ranges: _Ranges, ascii_only: bool) -> _Ranges:
-    cased, equiv = _case_table(ascii_only)
-    extra = []
-    for lo, hi in ranges:
-        i = bisect.bisect_left(cased, lo)
-        j = bisect.bisect_right(cased, hi)
-        for cp in cased[i:j]:
-            extra.extend((e, e) for e in equiv[cp])
-    if not extra:
-        return ranges
-    return _normalize_ranges(list(ranges) + extra)
+    return charset.from_codepoints(ord(c) for c in chars)
 
 
 # --------------------------------------------------------------------------- text scanner
 
 # ASCII categories (see module docstring): \d \w \s
-_CAT_D: _Ranges = ((0x30, 0x39),)
-_CAT_W: _Ranges = ((0x30, 0x39), (0x41, 0x5A), (0x5F, 0x5F), (0x61, 0x7A))
 _CAT_S: _Ranges = ((0x09, 0x0D), (0x20, 0x20))
 _CATEGORIES = {
-    "d": _CAT_D, "D": _complement(_CAT_D),
-    "w": _CAT_W, "W": _complement(_CAT_W),
-    "s": _CAT_S, "S": _complement(_CAT_S),
+    "d": charset.ASCII_DIGIT, "D": charset.complement(charset.ASCII_DIGIT),
+    "w": charset.ASCII_WORD, "W": charset.complement(charset.ASCII_WORD),
+    "s": _CAT_S, "S": charset.complement(_CAT_S),
 }
 _CONTROL_ESCAPES = {"a": 7, "f": 12, "n": 10, "r": 13, "t": 9, "v": 11}
 #: Character classes reach interegular as one placeholder literal each, taken from
@@ -396,7 +217,7 @@ class _Scanner:
         return ch
 
     def placeholder(self, lits, cats, negated: bool) -> str:
-        spec = (_normalize_ranges(lits), _normalize_ranges(cats), negated)
+        spec = (charset.normalize(lits), charset.normalize(cats), negated)
         cp = self.class_memo.get(spec)
         if cp is None:
             cp = self.next_ph
@@ -732,7 +553,7 @@ class _NFA:
         return q
 
     def add_ranges(self, src: int, dst: int, ranges: _Ranges) -> None:
-        for seq in utf8_sequences(ranges):
+        for seq in charset.utf8_sequences(ranges):
             nxt = dst
             for k in range(len(seq) - 1, 0, -1):
                 key = (dst, seq[k:])
@@ -797,7 +618,7 @@ class _NFA:
         if node is _ip._DOT or type(node).__name__ == "__DotCls":
             dst = self.new()
             dotall = bool(flags & _ip.REFlags.SINGLE_LINE)
-            self.add_ranges(src, dst, _ALL_RANGES if dotall else _DOT_RANGES)
+            self.add_ranges(src, dst, charset.ANY if dotall else _DOT_RANGES)
             return dst
         if node is _ip._EMPTY or type(node).__name__ == "__EmptyCls":
             return src
@@ -806,8 +627,7 @@ class _NFA:
         raise Unsupported("regex construct", f"unknown interegular node {type(node).__name__}")
 
 
-_ALL_RANGES: _Ranges = ((0, MAX_CODEPOINT),)
-_DOT_RANGES: _Ranges = ((0, 9), (11, MAX_CODEPOINT))
+_DOT_RANGES: _Ranges = charset.complement(((0x0A, 0x0A),))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -816,18 +636,18 @@ def _class_ranges(spec: tuple, icase: bool, ascii_fold: bool) -> _Ranges:
     ASCII categories do not (as in Python); negation applies last."""
     lits, cats, negated = spec
     if icase:
-        lits = _fold(lits, ascii_fold)
-    ranges = _normalize_ranges(lits + cats)
-    return _complement(ranges) if negated else ranges
+        lits = charset.case_fold(lits, ascii_fold)
+    ranges = charset.normalize(lits + cats)
+    return charset.complement(ranges) if negated else ranges
 
 
 @functools.lru_cache(maxsize=4096)
 def _charset_ranges(chars: frozenset, negated: bool, icase: bool, ascii_fold: bool) -> _Ranges:
     ranges = _chars_to_ranges(chars)
     if icase:
-        ranges = _fold(ranges, ascii_fold)
+        ranges = charset.case_fold(ranges, ascii_fold)
     if negated:
-        ranges = _complement(ranges)
+        ranges = charset.complement(ranges)
     return ranges
 
 

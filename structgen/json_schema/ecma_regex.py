@@ -22,50 +22,28 @@ ourselves and emit an explicit Python-``re`` pattern for
 from __future__ import annotations
 
 import functools
-import unicodedata
 
+from ..automata import charset
 from ..automata.fsm import ByteDFA
 from ..automata.regex import regex_to_dfa
 from ..errors import BudgetExceeded, RegexError, Unsupported
 
 __all__ = ["pattern_dfa", "translate", "EcmaRegexError"]
 
-MAX_CP = 0x10FFFF
+MAX_CP = charset.MAX_CODEPOINT
 
 
 class EcmaRegexError(RegexError):
     """An ECMA-262 pattern that does not parse."""
 
 
-def _norm(ranges) -> tuple:
-    rs = sorted((a, b) for a, b in ranges if a <= b)
-    out: list[list[int]] = []
-    for a, b in rs:
-        if out and a <= out[-1][1] + 1:
-            out[-1][1] = max(out[-1][1], b)
-        else:
-            out.append([a, b])
-    return tuple((a, b) for a, b in out)
-
-
-def _complement(ranges) -> tuple:
-    out, nxt = [], 0
-    for a, b in _norm(ranges):
-        if a > nxt:
-            out.append((nxt, a - 1))
-        nxt = b + 1
-    if nxt <= MAX_CP:
-        out.append((nxt, MAX_CP))
-    return tuple(out)
-
-
-DIGIT = ((0x30, 0x39),)
-WORD = ((0x30, 0x39), (0x41, 0x5A), (0x5F, 0x5F), (0x61, 0x7A))
-SPACE = _norm([(0x09, 0x0D), (0x20, 0x20), (0xA0, 0xA0), (0x1680, 0x1680), (0x2000, 0x200A),
+DIGIT = charset.ASCII_DIGIT
+WORD = charset.ASCII_WORD
+SPACE = charset.normalize([(0x09, 0x0D), (0x20, 0x20), (0xA0, 0xA0), (0x1680, 0x1680), (0x2000, 0x200A),
                (0x2028, 0x2029), (0x202F, 0x202F), (0x205F, 0x205F), (0x3000, 0x3000), (0xFEFF, 0xFEFF)])
-DOT = _complement([(0x0A, 0x0A), (0x0D, 0x0D), (0x2028, 0x2029)])
-_CLASS_ESC = {"d": DIGIT, "D": _complement(DIGIT), "w": WORD, "W": _complement(WORD),
-              "s": SPACE, "S": _complement(SPACE)}
+DOT = charset.complement([(0x0A, 0x0A), (0x0D, 0x0D), (0x2028, 0x2029)])
+_CLASS_ESC = {"d": DIGIT, "D": charset.complement(DIGIT), "w": WORD, "W": charset.complement(WORD),
+              "s": SPACE, "S": charset.complement(SPACE)}
 _CTRL = {"t": 9, "n": 10, "v": 11, "f": 12, "r": 13}
 
 _GC_ALIASES = {
@@ -83,23 +61,6 @@ _GC_ALIASES = {
 }
 
 
-@functools.lru_cache(maxsize=1)
-def _gc_table() -> dict[str, tuple]:
-    cats: dict[str, list] = {}
-    prev, start = None, 0
-    for cp in range(MAX_CP + 2):
-        c = unicodedata.category(chr(cp)) if cp <= MAX_CP else None
-        if c != prev:
-            if prev is not None:
-                cats.setdefault(prev, []).append((start, cp - 1))
-            prev, start = c, cp
-    out = {k: _norm(v) for k, v in cats.items()}
-    for major in "LMNPSZC":
-        out[major] = _norm([r for k, v in out.items() if len(k) == 2 and k[0] == major for r in v])
-    out["LC"] = _norm(list(out.get("Lu", ())) + list(out.get("Ll", ())) + list(out.get("Lt", ())))
-    return out
-
-
 def _property_ranges(name: str, where: str) -> tuple:
     key = name
     if "=" in key:
@@ -108,14 +69,14 @@ def _property_ranges(name: str, where: str) -> tuple:
             raise Unsupported("pattern \\p{%s}" % name, "only General_Category properties are supported",
                               where=where)
         key = val
-    table = _gc_table()
+    table = charset.general_categories()
     if key in table:
         return table[key]
     alias = _GC_ALIASES.get(key.lower())
     if alias and alias in table:
         return table[alias]
     if key in ("Any",):
-        return ((0, MAX_CP),)
+        return charset.ANY
     if key in ("ASCII",):
         return ((0, 0x7F),)
     raise Unsupported("pattern \\p{%s}" % name, "unknown or unsupported Unicode property", where=where)
@@ -137,7 +98,7 @@ def _cp_text(cp: int) -> str:
 
 
 def _class_text(ranges) -> str:
-    ranges = _norm(ranges)
+    ranges = charset.normalize(ranges)
     if not ranges:
         return "[^\\x00-\\U0010ffff]"  # the empty set
     if len(ranges) == 1 and ranges[0][0] == ranges[0][1]:
@@ -167,7 +128,7 @@ class _Parser:
 
     def cls(self, ranges) -> str:
         if self.sentinels:
-            ranges = _norm([r for a, b in _norm(ranges) for r in _minus_sentinels(a, b)])
+            ranges = charset.normalize([r for a, b in charset.normalize(ranges) for r in _minus_sentinels(a, b)])
         return _class_text(ranges)
 
     def err(self, msg: str):
@@ -440,7 +401,7 @@ class _Parser:
             name = self.s[self.i + 1:end]
             self.i = end + 1
             rs = _property_ranges(name, self.where)
-            return "set", (rs if c == "p" else _complement(rs))
+            return "set", (rs if c == "p" else charset.complement(rs))
         return "cp", ord(c)  # identity escape
 
     def escape(self) -> str:
@@ -480,7 +441,7 @@ class _Parser:
             else:
                 ranges.extend(lo)
         del first
-        return _complement(ranges) if neg else _norm(ranges)
+        return charset.complement(ranges) if neg else charset.normalize(ranges)
 
     def _class_atom(self):
         c = self.peek()

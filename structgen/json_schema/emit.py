@@ -17,22 +17,13 @@ from decimal import Decimal
 from itertools import combinations
 
 from ..automata import ops
+from ..automata.finite import enumerate_strings, max_length
 from ..automata.fsm import ByteDFA
 from ..automata.regex import literal_dfa, regex_to_dfa
 from ..errors import BudgetExceeded, Unsupported
 from ..grammar.ir import Grammar, Terminal, term_symbol
 from . import numbers as num
-from ._dfa import (
-    ANY_STRING,
-    dfa_key,
-    encoded_length_chain,
-    enumerate_strings,
-    max_length,
-    product,
-    quoted,
-    quoted_literals,
-    union_all,
-)
+from .json_strings import ANY_STRING, encoded_length_chain, quoted, quoted_literals
 from .model import FALSE, ArrAlt, ObjAlt, TypeSets, _length_body, f_and, f_not
 from .support import hint
 
@@ -91,7 +82,7 @@ class Emitter:
             raise BudgetExceeded(f"grammar needs more than max_rules={self.opt.max_rules} rules")
 
     def terminal(self, dfa: ByteDFA, name: str, source: str = "") -> int:
-        key = dfa_key(dfa)
+        key = ops.dfa_key(dfa)
         t = self._term_index.get(key)
         if t is None:
             t = self._term_index[key] = len(self.terminals)
@@ -135,7 +126,7 @@ class Emitter:
             else:
                 self.rule(nt, s)
         if scalars:
-            dfa = scalars[0] if len(scalars) == 1 else union_all(scalars)
+            dfa = scalars[0] if len(scalars) == 1 else ops.union_all(scalars)
             if not ops.is_empty(dfa):
                 self.rule(nt, self.terminal(dfa, "SCALAR"))
         nested = limit is None or depth < limit
@@ -170,7 +161,8 @@ class Emitter:
                 msg = f"maxLength {hi} together with a pattern/format (limit {DIRECT_MAX_WITH_BODY})"
             else:
                 try:
-                    both = product(body, _length_body(lo, hi), "and", max_states=MAX_STRING_BODY_STATES)
+                    both = ops.product(body, _length_body(lo, hi), "and", minimal=False,
+                                       max_states=MAX_STRING_BODY_STATES)
                 except BudgetExceeded:
                     msg = (f"length {lo}..{hi} together with a pattern/format needs a DFA with more than "
                            f"{MAX_STRING_BODY_STATES} states")
@@ -218,13 +210,14 @@ class Emitter:
     # ------------------------------------------------------------------ objects
     def key_terminal(self, body: ByteDFA | None, name: str, exclude: tuple = ()) -> int:
         """Terminal for ``"key"ws:ws`` with the key's content in ``body`` (None: any) minus ``exclude``."""
-        ck = ("keys", None if body is None else dfa_key(body), exclude)
+        ck = ("keys", None if body is None else ops.dfa_key(body), exclude)
         hit = self._misc.get(ck)
         if hit is not None:
             return hit
         q = quoted(body, canonical=self.canon)
         if exclude:
-            q = product(q, quoted_literals(exclude, canonical=self.canon), "minus", sinks_only=body is None)
+            q = ops.product(q, quoted_literals(exclude, canonical=self.canon), "diff", minimal=False,
+                            max_states=400_000, sinks_only=body is None)
         t = None if ops.is_empty(q) else self.terminal(q, name)
         self._misc[ck] = t
         return t

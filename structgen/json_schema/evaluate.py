@@ -11,9 +11,10 @@ import warnings
 from itertools import combinations
 
 from ..automata import ops
+from ..automata.finite import strings_dfa
 from ..errors import BudgetExceeded, Unsupported
 from . import numbers as num
-from ._dfa import ANY_STRING, literal_body
+from .json_strings import ANY_STRING
 from .ecma_regex import pattern_dfa
 from .formats import FORMATS, KNOWN_UNSUPPORTED_FORMATS, format_dfa
 from .model import (
@@ -198,7 +199,7 @@ class Evaluator:
                 objs.append(ObjAlt(names=tuple((k, self.const_formula(x)) for k, x in v.items()),
                                    regions=(Region(None, FALSE),), required=frozenset(v)))
         number = NumSet(num.points_dfa(nums), num.DOMAIN_EXP) if nums else None
-        string = StrSet(literal_body(strs), members=tuple(dict.fromkeys(strs))) if strs else None
+        string = StrSet(strings_dfa(strs), members=tuple(dict.fromkeys(strs))) if strs else None
         return TypeSets(null, frozenset(bools), number, string, tuple(dict.fromkeys(objs)),
                         tuple(dict.fromkeys(arrs)), tuple(dict.fromkeys(nums)) if nums else None)
 

@@ -23,10 +23,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from ..automata import ops
+from ..automata.finite import strings_dfa
 from ..automata.fsm import ByteDFA
 from ..errors import Unsupported
 from . import numbers as num
-from ._dfa import ANY_STRING
+from .json_strings import ANY_STRING
 
 TRUE = ("T",)
 FALSE = ("F",)
@@ -383,8 +384,7 @@ def obj_violations(a: ObjAlt, where: str) -> list[ObjAlt]:
             out.append(obj_make(names=((n, f_not(f)),), required={n}))
     explicit = None
     if a.names:
-        from ._dfa import literal_body
-        explicit = literal_body([n for n, _ in a.names])
+        explicit = strings_dfa([n for n, _ in a.names])
     for r in a.regions:
         if r.formula != TRUE:
             keys = r.keys if r.keys is not None else ANY_STRING

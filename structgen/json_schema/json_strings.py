@@ -1,4 +1,5 @@
-"""Byte-DFA building blocks for JSON text: quoting, literal sets, length chains.
+"""JSON string literals as byte DFAs: quoting/escaping a content DFA, finite
+sets of literals, character-count chains.
 
 A *body* DFA accepts the UTF-8 bytes of decoded string contents (what a
 ``pattern`` or ``maxLength`` talks about).  :func:`encode_body` turns it into a
@@ -23,28 +24,20 @@ import functools
 
 import numpy as np
 
-from ..automata import ops
+from ..automata import charset, ops
 from ..automata.fsm import ByteDFA
 from ..automata.regex import regex_to_dfa
 from ..errors import BudgetExceeded
 
-__all__ = [
-    "ANY_CHAR", "ANY_STRING", "encode_body", "quoted", "literal_body", "glue", "union_all",
-    "encoded_length_chain", "enumerate_strings", "max_length", "expand",
-]
+__all__ = ["ANY_CHAR", "ANY_STRING", "encode_body", "encoded_length_chain", "quoted", "quoted_literals"]
 
-ANY_CHAR = regex_to_dfa(r"(?s:.)")
+ANY_CHAR = charset.ranges_dfa(charset.ANY)  # one code point, any
 ANY_STRING = regex_to_dfa(r"(?s:.*)")
 
 _HEX = [(ord(c), v) for v, c in enumerate("0123456789abcdef")] + [(ord(c), 10 + v) for v, c in enumerate("ABCDEF")]
 _ESC = [(ord('"'), 0x22), (ord("\\"), 0x5C), (ord("/"), 0x2F), (ord("b"), 0x08), (ord("f"), 0x0C),
         (ord("n"), 0x0A), (ord("r"), 0x0D), (ord("t"), 0x09)]
 _MUST_ESCAPE = list(range(0x20)) + [0x22, 0x5C]
-
-
-def expand(dfa: ByteDFA) -> np.ndarray:
-    """``S x 256`` int64 table (-1 = dead)."""
-    return np.asarray(dfa.trans, np.int64)[:, np.asarray(dfa.classes, np.intp)]
 
 
 class _Layers:
@@ -76,7 +69,7 @@ def encode_body(body: ByteDFA, *, quoted: bool = True, max_states: int = 400_000
     the spellings every standard serializer produces."""
     S = body.num_states
     T = np.full((S + 1, 256), -1, np.int64)  # row S: the dead state (index -1 wraps to it)
-    T[:S] = expand(body)
+    T[:S] = ops.expand(body)
     L = _Layers(S)
     h = np.arange(16)
     # after \u + 3 digits (continuation byte pending low 2 bits): x, pend -> 16 targets
@@ -166,7 +159,7 @@ def encode_body(body: ByteDFA, *, quoted: bool = True, max_states: int = 400_000
     if minimal is None:
         minimal = N <= 1500
     if not minimal:  # every built state is co-reachable; some escape states may be unreachable (harmless)
-        return make_dfa(tbl, acc, start)
+        return ops.from_trimmed_table(tbl, acc, start)
     return ops.from_table(tbl, acc, start)
 
 
@@ -181,7 +174,7 @@ def encoded_length_chain(lo: int, hi: int | None, canonical: bool = False) -> By
     unbounded)."""
     e = _enc_char(canonical)
     k = e.num_states
-    t = expand(e)
+    t = ops.expand(e)
     acc_state = int(np.flatnonzero(np.asarray(e.accepting))[0])
     assert e.start == 0 and acc_state != 0 and not (t[acc_state] >= 0).any()
     keep = [j for j in range(k) if j != acc_state]
@@ -235,12 +228,8 @@ def quoted(body_or_none: ByteDFA | None, lo: int = 0, hi: int | None = None, can
 _QUOTE_CACHE: dict = {}
 
 
-def dfa_key(dfa: ByteDFA) -> tuple:
-    return (dfa.start, dfa.trans.shape, dfa.trans.tobytes(), dfa.classes.tobytes(), dfa.accepting.tobytes())
-
-
 def _quote_cached(body: ByteDFA, canonical: bool) -> ByteDFA:
-    key = (dfa_key(body), canonical)
+    key = (ops.dfa_key(body), canonical)
     hit = _QUOTE_CACHE.get(key)
     if hit is None:
         if len(_QUOTE_CACHE) > 4096:
@@ -256,169 +245,10 @@ def _any_quoted(canonical: bool = False) -> ByteDFA:
 
 @functools.lru_cache(maxsize=256)
 def _quoted_len(lo: int, hi: int | None, canonical: bool = False) -> ByteDFA:
-    return glue(glue(_QUOTE_LIT, encoded_length_chain(lo, hi, canonical)), _QUOTE_LIT, check=False)
+    return ops.concat(ops.concat(_QUOTE_LIT, encoded_length_chain(lo, hi, canonical)), _QUOTE_LIT)
 
 
 _QUOTE_LIT = regex_to_dfa('"')
-
-
-def glue(a: ByteDFA, b: ByteDFA, *, check: bool = True) -> ByteDFA:
-    """Concatenation ``a b``.  Exact when no accepting state of ``a`` has an
-    outgoing edge (then the split point is unambiguous); otherwise falls back
-    to a subset construction."""
-    ta, tb = expand(a), expand(b)
-    acc_a = np.flatnonzero(np.asarray(a.accepting, bool))
-    if (ta[acc_a] >= 0).any():
-        return concat(a, b)
-    Sa, Sb = ta.shape[0], tb.shape[0]
-    tbl = np.full((Sa + Sb, 256), -1, np.int64)
-    tbl[:Sa] = ta
-    tbl[Sa:] = np.where(tb >= 0, tb + Sa, -1)
-    tbl[acc_a] = tbl[Sa + b.start]
-    acc = np.zeros(Sa + Sb, bool)
-    acc[Sa:] = np.asarray(b.accepting, bool)
-    acc[acc_a] = bool(b.accepting[b.start])
-    return make_dfa(tbl, acc, a.start)
-
-
-def concat(a: ByteDFA, b: ByteDFA, *, max_states: int = 200_000) -> ByteDFA:
-    """General concatenation by subset construction over (a state, set of b states)."""
-    ta, tb = expand(a), expand(b)
-    acc_a = np.asarray(a.accepting, bool)
-    acc_b = np.asarray(b.accepting, bool)
-
-    def norm(sa: int, sbs: frozenset) -> tuple:
-        if sa >= 0 and acc_a[sa]:
-            sbs = sbs | {b.start}
-        return (sa, sbs)
-
-    start = norm(a.start, frozenset())
-    index = {start: 0}
-    queue = [start]
-    rows = []
-    for sa, sbs in queue:
-        row = np.full(256, -1, np.int64)
-        na = ta[sa] if sa >= 0 else np.full(256, -1, np.int64)
-        nb = [tb[s] for s in sbs]
-        for byte in range(256):
-            a2 = int(na[byte])
-            bs = frozenset(int(r[byte]) for r in nb if r[byte] >= 0)
-            if a2 < 0 and not bs:
-                continue
-            key = norm(a2, bs)
-            k = index.get(key)
-            if k is None:
-                k = index[key] = len(queue)
-                queue.append(key)
-                if len(queue) > max_states:
-                    raise BudgetExceeded("DFA concatenation too large")
-            row[byte] = k
-        rows.append(row)
-    acc = np.array([any(acc_b[s] for s in sbs) for _, sbs in queue], bool)
-    return ops.from_table(np.stack(rows), acc, 0)
-
-
-def make_dfa(tbl: np.ndarray, acc: np.ndarray, start: int = 0) -> ByteDFA:
-    """ByteDFA from an S x 256 table that is already trimmed (every state reachable
-    and co-reachable): compacts byte classes only, no renumbering or minimisation."""
-    trans, classes = ops.compact_classes(np.asarray(tbl))
-    trans = np.ascontiguousarray(trans, np.int32)
-    classes = np.ascontiguousarray(classes, np.uint8)
-    acc = np.ascontiguousarray(acc, bool)
-    for a in (trans, classes, acc):
-        a.setflags(write=False)
-    return ByteDFA(trans=trans, classes=classes, accepting=acc, start=int(start))
-
-
-def product(a: ByteDFA, b: ByteDFA, mode: str, *, minimal: bool = False, max_states: int = 400_000,
-            sinks_only: bool = False) -> ByteDFA:
-    """Product automaton (``mode``: "and", "or", "minus") by a vectorised BFS;
-    trimmed, not minimised unless asked.  ``sinks_only``: the caller guarantees
-    that the only dead states are non-accepting states without edges (true for
-    "any string minus a finite set"), so only those are removed (fast)."""
-    ta, tb = expand(a), expand(b)
-    Sa, Sb = ta.shape[0], tb.shape[0]
-    ta = np.vstack([np.where(ta < 0, Sa, ta), np.full((1, 256), Sa)])
-    tb = np.vstack([np.where(tb < 0, Sb, tb), np.full((1, 256), Sb)])
-    acc_a = np.append(np.asarray(a.accepting, bool), False)
-    acc_b = np.append(np.asarray(b.accepting, bool), False)
-    W = Sb + 1
-    start = a.start * W + b.start
-    index = {start: 0}
-    codes = [start]
-    rows = []
-    k = 0
-    frontier = np.array([start], np.int64)
-    while frontier.size:
-        pa, pb = frontier // W, frontier % W
-        na, nb = ta[pa], tb[pb]
-        if mode == "and":
-            alive = (na != Sa) & (nb != Sb)
-        elif mode == "or":
-            alive = (na != Sa) | (nb != Sb)
-        else:
-            alive = na != Sa
-        nc = np.where(alive, na * W + nb, -1)
-        fresh = []
-        for x in np.unique(nc[nc >= 0]).tolist():
-            if x not in index:
-                index[x] = len(codes)
-                codes.append(x)
-                fresh.append(x)
-        if len(codes) > max_states:
-            raise BudgetExceeded(f"DFA product exceeds {max_states} states")
-        rows.append(nc)
-        frontier = np.array(fresh, np.int64)
-        k += 1
-    table = np.vstack(rows)
-    lut_keys = np.array(codes, np.int64)
-    order = np.argsort(lut_keys)
-    ids = np.where(table >= 0, order[np.searchsorted(lut_keys[order], np.maximum(table, 0))], -1)
-    # rows were produced in BFS layer order == order of `codes`
-    allc = lut_keys
-    pa, pb = allc // W, allc % W
-    if mode == "and":
-        acc = acc_a[pa] & acc_b[pb]
-    elif mode == "or":
-        acc = acc_a[pa] | acc_b[pb]
-    else:
-        acc = acc_a[pa] & ~acc_b[pb]
-    if sinks_only and not minimal:
-        ids = ids.astype(np.int64)
-        while True:
-            dead = ~acc & ~(ids >= 0).any(axis=1)
-            dead[0] = False
-            hit = (ids >= 0) & dead[np.maximum(ids, 0)]
-            if not hit.any():
-                break
-            ids = np.where(hit, -1, ids)
-        reach = np.zeros(len(ids), bool)  # drop the now-unreachable sink rows from the table
-        reach[0] = True
-        reach[ids[ids >= 0]] = True
-        keep = np.flatnonzero(reach)
-        if len(keep) < len(ids):
-            remap = np.full(len(ids), -1, np.int64)
-            remap[keep] = np.arange(len(keep))
-            ids = np.where(ids >= 0, remap[np.maximum(ids, 0)], -1)[keep]
-            acc = acc[keep]
-        return make_dfa(ids, acc, 0)
-    return ops.from_table(ids, acc, 0, minimal=minimal)
-
-
-def dfa_from_edges(edges: list[dict], acc, start: int = 0) -> ByteDFA:
-    """ByteDFA from per-state ``{byte: target}`` dicts (already trimmed), one class per used byte."""
-    used = sorted({b for e in edges for b in e})
-    classes = np.zeros(256, np.uint8)
-    for i, b in enumerate(used):
-        classes[b] = i + 1
-    trans = np.full((len(edges), len(used) + 1), -1, np.int32)
-    for i, e in enumerate(edges):
-        if e:
-            trans[i, classes[list(e.keys())]] = list(e.values())
-    acc = np.ascontiguousarray(acc, bool)
-    for a in (trans, classes, acc):
-        a.setflags(write=False)
-    return ByteDFA(trans=trans, classes=classes, accepting=acc, start=int(start))
 
 
 @functools.lru_cache(maxsize=65536)
@@ -506,8 +336,8 @@ def quoted_literals(strings, suffix: ByteDFA | None = None, canonical: bool = Fa
     if suffix is None:
         acc = np.zeros(S, bool)
         acc[fin] = True
-        return dfa_from_edges(edges, acc, q0)
-    ts = expand(suffix)
+        return ops.from_edges(edges, acc, q0)
+    ts = ops.expand(suffix)
     for i in range(suffix.num_states):
         row = ts[i]
         nz = np.flatnonzero(row >= 0)
@@ -516,98 +346,4 @@ def quoted_literals(strings, suffix: ByteDFA | None = None, canonical: bool = Fa
     acc = np.zeros(len(edges), bool)
     acc[S:] = np.asarray(suffix.accepting, bool)
     acc[fin] = bool(suffix.accepting[suffix.start])
-    return dfa_from_edges(edges, acc, q0)
-
-
-def literal_body(strings) -> ByteDFA:
-    """Trie DFA of the UTF-8 encodings of ``strings``."""
-    nodes = [{}]
-    final = [False]
-    for s in strings:
-        cur = 0
-        for byte in s.encode("utf-8", "surrogatepass"):
-            nxt = nodes[cur].get(byte)
-            if nxt is None:
-                nxt = nodes[cur][byte] = len(nodes)
-                nodes.append({})
-                final.append(False)
-            cur = nxt
-        final[cur] = True
-    tbl = np.full((len(nodes), 256), -1, np.int64)
-    for i, edges in enumerate(nodes):
-        if edges:
-            tbl[i, list(edges.keys())] = list(edges.values())
-    return ops.from_table(tbl, np.array(final, bool), 0, minimal=len(nodes) < 2000)
-
-
-def union_all(dfas, *, max_states: int = 1_000_000) -> ByteDFA:
-    dfas = [d for d in dfas if not ops.is_empty(d)]
-    if not dfas:
-        return ops.empty_dfa()
-    while len(dfas) > 1:  # balanced pairwise unions
-        nxt = [ops.union(dfas[i], dfas[i + 1], max_states=max_states) for i in range(0, len(dfas) - 1, 2)]
-        if len(dfas) % 2:
-            nxt.append(dfas[-1])
-        dfas = nxt
-    return dfas[0]
-
-
-def _live_graph(dfa: ByteDFA):
-    t = np.asarray(dfa.trans)
-    return [sorted(set(int(x) for x in row if x >= 0)) for row in t]
-
-
-def max_length(dfa: ByteDFA) -> int | None:
-    """Longest accepted byte string (None if unbounded; -1 for the empty language)."""
-    if ops.is_empty(dfa):
-        return -1
-    succ = _live_graph(dfa)
-    n = len(succ)
-    state = [0] * n  # 0 new, 1 on stack, 2 done
-    best = [0] * n
-    acc = np.asarray(dfa.accepting, bool)
-    order = []
-    stack = [(dfa.start, iter(succ[dfa.start]))]
-    state[dfa.start] = 1
-    while stack:
-        s, it = stack[-1]
-        for t in it:
-            if state[t] == 1:
-                return None
-            if state[t] == 0:
-                state[t] = 1
-                stack.append((t, iter(succ[t])))
-                break
-        else:
-            stack.pop()
-            state[s] = 2
-            order.append(s)
-    for s in order:  # post-order: successors first
-        m = 0 if acc[s] else -(1 << 40)
-        for t in succ[s]:
-            m = max(m, best[t] + 1)
-        best[s] = m
-    return best[dfa.start]
-
-
-def enumerate_strings(dfa: ByteDFA, limit: int) -> list[bytes] | None:
-    """All accepted strings if the language is finite with at most ``limit``
-    members, else None."""
-    if max_length(dfa) is None:
-        return None
-    if ops.is_empty(dfa):
-        return []
-    t = expand(dfa)
-    acc = np.asarray(dfa.accepting, bool)
-    out: list[bytes] = []
-    stack = [(dfa.start, b"")]
-    while stack:
-        s, pre = stack.pop()
-        if acc[s]:
-            out.append(pre)
-            if len(out) > limit:
-                return None
-        row = t[s]
-        for byte in np.flatnonzero(row >= 0)[::-1]:
-            stack.append((int(row[byte]), pre + bytes([int(byte)])))
-    return out
+    return ops.from_edges(edges, acc, q0)
