@@ -309,3 +309,65 @@ def test_csv_record_structure():
     tree = parser.parse('a,b,c\r\n1,"x, ""y""",\n')
     records = [t for t in tree.iter_subtrees_topdown() if t.data == "record"]
     assert [len(r.children) for r in records] == [3, 3]
+
+
+# ---- front-end strictness (issue 9 reproductions) --------------------------------
+
+
+def _engine_accepts(grammar: str, text: str) -> bool:
+    from structgen import compile_grammar
+    from structgen.vocab import Vocabulary
+
+    m = compile_grammar(grammar, Vocabulary.byte_level()).matcher()
+    return m.accept_string(text) and m.can_terminate()
+
+
+def test_lazy_marks_inside_a_character_class_are_characters():
+    g = "start: A\nA: /[*?]+/\n"
+    assert _engine_accepts(g, "**") and _engine_accepts(g, "*?*") and not _engine_accepts(g, "*a")
+
+
+def test_a_lazy_repeat_before_a_variable_tail_is_a_plain_repeat():
+    g = "start: A\nA: /a+?b*/\n"
+    for text in ["a", "ab", "abbb", "aab"]:  # documented: maximal munch, as for any terminal
+        assert _engine_accepts(g, text), text
+    assert not _engine_accepts(g, "b") and not _engine_accepts(g, "aba")
+
+
+def test_the_lazy_comment_idiom_ends_at_the_first_match():
+    g = 'start: C (" " C)*\nC: "/*" /(.|\\n)*?/ "*/"\n'
+    assert _engine_accepts(g, "/* a * / b */") and _engine_accepts(g, "/* x */ /**/")
+    assert not _engine_accepts(g, "/* a */ b */")  # Python's re.match stops at the first */
+    assert re.match(r"/\*(.|\n)*?\*/", "/* a */ b */").group(0) == "/* a */"
+
+
+def test_a_trailing_lazy_repeat_after_a_fixed_prefix_takes_the_minimum():
+    g = 'start: A+\nA: /ab*?/\n'  # re.match gives "a": "abb" cannot be one lexeme, nor a sequence
+    assert _engine_accepts(g, "a") and _engine_accepts(g, "aaa") and not _engine_accepts(g, "ab")
+
+
+def test_user_terminal_named_like_a_common_one_keeps_its_definition():
+    g = "start: ESCAPED_STRING\nESCAPED_STRING: /'[^']*'/\n"
+    assert _engine_accepts(g, "'x y'") and not _engine_accepts(g, '"x y"')
+    common = "start: ESCAPED_STRING\n%import common.ESCAPED_STRING\n"
+    assert _engine_accepts(common, '"a\\"b"') and not _engine_accepts(common, "'x'")
+    renamed = "start: S\n%import common.ESCAPED_STRING -> S\n"
+    assert _engine_accepts(renamed, '"a\\"b"') and not _engine_accepts(renamed, '"a"b"')
+
+
+def test_terminal_priorities_are_unsupported_and_named():
+    from structgen.errors import Unsupported
+
+    with pytest.raises(Unsupported) as info:
+        _engine_accepts('start: A | B\nA.2: "a"\nB: /[a-z]/\n', "a")
+    assert info.value.construct == "terminal priority" and "A.2" in str(info.value)
+    assert "line 2, column 1" in str(info.value)
+    assert _engine_accepts('start: A\nA.0: "a"\n', "a")  # the default priority is no priority
+
+
+def test_declare_is_unsupported_and_named():
+    from structgen.errors import Unsupported
+
+    with pytest.raises(Unsupported) as info:
+        _engine_accepts('%declare X\nstart: "a" X\n', "a")
+    assert info.value.construct == "%declare" and "X" in str(info.value)
