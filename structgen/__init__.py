@@ -10,7 +10,8 @@ drive generation with a per-sequence ``Matcher`` that serves token bitmasks::
     matcher.fill_next_token_bitmask(bitmask)   # then mask logits, sample, accept
 """
 
-from .compile import compile_grammar, compile_regex
+from .compile import compile_grammar, compile_json_schema, compile_regex
+from .compiler import GrammarCompiler
 from .errors import (
     BudgetExceeded,
     ConfigurationError,
@@ -22,9 +23,11 @@ from .errors import (
     VocabularyError,
 )
 from .grammar.library import list_grammars, load_grammar
+from .limits import Limits
 from .mask.bitmask import allocate_token_bitmask, apply_token_bitmask_inplace, reset_token_bitmask
 from .mask.engine import CompiledGrammar
 from .mask.matcher import Matcher
+from .report import CompileReport, ReportEntry
 from .vocab import Vocabulary
 
 __version__ = "0.1.0"
@@ -34,17 +37,16 @@ __all__ = [
     "StructgenError", "ConfigurationError", "InvalidSyntax", "GrammarError", "RegexError",
     "Unsupported", "BudgetExceeded", "VocabularyError",
     # vocabulary -> compile -> match -> mask
-    "Vocabulary", "compile_regex", "compile_grammar", "load_grammar", "list_grammars",
-    "CompiledGrammar", "Matcher",
+    "Vocabulary", "GrammarCompiler", "Limits", "compile_regex", "compile_grammar", "compile_json_schema",
+    "load_grammar", "list_grammars", "CompiledGrammar", "CompileReport", "ReportEntry", "Matcher",
     "allocate_token_bitmask", "apply_token_bitmask_inplace", "reset_token_bitmask",
     # generation with a model (imported lazily: torch/transformers only when used)
-    "compile_json_schema", "JsonSchemaOptions",
+    "JsonSchemaOptions",
     "generate", "GenerationResult", "structured", "load_default_model",
     "StructgenLogitsProcessor", "StructgenStoppingCriteria",
 ]
 
 _LAZY = {
-    "compile_json_schema": ("structgen.json_schema", "compile_json_schema"),
     "JsonSchemaOptions": ("structgen.json_schema", "JsonSchemaOptions"),
     "generate": ("structgen.integrations.generate", "generate"),
     "GenerationResult": ("structgen.integrations.generate", "GenerationResult"),

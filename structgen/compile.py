@@ -1,44 +1,32 @@
-"""Front door of the compilers: regex and grammar text to a ``CompiledGrammar``."""
+"""Front door of the compilers: regex, grammar and JSON Schema to a ``CompiledGrammar``.
+
+Thin wrappers over the default :class:`~structgen.GrammarCompiler` of the
+vocabulary (one per vocabulary fingerprint): compiling the same source twice
+returns the same, shared constraint.  Use a ``GrammarCompiler`` of your own to
+choose cache budgets and :class:`~structgen.Limits`."""
 
 from __future__ import annotations
 
-import numpy as np
-
-from .automata.fsm import ByteDFA
-from .automata.ops import trim
-from .automata.regex import regex_to_dfa
-from .grammar.ir import Grammar, Terminal, term_symbol
+from .compiler import default_compiler
 from .mask.engine import CompiledGrammar
 from .vocab.vocabulary import Vocabulary
+
+__all__ = ["compile_regex", "compile_grammar", "compile_json_schema"]
 
 
 def compile_regex(pattern: str, vocab: Vocabulary, **options) -> CompiledGrammar:
     """A constraint whose language is exactly the strings fully matching ``pattern``
     (Python ``re`` syntax without lookaround/backreferences), as UTF-8 bytes."""
-    dfa = regex_to_dfa(pattern)
-    if not dfa.accepting[dfa.start]:
-        grammar = Grammar.single_terminal(Terminal("REGEX", dfa, pattern))
-    else:  # lexemes are never empty: start -> REGEX_NONEMPTY | <empty>
-        terminal = Terminal("REGEX", _without_empty(dfa), pattern)
-        grammar = Grammar([terminal], ["start"], [(0, (term_symbol(0),)), (0, ())], 0, source=pattern)
-    return CompiledGrammar(grammar, vocab, kind="regex", **options)
-
-
-def _without_empty(dfa: ByteDFA) -> ByteDFA:
-    """The same language minus the empty string: a fresh, non-accepting start state."""
-    trans = np.vstack([dfa.trans, dfa.trans[dfa.start][None]])
-    accepting = np.append(dfa.accepting, False)
-    return trim(ByteDFA(trans.astype(np.int32), dfa.classes, accepting, len(accepting) - 1))
+    return default_compiler(vocab).compile_regex(pattern, **options)
 
 
 def compile_grammar(text: str, vocab: Vocabulary, *, start: str = "start",
                     syntax: str = "auto", **options) -> CompiledGrammar:
     """Compile a Lark grammar or a GBNF grammar (``syntax``: "lark", "gbnf" or "auto":
     GBNF when the text defines rules with ``::=``)."""
-    from .grammar.gbnf import gbnf_to_lark, is_gbnf
-    from .grammar.lark_frontend import cached_lark_to_grammar
+    return default_compiler(vocab).compile_grammar(text, start=start, syntax=syntax, **options)
 
-    if syntax == "gbnf" or (syntax == "auto" and is_gbnf(text)):
-        text, start = gbnf_to_lark(text), "start"
-    grammar = cached_lark_to_grammar(text, start)
-    return CompiledGrammar(grammar, vocab, kind="grammar", **options)
+
+def compile_json_schema(schema, vocab: Vocabulary, *, options=None, **kwargs) -> CompiledGrammar:
+    """Compile a JSON Schema (see :meth:`GrammarCompiler.compile_json_schema`)."""
+    return default_compiler(vocab).compile_json_schema(schema, options=options, **kwargs)

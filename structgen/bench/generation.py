@@ -498,7 +498,7 @@ def timed_run(ctx, wm: WorkerModel, task_id: str, name: str, schema: dict | None
             return dict(rec, status="oom", error="MemoryError while compiling")
         rec["compile_s"] = time.perf_counter() - t0 if eng.constrained else None
         report = getattr(handle, "report", None) or ()
-        dropped = [d for d in report if isinstance(d, dict) and d.get("kind") == "dropped"]
+        dropped = [d for d in report if getattr(d, "kind", None) == "dropped"]  # structgen ReportEntry
         if dropped:  # compiled in lenient mode: what was left out of the constraint
             rec["lenient_dropped"] = [f"{d.get('keyword')} at {d.get('where')}" for d in dropped]
         if eng.constrained and rec["compile_s"] > proto["compile_timeout"]:

@@ -1,11 +1,19 @@
 """Earley recognition over terminals, with hash-consed chart rows.
 
 A row is the set of Earley items after some prefix.  Item origins point at
-*canonical* row ids, so a row's content determines its whole future: equal
-rows get one id and every cache keyed by row id (advance, masks) is shared
-between positions, sequences and requests.  A parser state is just an int.
+*canonical* rows, so a row's content determines its whole future: equal rows
+are one object and every cache keyed by row (advance, steps, masks) is shared
+between positions, sequences and requests.
 
-Items are ``(rule, dot, origin)``; ``origin == -1`` means "predicted in this
+Rows are objects, not ids, so that they can be freed: a row lives while a
+matcher, a cache or a later row (through an origin) holds it.  Interning is
+weak (a row that died is rebuilt as a new object if it is reached again, and
+the caches that could have named the old one held it alive, so none does) and
+the transition memo is bounded (``max_rows``): a constraint serving millions
+of tokens keeps a bounded set of rows and never fails mid-generation.  Rows
+hash and compare by identity; they have no order.
+
+Items are ``(rule, dot, origin)``; ``origin is None`` means "predicted in this
 row".  A row splits into its *dynamic* items (scanned or completed, carrying
 real origins) and its *predicted* items, which depend only on the set of
 nonterminals the dynamic items predict: that static part is computed once per
@@ -16,9 +24,15 @@ construction."""
 
 from __future__ import annotations
 
-from ..errors import BudgetExceeded
+import threading
+import weakref
+
+from ..limits import DEFAULT_LIMITS
 from .ir import Grammar, symbol_term
 
+__all__ = ["DEAD", "EarleyParser", "Row"]
+
+#: the "no row" result of ``advance`` (no reading of the lexeme fits)
 DEAD = -1
 
 
@@ -48,13 +62,21 @@ class _Part:
         self.allowed = allowed
 
 
-class _Row:
-    __slots__ = ("dynamic", "static", "allowed", "accepts")
+class Row:
+    """One canonical chart row: ``allowed`` (bitmask of the terminals it can
+    scan) and ``accepts`` (the prefix is a complete sentence).  ``serial``
+    numbers rows in creation order (debugging only)."""
 
-    def __init__(self, dynamic: _Part, static: _Part, accepts: bool):
+    __slots__ = ("dynamic", "static", "allowed", "accepts", "serial", "__weakref__")
+
+    def __init__(self, dynamic: _Part, static: _Part, accepts: bool, serial: int):
         self.dynamic, self.static = dynamic, static
         self.allowed = dynamic.allowed | static.allowed
         self.accepts = accepts
+        self.serial = serial
+
+    def __repr__(self) -> str:
+        return f"<Row {self.serial}>"
 
     def waiting(self, x: int):
         return self.dynamic.waiting.get(x, ()) + self.static.waiting.get(x, ())
@@ -64,9 +86,10 @@ class _Row:
 
 
 class EarleyParser:
-    """Shared, growing store of rows for one grammar; ``advance`` is memoised."""
+    """The rows of one grammar; ``advance`` is memoised (at most ``max_rows``
+    transitions, then the memo restarts).  Safe to share between threads."""
 
-    def __init__(self, grammar: Grammar, *, max_rows: int = 2_000_000):
+    def __init__(self, grammar: Grammar, *, max_rows: int = DEFAULT_LIMITS.max_earley_rows):
         self.grammar = grammar
         self.max_rows = max_rows
         # augmented start rule S' -> start, appended last
@@ -79,10 +102,13 @@ class EarleyParser:
         self.nullable = self._nullable()
         self._closures: dict[int, frozenset] = {}
         self._static: dict[frozenset, _Part] = {}
-        self._rows: list[_Row] = []
-        self._ids: dict[frozenset, int] = {}
-        self._advance: dict[tuple[int, int], int] = {}
-        self.initial = self._make_row([(self.accept_rule, 0, -1)])
+        # content -> row, weakly: the key (items) holds the origins, the row holds itself
+        self._ids: "weakref.WeakValueDictionary[frozenset, Row]" = weakref.WeakValueDictionary()
+        self._advance: dict[tuple[Row, int], Row | int] = {}
+        self._lock = threading.RLock()
+        self._serial = 0
+        self.initial: Row | None = None
+        self.initial = self._make_row([(self.accept_rule, 0, None)])
 
     def _nullable(self) -> frozenset[int]:
         nullable: set[int] = set()
@@ -96,14 +122,14 @@ class EarleyParser:
         return frozenset(nullable)
 
     def _prediction(self, x: int) -> frozenset:
-        """Every item predicted (origin -1) in a row that predicts nonterminal ``x``."""
+        """Every item predicted (origin None) in a row that predicts nonterminal ``x``."""
         hit = self._closures.get(x)
         if hit is not None:
             return hit
         rules, nullable = self.rules, self.nullable
         seen_nt = {x}
         items: set = set()
-        agenda = [(r, 0, -1) for r in self.by_lhs.get(x, ())]
+        agenda = [(r, 0, None) for r in self.by_lhs.get(x, ())]
         items.update(agenda)
         while agenda:
             r, d, _ = agenda.pop()
@@ -114,12 +140,12 @@ class EarleyParser:
             if y not in seen_nt:
                 seen_nt.add(y)
                 for r2 in self.by_lhs.get(y, ()):
-                    it = (r2, 0, -1)
+                    it = (r2, 0, None)
                     if it not in items:
                         items.add(it)
                         agenda.append(it)
             if y in nullable:
-                it = (r, d + 1, -1)
+                it = (r, d + 1, None)
                 if it not in items:
                     items.add(it)
                     agenda.append(it)
@@ -136,8 +162,8 @@ class EarleyParser:
         return part
 
     # --- rows -----------------------------------------------------------
-    def _make_row(self, kernel) -> int:
-        rules, nullable, rows = self.rules, self.nullable, self._rows
+    def _make_row(self, kernel) -> Row:
+        rules, nullable = self.rules, self.nullable
         items = set(kernel)
         agenda = list(items)
         roots: set[int] = set()
@@ -145,10 +171,10 @@ class EarleyParser:
             r, d, o = agenda.pop()
             rhs = rules[r][1]
             if d == len(rhs):
-                if o < 0:  # nullable completion: already stepped over at prediction
+                if o is None:  # nullable completion: already stepped over at prediction
                     continue
-                for r2, d2, o2 in rows[o].waiting(rules[r][0]):
-                    it = (r2, d2 + 1, o if o2 < 0 else o2)
+                for r2, d2, o2 in o.waiting(rules[r][0]):
+                    it = (r2, d2 + 1, o if o2 is None else o2)
                     if it not in items:
                         items.add(it)
                         agenda.append(it)
@@ -162,46 +188,52 @@ class EarleyParser:
                         items.add(it)
                         agenda.append(it)
         key = frozenset(items)  # the predicted part is a function of these items
-        rid = self._ids.get(key)
-        if rid is not None:
-            return rid
-        if len(rows) >= self.max_rows:
-            raise BudgetExceeded(f"Earley parser exceeded {self.max_rows} distinct chart rows")
-        # S' -> start . with origin -1 (empty sentence) or the initial row (id 0)
-        accepts = (self.accept_rule, 1, -1) in key or (self.accept_rule, 1, 0) in key
-        row = _Row(_Part(key, rules), self._static_part(frozenset(roots)), accepts)
-        rid = len(rows)
-        rows.append(row)
-        self._ids[key] = rid
-        return rid
+        row = self._ids.get(key)
+        if row is not None:
+            return row
+        # S' -> start . predicted here (empty sentence) or from the initial row
+        acc = self.accept_rule
+        accepts = (acc, 1, None) in key or (self.initial is not None and (acc, 1, self.initial) in key)
+        row = Row(_Part(key, rules), self._static_part(frozenset(roots)), accepts, self._serial)
+        self._serial += 1
+        self._ids[key] = row
+        return row
 
-    def allowed(self, row: int) -> int:
+    def allowed(self, row: Row) -> int:
         """Bitmask of the terminals the parser can take next."""
-        return self._rows[row].allowed
+        return row.allowed
 
-    def accepts(self, row: int) -> bool:
-        return self._rows[row].accepts
+    def accepts(self, row: Row) -> bool:
+        return row.accepts
 
-    def advance(self, row: int, terminals: int) -> int:
+    def advance(self, row: Row, terminals: int) -> Row | int:
         """Row after scanning one lexeme that matched every terminal in the bitmask
         ``terminals`` (Earley takes all readings at once); DEAD if none fits."""
         key = (row, terminals)
         hit = self._advance.get(key)
         if hit is not None:
             return hit
-        src = self._rows[row]
-        kernel = []
-        t, bits = 0, terminals & src.allowed
-        while bits:
-            if bits & 1:
-                for r, d, o in src.scan(t):
-                    kernel.append((r, d + 1, row if o < 0 else o))
-            bits >>= 1
-            t += 1
-        nxt = self._make_row(kernel) if kernel else DEAD
-        self._advance[key] = nxt
+        with self._lock:
+            kernel = []
+            t, bits = 0, terminals & row.allowed
+            while bits:
+                if bits & 1:
+                    for r, d, o in row.scan(t):
+                        kernel.append((r, d + 1, row if o is None else o))
+                bits >>= 1
+                t += 1
+            nxt = self._make_row(kernel) if kernel else DEAD
+            if len(self._advance) >= self.max_rows:
+                self._advance.clear()  # rows only the memo held are freed
+            self._advance[key] = nxt
         return nxt
+
+    def clear_cache(self) -> None:
+        """Forget the transition memo (rows still held elsewhere stay canonical)."""
+        with self._lock:
+            self._advance.clear()
 
     @property
     def num_rows(self) -> int:
-        return len(self._rows)
+        """Rows alive now (held by a matcher, a cache or a later row's origins)."""
+        return len(self._ids)

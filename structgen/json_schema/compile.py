@@ -8,11 +8,12 @@ from dataclasses import dataclass, field, fields, replace
 
 from ..errors import BudgetExceeded, ConfigurationError, GrammarError
 from ..grammar.ir import Grammar, prune_unproductive
+from ..report import CompileReport
 from .emit import Emitter
 from .evaluate import Evaluator
 from .registry import D4, D6, D7, D2019, D2020, DEFAULT, Registry, SchemaError
 
-__all__ = ["JsonSchemaOptions", "compile_json_schema", "schema_to_grammar", "SchemaError"]
+__all__ = ["JsonSchemaOptions", "compile_json_schema", "schema_to_grammar", "normalize_schema", "SchemaError"]
 
 _DRAFT_ALIASES = {
     "2020-12+legacy": DEFAULT, "default": DEFAULT,
@@ -88,7 +89,8 @@ class JsonSchemaOptions:
         return replace(base, **kwargs) if kwargs else base
 
 
-def _normalize_schema(schema):
+def normalize_schema(schema):
+    """``schema`` as a JSON value (dict or bool): parses JSON text, asks pydantic for models and types."""
     if isinstance(schema, (dict, bool)):
         return schema
     if isinstance(schema, (bytes, bytearray)):
@@ -121,10 +123,11 @@ def _normalize_schema(schema):
 
 def schema_to_grammar(schema, *, options: JsonSchemaOptions | None = None, **kwargs) -> Grammar:
     """The grammar IR of ``schema`` (see :func:`compile_json_schema`).  ``grammar.meta``
-    holds ``report`` (dropped/relaxed/ignored keywords) and ``compile_s``."""
+    holds ``report`` (a :class:`~structgen.report.CompileReport` of the dropped, relaxed or
+    ignored keywords) and ``compile_s``."""
     opt = JsonSchemaOptions.make(options, **kwargs)
     t0 = time.perf_counter()
-    value = _normalize_schema(schema)
+    value = normalize_schema(schema)
     report: list = []
     try:
         reg = Registry(value, default_draft=_DRAFT_ALIASES[str(opt.default_draft)], external=opt.registry)
@@ -135,7 +138,7 @@ def schema_to_grammar(schema, *, options: JsonSchemaOptions | None = None, **kwa
     except RecursionError:
         raise BudgetExceeded("schema nesting is too deep to compile (Python recursion limit)") from None
     grammar.source = "json_schema"
-    grammar.meta["report"] = report
+    grammar.meta["report"] = CompileReport.from_entries(report)
     grammar.meta["compile_s"] = time.perf_counter() - t0
     try:
         prune_unproductive(grammar)
@@ -145,16 +148,20 @@ def schema_to_grammar(schema, *, options: JsonSchemaOptions | None = None, **kwa
 
 
 def compile_json_schema(schema, vocab, *, options: JsonSchemaOptions | None = None, kernels: str = "auto",
-                        cache_bytes: int = 256 << 20, **kwargs):
+                        cache_bytes: int | None = None, **kwargs):
     """Compile a JSON Schema to a :class:`~structgen.mask.engine.CompiledGrammar` over ``vocab``.
 
     ``schema``: a dict/bool, JSON text, a pydantic model class or any type
     ``pydantic.TypeAdapter`` accepts.  Options: :class:`JsonSchemaOptions` fields as
-    keywords (or ``options=``).  The result carries ``report``: the keywords that were
-    dropped (lenient mode), relaxed (``huge_bound``) or ignored (unknown formats)."""
-    from ..mask.engine import CompiledGrammar
+    keywords (or ``options=``).  The result carries ``report`` (a
+    :class:`~structgen.report.CompileReport`): the keywords that were dropped (lenient
+    mode), relaxed (``huge_bound``) or ignored (unknown formats).
 
-    grammar = schema_to_grammar(schema, options=options, **kwargs)
-    compiled = CompiledGrammar(grammar, vocab, kind="json_schema", kernels=kernels, cache_bytes=cache_bytes)
-    compiled.report = grammar.meta["report"]
-    return compiled
+    This package only produces the grammar IR (:func:`schema_to_grammar`); the
+    constraint is built by the vocabulary's default ``GrammarCompiler`` (this entry
+    point is kept for callers of ``structgen.json_schema.compile_json_schema``)."""
+    from ..compile import compile_json_schema as compile_with_default_compiler
+
+    if cache_bytes is not None:
+        kwargs["cache_bytes"] = cache_bytes
+    return compile_with_default_compiler(schema, vocab, options=options, kernels=kernels, **kwargs)

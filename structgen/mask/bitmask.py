@@ -4,6 +4,8 @@ is imported only when a tensor is passed."""
 
 from __future__ import annotations
 
+import warnings
+from functools import lru_cache
 from typing import Literal
 
 import numpy as np
@@ -35,6 +37,12 @@ def reset_token_bitmask(bitmask) -> None:
     bitmask.fill(-1) if not _is_torch(bitmask) else bitmask.fill_(-1)
 
 
+@lru_cache(maxsize=None)
+def _quiet_readonly_warning() -> None:
+    """Cached masks are read-only; torch warns when wrapping one, but here it is only read."""
+    warnings.filterwarnings("ignore", message="The given NumPy array is not writable", category=UserWarning)
+
+
 def write_row(bitmask, index: int, words: np.ndarray) -> None:
     """Copy a uint32 word array into row ``index`` of ``bitmask``."""
     if bitmask.ndim != 2 or bitmask.shape[1] != words.shape[0]:
@@ -45,6 +53,7 @@ def write_row(bitmask, index: int, words: np.ndarray) -> None:
 
         if bitmask.dtype != torch.int32:
             raise ConfigurationError(f"bitmask dtype must be torch.int32, got {bitmask.dtype}")
+        _quiet_readonly_warning()
         bitmask[index].copy_(torch.from_numpy(words.view(np.int32)), non_blocking=True)
     else:
         if bitmask.dtype != np.int32:

@@ -1,7 +1,7 @@
 """Compiled constraints and per-sequence matchers.
 
-A parser state is ``(row, lex)``: ``row`` is a canonical Earley row id (see
-grammar/earley.py) and ``lex`` a state of the lexer for that row's allowed
+A parser state is ``(row, lex)``: ``row`` is a canonical Earley row (an
+opaque, hashable object, see grammar/earley.py) and ``lex`` a state of the lexer for that row's allowed
 terminals (0 = no pending bytes).  Lexemes are greedy: a lexeme goes on while
 the next byte extends it and ends only when it cannot (no backtracking), as in
 llguidance and lark's contextual lexer.  When a lexeme matches both a grammar
@@ -14,66 +14,45 @@ token, the walk of that token subtree from the next row (recursively)."""
 from __future__ import annotations
 
 import threading
-import weakref
-from collections import OrderedDict
 from functools import cached_property
 
 import numpy as np
 
-from ..grammar.earley import DEAD, EarleyParser
+from ..grammar.earley import DEAD, EarleyParser, Row
 from ..grammar.ir import Grammar, prune_unproductive
+from ..limits import Limits
+from ..report import CompileReport
 from ..vocab.vocabulary import Vocabulary
 from .completion import CompletionCache
 from .kernels import get_kernels
 from .lexer import Lexer, LexerFactory
+from .lru import ByteLRU
 
-State = tuple[int, int]  # (earley row, lexer state)
-
-
-class _LRU:
-    """Dict bounded by the summed ``nbytes`` of its values."""
-
-    def __init__(self, max_bytes: int):
-        self.max_bytes, self.used = max_bytes, 0
-        self.data: OrderedDict = OrderedDict()
-
-    def get(self, key):
-        v = self.data.get(key)
-        if v is not None:
-            self.data.move_to_end(key)
-        return v
-
-    def put(self, key, value, nbytes: int):
-        self.data[key] = (value, nbytes)
-        self.used += nbytes
-        while self.used > self.max_bytes and len(self.data) > 1:
-            _, (_, n) = self.data.popitem(last=False)
-            self.used -= n
+State = tuple[Row, int]  # (earley row, lexer state)
 
 
-# Trie-walk results depend only on the vocabulary and the lexer's automaton, so
-# they are shared by every grammar compiled for the same Vocabulary object
-# (e.g. the JSON-string interior walk, common to all schemas).
-_WALKS: "weakref.WeakKeyDictionary[Vocabulary, _LRU]" = weakref.WeakKeyDictionary()
-WALK_CACHE_BYTES = 512 << 20
-
-
-def _walk_cache(vocab: Vocabulary) -> _LRU:
-    cache = _WALKS.get(vocab)
-    if cache is None:
-        cache = _WALKS[vocab] = _LRU(WALK_CACHE_BYTES)
-    return cache
+_MISSING = object()
 
 
 class CompiledGrammar:
     """An immutable constraint compiled for one vocabulary, shared by all its
-    matchers.  Caches (rows, lexers, masks) grow lazily and are bounded."""
+    matchers, from any number of threads.  Caches (rows, steps, lexers, masks)
+    grow lazily and are bounded by ``limits`` (see :class:`~structgen.Limits`):
+    past a bound they forget, so a constraint serves any number of tokens.
+
+    ``walk_cache``: the trie-walk cache to share (a :class:`GrammarCompiler`
+    passes its own, common to every constraint over the vocabulary); a private
+    one of ``limits.mask_cache_bytes`` when None.  ``report``: what the
+    compiler did not enforce exactly (empty for regexes and grammars)."""
 
     def __init__(self, grammar: Grammar, vocab: Vocabulary, *, kernels: str = "auto",
-                 cache_bytes: int = 256 << 20, kind: str = "grammar"):
+                 cache_bytes: int | None = None, kind: str = "grammar", limits: Limits | None = None,
+                 walk_cache: ByteLRU | None = None, report: CompileReport | None = None):
         self.grammar, self.vocab, self.kind = grammar, vocab, kind
+        self.limits = limits = Limits.make(limits)
+        self.report = report if report is not None else CompileReport()
         grammar = self.grammar = prune_unproductive(grammar)
-        self.parser = EarleyParser(grammar)
+        self.parser = EarleyParser(grammar, max_rows=limits.max_earley_rows)
         self.ignore_mask = sum(1 << t for t in grammar.ignore)
         self._k = get_kernels(kernels)  # type: ignore[arg-type]
         self._trie = vocab.trie
@@ -82,14 +61,16 @@ class CompiledGrammar:
         self._root_lo, self._root_hi = np.zeros(1, np.int32), np.full(1, n, np.int32)
         self._scratch = np.zeros(vocab.num_words, np.uint32)
         self._lexers: dict[int, Lexer] = {}
-        self._lexer_factory = LexerFactory(grammar.terminals)
-        self._inner = _walk_cache(vocab)
-        self._lock = threading.Lock()
-        self._masks = _LRU(cache_bytes)
-        self._steps: dict[tuple[int, int, int], State | None] = {}
+        self._lexer_factory = LexerFactory(grammar.terminals, max_states=limits.max_lexer_states)
+        self._lexer_lock = threading.Lock()
+        self._inner = walk_cache if walk_cache is not None else ByteLRU(limits.mask_cache_bytes)
+        self._lock = threading.Lock()  # the mask kernel's scratch buffers
+        self._masks = ByteLRU(limits.mask_cache_bytes if cache_bytes is None else cache_bytes, freeze=True)
+        self._steps: dict[tuple[Row, int, int], State | None] = {}
         self._eos = np.zeros(vocab.num_words, np.uint32)
         for t in vocab.eos_ids:
             self._eos[t >> 5] |= np.uint32(1 << (t & 31))
+        self._eos.flags.writeable = False  # shared by every matcher
         self.initial_state: State = (self.parser.initial, 0)
 
     def __repr__(self) -> str:
@@ -107,15 +88,33 @@ class CompiledGrammar:
 
         return Matcher(self, **options)
 
+    # --- caches ---------------------------------------------------------------
+    @property
+    def cache_size_bytes(self) -> int:
+        """Approximate bytes held by this constraint's own caches (masks, steps, rows);
+        the shared walk cache is counted by its compiler."""
+        return (self._masks.used + 120 * len(self._steps) + 600 * self.parser.num_rows
+                + sum(lex.trans.nbytes for lex in list(self._lexers.values())))
+
+    def clear_cache(self) -> None:
+        """Forget masks, steps and memoised rows (live matchers stay valid)."""
+        self._masks.clear()
+        self._steps.clear()
+        self.parser.clear_cache()
+        self.__dict__.pop("completion_cache", None)
+
     # --- lexing and parsing ------------------------------------------------
-    def lexer(self, row: int) -> Lexer:
-        mask = self.parser.allowed(row) | self.ignore_mask
+    def lexer(self, row: Row) -> Lexer:
+        mask = row.allowed | self.ignore_mask
         lex = self._lexers.get(mask)
         if lex is None:
-            lex = self._lexers[mask] = self._lexer_factory.build(mask)
+            with self._lexer_lock:  # the factory's tables are not thread-safe
+                lex = self._lexers.get(mask)
+                if lex is None:
+                    lex = self._lexers[mask] = self._lexer_factory.build(mask)
         return lex
 
-    def after_lexeme(self, row: int, terms: int) -> int:
+    def after_lexeme(self, row: Row, terms: int) -> Row | int:
         """Row after a lexeme matching the terminal bitmask ``terms`` ends."""
         grammar_terms = terms & ~self.ignore_mask
         if grammar_terms:
@@ -128,12 +127,12 @@ class CompiledGrammar:
         """Is the output so far a complete sentence?"""
         row, lex_state = state
         if lex_state == 0:
-            return self.parser.accepts(row)
+            return row.accepts
         terms = self.lexer(row).acc_terms[lex_state]
         if not terms:
             return False
         nxt = self.after_lexeme(row, terms)
-        return nxt != DEAD and self.parser.accepts(nxt)
+        return nxt != DEAD and nxt.accepts
 
     def advance_bytes(self, state: State, data: bytes) -> State | None:
         """State after ``data``; None if some byte is not allowed."""
@@ -162,23 +161,27 @@ class CompiledGrammar:
 
     def advance_token(self, state: State, token_id: int) -> State | None:
         key = (state[0], state[1], token_id)
-        if key in self._steps:
-            return self._steps[key]
+        nxt = self._steps.get(key, _MISSING)  # one dict read: safe while another thread clears
+        if nxt is not _MISSING:
+            return nxt
         data = self.vocab.token_bytes[token_id] if 0 <= token_id < self.vocab.size else None
         nxt = self.advance_bytes(state, data) if data else None
-        if len(self._steps) > 1_000_000:
-            self._steps.clear()
+        if len(self._steps) >= self.limits.max_step_entries:
+            self._steps.clear()  # frees the rows only steps held
         self._steps[key] = nxt
         return nxt
 
     # --- masks -------------------------------------------------------------
     def mask(self, state: State) -> np.ndarray:
         """uint32[num_words] bitset of allowed tokens (EOS included when complete).
-        The returned array is cached: do not modify it."""
+        The returned array is cached and read-only."""
         hit = self._masks.get(state)
         if hit is not None:
             return hit[0]
         with self._lock:  # the kernel releases the GIL; scratch buffers are per grammar
+            hit = self._masks.get(state)  # another thread may have computed it meanwhile
+            if hit is not None:
+                return hit[0]
             return self._compute_mask(state)
 
     def _compute_mask(self, state: State) -> np.ndarray:

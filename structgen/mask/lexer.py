@@ -9,6 +9,7 @@ import numpy as np
 
 from ..errors import BudgetExceeded
 from ..grammar.ir import Terminal
+from ..limits import DEFAULT_LIMITS
 
 
 @dataclass(frozen=True, eq=False)
@@ -55,7 +56,7 @@ class LexerFactory:
     numbered by first byte, states numbered by BFS) so equal automata from
     different grammars share trie-walk caches."""
 
-    def __init__(self, terminals: list[Terminal], *, max_states: int = 200_000):
+    def __init__(self, terminals: list[Terminal], *, max_states: int = DEFAULT_LIMITS.max_lexer_states):
         self.terminals = terminals
         self.max_states = max_states
         self.dfas = [t.dfa for t in terminals]
@@ -156,6 +157,7 @@ def _canonical(mask: int, trans: np.ndarray, classes: np.ndarray, acc_terms: lis
     return Lexer.make(mask, trans2, rank[byte_cls].astype(np.uint8), [acc_terms[o] for o in queue])
 
 
-def build_lexer(terminals: list[Terminal], mask: int, *, max_states: int = 200_000) -> Lexer:
+def build_lexer(terminals: list[Terminal], mask: int, *,
+                max_states: int = DEFAULT_LIMITS.max_lexer_states) -> Lexer:
     """One lexer, without a shared factory (tests, one-off use)."""
     return LexerFactory(terminals, max_states=max_states).build(mask)

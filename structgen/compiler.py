@@ -1,0 +1,251 @@
+"""``GrammarCompiler``: compiles constraints for one vocabulary and owns their caches.
+
+One compiler per vocabulary (as xgrammar's ``GrammarCompiler``) holds
+
+* the trie-walk cache every constraint over the vocabulary shares (walk
+  results depend only on the vocabulary and a lexer automaton, so e.g. the
+  JSON-string interior walk is computed once for all schemas), and
+* the compiled constraints, memoised by kind + a digest of the source text +
+  options: compiling the same source again returns the same object.
+
+Both are bounded by ``cache_limit_bytes`` (half each, least recently used
+first) and emptied by ``clear_cache()``.  Every limit comes from one
+:class:`~structgen.Limits`.  The module-level ``structgen.compile_*`` functions
+use a default compiler per vocabulary fingerprint."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections import OrderedDict
+from dataclasses import fields
+
+import numpy as np
+
+from .automata.fsm import ByteDFA
+from .automata.ops import trim
+from .automata.regex import DEFAULT_MAX_STATES, regex_to_dfa
+from .errors import ConfigurationError
+from .grammar.ir import Grammar, Terminal, term_symbol
+from .limits import Limits
+from .mask.engine import CompiledGrammar
+from .mask.lru import ByteLRU
+from .report import CompileReport
+from .vocab.vocabulary import Vocabulary
+
+__all__ = ["GrammarCompiler", "Limits", "default_compiler", "regex_grammar", "text_grammar"]
+
+DEFAULT_CACHE_LIMIT_BYTES = 1 << 30
+#: options of the compiled constraint itself (the rest of a call's options go to the front-end)
+_ENGINE_OPTIONS = ("kernels", "cache_bytes")
+
+
+class GrammarCompiler:
+    """Compiles regexes, Lark/GBNF grammars and JSON Schemas over ``vocab``.
+
+    ``cache_limit_bytes``: budget of the shared walk cache and of the memoised
+    constraints (their IR and own caches), half each.  ``limits``: a
+    :class:`Limits` or a dict of overrides.  ``kernels``: mask kernel backend
+    ("auto", "numba", "reference") unless a call says otherwise.  Thread-safe."""
+
+    def __init__(self, vocab: Vocabulary, *, cache_limit_bytes: int = DEFAULT_CACHE_LIMIT_BYTES,
+                 limits: Limits | dict | None = None, kernels: str = "auto"):
+        if not isinstance(vocab, Vocabulary):
+            raise ConfigurationError(f"vocab must be a structgen Vocabulary, not {type(vocab).__name__}")
+        if isinstance(cache_limit_bytes, bool) or not isinstance(cache_limit_bytes, int) or cache_limit_bytes < 2:
+            raise ConfigurationError(f"cache_limit_bytes={cache_limit_bytes!r}: expected an int >= 2")
+        self.vocab = vocab
+        self.limits = Limits.make(limits)
+        self.kernels = kernels
+        self.cache_limit_bytes = cache_limit_bytes
+        self.walk_cache = ByteLRU(cache_limit_bytes // 2)
+        self._compiled: OrderedDict[tuple, tuple[CompiledGrammar, int]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return (f"GrammarCompiler({self.vocab!r}, cached={len(self._compiled)}, "
+                f"cache_size_bytes={self.cache_size_bytes})")
+
+    # --- compile -----------------------------------------------------------------
+    def compile_regex(self, pattern: str, **options) -> CompiledGrammar:
+        """The strings fully matching ``pattern`` (Python ``re`` syntax without
+        lookaround/backreferences), as UTF-8 bytes.  ``options``: ``kernels``."""
+        engine = _engine_options(options, "compile_regex", self.kernels)
+        if options:
+            raise ConfigurationError(f"unknown compile_regex option(s) {sorted(options)}; valid: "
+                                     f"{list(_ENGINE_OPTIONS)}")
+        return self._cached(("regex", _digest(pattern), _frozen(engine)),
+                            lambda: self._build(regex_grammar(pattern, self.limits), "regex", engine))
+
+    def compile_grammar(self, text: str, *, start: str = "start", syntax: str = "auto",
+                        **options) -> CompiledGrammar:
+        """A Lark or GBNF grammar (``syntax``: "lark", "gbnf" or "auto": GBNF when the
+        text defines rules with ``::=``).  ``options``: ``kernels``."""
+        engine = _engine_options(options, "compile_grammar", self.kernels)
+        if options:
+            raise ConfigurationError(f"unknown compile_grammar option(s) {sorted(options)}; valid: "
+                                     f"{list(_ENGINE_OPTIONS)}")
+        if syntax not in ("auto", "lark", "gbnf"):
+            raise ConfigurationError(f'syntax={syntax!r}: expected "auto", "lark" or "gbnf"')
+        key = ("grammar", _digest(text), start, syntax, _frozen(engine))
+        return self._cached(key, lambda: self._build(text_grammar(text, start=start, syntax=syntax,
+                                                                  limits=self.limits), "grammar", engine))
+
+    def compile_json_schema(self, schema, *, options=None, **json_options) -> CompiledGrammar:
+        """The JSON documents valid under ``schema`` (a dict/bool, JSON text, pydantic
+        model or type); ``json_options``: :class:`~structgen.JsonSchemaOptions` fields
+        (or ``options=``) and ``kernels``.  The result's ``report`` lists what was
+        dropped, relaxed or ignored.  ``time_budget_s`` defaults to
+        ``limits.max_compile_seconds``."""
+        from .json_schema.compile import JsonSchemaOptions, normalize_schema, schema_to_grammar
+
+        engine = _engine_options(json_options, "compile_json_schema", self.kernels)
+        if options is None and "time_budget_s" not in json_options:
+            json_options["time_budget_s"] = self.limits.max_compile_seconds
+        opt = JsonSchemaOptions.make(options, **json_options)
+
+        def build():
+            grammar = schema_to_grammar(schema, options=opt)
+            report = CompileReport.from_entries(grammar.meta.get("report"))
+            return self._build(grammar, "json_schema", engine, report)
+
+        key = _schema_key(schema, opt, normalize_schema)
+        if key is None:  # not JSON-serialisable: compiled, not memoised
+            return build()
+        return self._cached(("json_schema", key, _frozen(engine)), build)
+
+    # --- caches ------------------------------------------------------------------
+    @property
+    def cache_size_bytes(self) -> int:
+        """Approximate bytes held: the walk cache plus the memoised constraints."""
+        with self._lock:
+            entries = list(self._compiled.values())
+        return self.walk_cache.used + sum(ir + c.cache_size_bytes for c, ir in entries)
+
+    def clear_cache(self) -> None:
+        """Empty the walk cache and forget the memoised constraints (and their caches).
+        Constraints and matchers in use stay valid; they refill what they need."""
+        with self._lock:
+            entries = list(self._compiled.values())
+            self._compiled.clear()
+        self.walk_cache.clear()
+        for c, _ in entries:
+            c.clear_cache()
+
+    def _cached(self, key: tuple, build) -> CompiledGrammar:
+        with self._lock:
+            hit = self._compiled.get(key)
+            if hit is not None:
+                self._compiled.move_to_end(key)
+                return hit[0]
+        compiled = build()  # outside the lock: compiles may take long; a duplicate race is harmless
+        with self._lock:
+            hit = self._compiled.get(key)
+            if hit is not None:
+                return hit[0]
+            self._compiled[key] = (compiled, _ir_bytes(compiled.grammar))
+            self._evict()
+        return compiled
+
+    def _evict(self) -> None:
+        budget = self.cache_limit_bytes - self.cache_limit_bytes // 2
+        used = sum(ir + c.cache_size_bytes for c, ir in self._compiled.values())
+        while used > budget and len(self._compiled) > 1:
+            _, (c, ir) = self._compiled.popitem(last=False)
+            used -= ir + c.cache_size_bytes
+
+    def _build(self, grammar: Grammar, kind: str, engine: dict, report: CompileReport | None = None):
+        return CompiledGrammar(grammar, self.vocab, kind=kind, limits=self.limits, walk_cache=self.walk_cache,
+                               report=report, **engine)
+
+
+# --- front-ends: source text -> grammar IR ------------------------------------------
+def regex_grammar(pattern: str, limits: Limits | None = None) -> Grammar:
+    """``start: REGEX`` (or ``REGEX | <empty>``: lexemes are never empty)."""
+    dfa = regex_to_dfa(pattern, max_states=Limits.make(limits).max_regex_states)
+    if not dfa.accepting[dfa.start]:
+        return Grammar.single_terminal(Terminal("REGEX", dfa, pattern))
+    terminal = Terminal("REGEX", _without_empty(dfa), pattern)
+    return Grammar([terminal], ["start"], [(0, (term_symbol(0),)), (0, ())], 0, source=pattern)
+
+
+def _without_empty(dfa: ByteDFA) -> ByteDFA:
+    """The same language minus the empty string: a fresh, non-accepting start state."""
+    trans = np.vstack([dfa.trans, dfa.trans[dfa.start][None]])
+    accepting = np.append(dfa.accepting, False)
+    return trim(ByteDFA(trans.astype(np.int32), dfa.classes, accepting, len(accepting) - 1))
+
+
+def text_grammar(text: str, *, start: str = "start", syntax: str = "auto", limits: Limits | None = None) -> Grammar:
+    """The IR of a Lark or GBNF grammar text."""
+    from .grammar.gbnf import gbnf_to_lark, is_gbnf
+    from .grammar.lark_frontend import cached_lark_to_grammar, lark_to_grammar
+
+    if syntax == "gbnf" or (syntax == "auto" and is_gbnf(text)):
+        text, start = gbnf_to_lark(text), "start"
+    max_states = Limits.make(limits).max_regex_states
+    if max_states == DEFAULT_MAX_STATES:  # the memoised (disk-cached) front-end uses the default
+        return cached_lark_to_grammar(text, start)
+    return lark_to_grammar(text, start=start, max_states=max_states)
+
+
+# --- helpers -------------------------------------------------------------------------
+def _engine_options(options: dict, where: str, kernels: str) -> dict:
+    """Pop the compiled-constraint options out of ``options`` (validated, defaults filled in)."""
+    engine = {"kernels": options.pop("kernels", kernels), "cache_bytes": options.pop("cache_bytes", None)}
+    cb = engine["cache_bytes"]
+    if cb is not None and (isinstance(cb, bool) or not isinstance(cb, int) or cb < 1):
+        raise ConfigurationError(f"{where}: cache_bytes={cb!r}: expected None or a positive int")
+    return engine
+
+
+def _frozen(options: dict) -> tuple:
+    return tuple(sorted(options.items()))
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _schema_key(schema, opt, normalize) -> str | None:
+    """Digest of the normalised schema and every option (None: not serialisable)."""
+    try:
+        value = schema if isinstance(schema, (dict, bool, str, bytes)) else normalize(schema)
+        if isinstance(value, bytes):
+            value = value.decode("utf-8")
+        text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, allow_nan=False)
+        opts = {f.name: getattr(opt, f.name) for f in fields(opt) if f.name != "registry"}
+        extra = json.dumps([sorted(opts.items()), opt.registry], sort_keys=True, default=repr)
+    except (TypeError, ValueError, RecursionError):
+        return None
+    return _digest(text + "\x00" + extra)
+
+
+def _ir_bytes(grammar: Grammar) -> int:
+    """Approximate size of a grammar IR (terminal automata dominate)."""
+    return sum(t.dfa.trans.nbytes + 256 for t in grammar.terminals) + 64 * len(grammar.rules) + 1024
+
+
+# One default compiler per vocabulary fingerprint (the most recent few), for the
+# module-level compile functions.
+_DEFAULTS: OrderedDict[str, GrammarCompiler] = OrderedDict()
+_DEFAULTS_MAX = 4
+_DEFAULT_CACHE_BYTES = 512 << 20
+_DEFAULTS_LOCK = threading.Lock()
+
+
+def default_compiler(vocab: Vocabulary) -> GrammarCompiler:
+    """The shared compiler of ``vocab`` (by fingerprint) behind ``structgen.compile_*``."""
+    if not isinstance(vocab, Vocabulary):
+        raise ConfigurationError(f"vocab must be a structgen Vocabulary, not {type(vocab).__name__}")
+    key = vocab.fingerprint
+    with _DEFAULTS_LOCK:
+        compiler = _DEFAULTS.get(key)
+        if compiler is None:
+            compiler = _DEFAULTS[key] = GrammarCompiler(vocab, cache_limit_bytes=_DEFAULT_CACHE_BYTES)
+            while len(_DEFAULTS) > _DEFAULTS_MAX:
+                _DEFAULTS.popitem(last=False)
+        else:
+            _DEFAULTS.move_to_end(key)
+    return compiler
