@@ -56,6 +56,11 @@ class VocabularyError(StructgenError, ValueError):
     """A tokenizer that cannot be turned into a faithful byte vocabulary."""
 
 
+class StructgenWarning(UserWarning):
+    """Compilation went on but the result is not exactly what was asked (a bound
+    relaxed, a keyword ignored or dropped); the same entry is in ``report``."""
+
+
 def caret_context(text: str, line: int | None, column: int | None, span: int = 60) -> str:
     """The offending line (trimmed to ``span`` chars around the column) and a caret under it."""
     if not line:

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import os
+import random
+import re
 import warnings
 from functools import lru_cache
 
 import pytest
 
-from structgen.errors import BudgetExceeded, ConfigurationError, Unsupported
+from structgen.errors import BudgetExceeded, ConfigurationError, StructgenWarning, Unsupported
 from structgen.json_schema import (
     JsonSchemaOptions,
     SchemaError,
@@ -323,9 +325,70 @@ def test_lenient_unique_items_is_dropped_not_ignored_silently():
 
 
 def test_unknown_keywords_and_formats_are_ignored_but_reported():
-    c = compile_json_schema({"type": "string", "x-custom": 1, "format": "int32"}, V)
+    with pytest.warns(StructgenWarning, match="int32"):
+        c = compile_json_schema({"type": "string", "x-custom": 1, "format": "int32"}, V)
     assert accepts(c, '"12"')
     assert any(r["kind"] == "ignored" for r in c.report)
+
+
+@pytest.mark.parametrize("schema,keyword,kind", [
+    ({"type": "string", "maxLength": 10 ** 9}, "maxLength", "relaxed"),
+    ({"type": "object", "maxProperties": 10 ** 7}, "maxProperties", "relaxed"),
+    ({"type": "string", "format": "phone-number"}, "format 'phone-number'", "ignored"),
+    ({"type": "object", "properties": {"a": {"type": "integer", "required": True}}}, "required", "ignored"),
+])
+def test_relaxations_warn_and_are_reported(schema, keyword, kind):
+    assert issubclass(StructgenWarning, UserWarning)
+    with pytest.warns(StructgenWarning, match=re.escape(repr(keyword))):
+        g = schema_to_grammar(schema)
+    assert [(r["keyword"], r["kind"]) for r in g.meta["report"]] == [(keyword, kind)]
+    with warnings.catch_warnings():  # and a schema with nothing relaxed stays silent
+        warnings.simplefilter("error")
+        schema_to_grammar({"type": "string", "maxLength": 30, "format": "date"})
+
+
+def test_lenient_drop_warns_with_the_structgen_category():
+    with pytest.warns(StructgenWarning, match="pattern"):
+        schema_to_grammar({"type": "string", "pattern": "(?=a)b"}, lenient=True)
+
+
+def _hostname_valid(s: str) -> bool:
+    """RFC 1123 / 1035 as the fqdn package checks an ASCII name (independent oracle)."""
+    name = s[:-1] if s.endswith(".") else s
+    if not name or len(name) > 253:
+        return False
+    return all(1 <= len(lab) <= 63 and re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?", lab)
+               for lab in name.split("."))
+
+
+def _hostnames():
+    lab63 = "a" * 62 + "z"
+    four = ".".join([lab63] * 3)  # 191 characters
+    yield from ["a", "A-1", "example.com", "example.com.", "a" * 63, "a" * 64, "-a", "a-", "a..b", ".", "",
+                "a_b", "xn--bcher-kva.example", lab63 + "." + "b" * 64, "\u00e9.com"]
+    for total in (252, 253, 254):  # names at the 253-character limit, with and without the trailing dot
+        name = four + "." + "c" * (total - len(four) - 1)
+        yield name
+        yield name + "."
+        yield name[:-1] + "." + "d"  # different label split, same total
+    rng = random.Random(11)
+    for _ in range(60):
+        labs = [rng.choice(["q" * rng.randint(1, 64), "a-" * rng.randint(0, 31) + "b"]) for _ in range(rng.randint(1, 6))]
+        yield ".".join(labs) + rng.choice(["", "."])
+
+
+def test_hostname_length_limits_are_exact():
+    c = compile_(({"type": "string", "format": "hostname"}))
+    checked = 0
+    for s in _hostnames():
+        want = _hostname_valid(s)
+        assert accepts(c, json.dumps(s)) == want, (len(s), s[:20])
+        checked += want
+    assert checked >= 10
+    assert accepts(c, json.dumps("a" * 63 + "." + "b" * 63 + "." + "c" * 63 + "." + "d" * 61))  # 253
+    assert not accepts(c, json.dumps("a" * 63 + "." + "b" * 63 + "." + "c" * 63 + "." + "d" * 62))  # 254
+    assert accepts(c, json.dumps("a" * 63 + "." + "b" * 63 + "." + "c" * 63 + "." + "d" * 61 + "."))
+    assert not accepts(c, json.dumps("a" * 63 + "." + "b" * 63 + "." + "c" * 63 + "." + "d" * 62 + "."))
 
 
 def test_empty_language_and_circular_ref():
@@ -336,7 +399,8 @@ def test_empty_language_and_circular_ref():
 
 
 def test_budgets_and_huge_bounds():
-    c = compile_json_schema({"type": "string", "maxLength": 10 ** 9}, V)
+    with pytest.warns(StructgenWarning, match="huge_bound"):
+        c = compile_json_schema({"type": "string", "maxLength": 10 ** 9}, V)
     assert accepts(c, '"' + "x" * 5000 + '"')
     assert any(r["kind"] == "relaxed" for r in c.report)
     with pytest.raises(BudgetExceeded):

@@ -12,7 +12,7 @@ from itertools import combinations
 
 from ..automata import ops
 from ..automata.finite import strings_dfa
-from ..errors import BudgetExceeded, Unsupported
+from ..errors import BudgetExceeded, StructgenWarning, Unsupported
 from . import numbers as num
 from .json_strings import ANY_STRING
 from .ecma_regex import pattern_dfa
@@ -83,7 +83,8 @@ class Evaluator:
         if entry not in self.report:
             self.report.append(entry)
             if warn:
-                warnings.warn(f"structgen JSON Schema: {kind} {keyword!r} at {where}: {detail}", stacklevel=4)
+                warnings.warn(f"structgen JSON Schema: {kind} {keyword!r} at {where}: {detail}", StructgenWarning,
+                              stacklevel=4)
 
     def unsupported(self, keyword: str, where: str, detail: str):
         if self.opt.lenient:
@@ -250,6 +251,9 @@ class Evaluator:
             target = self.reg.recursive_target(node, s["$recursiveRef"], scope, f"{where}/$recursiveRef")
             conj(self.eval(self.ref(target, scope)))
 
+        if isinstance(s.get("required"), bool):  # draft-03 spelling (a flag on the property's own schema)
+            self.note("required", f"{where}/required", "draft-03 boolean `required` is not a draft-04+ "
+                      "keyword: ignored", kind="ignored")
         if "type" in s:
             conj(self.type_ts(s["type"], draft, where))
         if "enum" in s:
@@ -344,7 +348,7 @@ class Evaluator:
         v = int(v)
         if key.startswith("max") and v >= self.opt.huge_bound:
             self.note(key, f"{where}/{key}", f"{v} >= huge_bound={self.opt.huge_bound}: treated as unbounded",
-                      warn=False, kind="relaxed")
+                      kind="relaxed")
             return None
         return v
 
@@ -381,8 +385,7 @@ class Evaluator:
             return format_dfa(name), FORMATS[name].exact
         if name in KNOWN_UNSUPPORTED_FORMATS:
             self.unsupported(f"format {name!r}", where, KNOWN_UNSUPPORTED_FORMATS[name])
-        self.note(f"format {name!r}", where, "unknown format: an annotation, not asserted", warn=False,
-                  kind="ignored")
+        self.note(f"format {name!r}", where, "unknown format: an annotation, not asserted", kind="ignored")
         return None
 
     # ------------------------------------------------------------------ numbers
@@ -483,9 +486,7 @@ class Evaluator:
             else:
                 regs.append(Region(keys, add, has_add))
         if not isinstance(req, list):
-            if isinstance(req, bool):  # draft-03 spelling (a flag on the property schema): not supported
-                self.note("required", f"{where}/required", "draft-03 boolean `required` is not a draft-04+ "
-                          "keyword: ignored", warn=False, kind="ignored")
+            if isinstance(req, bool):  # draft-03 spelling, noted by _eval_dict
                 req = []
             else:
                 raise SchemaError("required must be an array of strings", where=f"{where}/required")

@@ -48,8 +48,10 @@ IPV6 = ("(?:" + "|".join([
     rf"(?:(?:{_H16}:){{0,5}}{_H16})?::{_H16}",
     rf"(?:(?:{_H16}:){{0,6}}{_H16})?::",
 ]) + ")")
-_LABEL = r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)"
+_LABEL = r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)"  # 1-63 characters
 HOSTNAME = rf"{_LABEL}(?:\.{_LABEL})*\.?"
+#: RFC 1035: at most 253 characters, not counting a trailing dot
+HOSTNAME_LENGTH = r"(?s:.{0,253}\.?)"
 UUID = r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
 EMAIL = r"(?s:.*@.*)"
 JSON_POINTER = r"(?:/(?:[^~/]|~[01])*)*"
@@ -97,6 +99,7 @@ class FormatSpec:
     regex: str
     exact: bool
     notes: str = ""
+    within: str | None = None  # a second regex the string must also match (length limits)
 
 
 FORMATS: dict[str, FormatSpec] = {f.name: f for f in [
@@ -109,8 +112,10 @@ FORMATS: dict[str, FormatSpec] = {f.name: f for f in [
     FormatSpec("idn-email", EMAIL, True, "as jsonschema: any string containing '@'"),
     FormatSpec("ipv4", IPV4, True, "dotted quad, no leading zeros (Python ipaddress)"),
     FormatSpec("ipv6", IPV6, True, "RFC 4291 text forms incl. embedded IPv4, no zone id (Python ipaddress)"),
-    FormatSpec("hostname", HOSTNAME, False, "RFC 1123 labels of 1-63 letters/digits/hyphens, optional trailing "
-               "dot; the 253-character total limit is not enforced"),
+    FormatSpec("hostname", HOSTNAME, False, "RFC 1123 labels of 1-63 ASCII letters/digits/hyphens, optional "
+               "trailing dot, at most 253 characters besides that dot (as fqdn checks); fqdn's quirks are not "
+               "produced: non-ASCII digits and case variants its IGNORECASE `\\d` admits, a final newline",
+               within=HOSTNAME_LENGTH),
     FormatSpec("uuid", UUID, False, "8-4-4-4-12 hex digits; uuid.UUID's extra spellings (braces, urn:) are not "
                "produced"),
     FormatSpec("uri", _uri_regex(False, False), True, "RFC 3986 URI"),
@@ -132,5 +137,7 @@ KNOWN_UNSUPPORTED_FORMATS = {
 @functools.lru_cache(maxsize=None)
 def format_dfa(name: str) -> ByteDFA:
     spec = FORMATS[name]
-    dfa = regex_to_dfa(spec.regex, max_states=200_000)
-    return ops.minimize(dfa)
+    dfa = regex_to_dfa(spec.regex, max_states=200_000)  # minimal already
+    if spec.within is not None:  # the product is minimal too
+        dfa = ops.intersect(dfa, regex_to_dfa(spec.within, max_states=200_000))
+    return dfa

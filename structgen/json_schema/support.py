@@ -62,7 +62,7 @@ KEYWORDS: dict[str, Keyword] = {k.name: k for k in [
             "compiled as 64-character chunk terminals counted by nonterminals (no state blow-up). With a "
             "pattern/format the bound is dropped when the pattern already implies it, exact up to 4096, else "
             "BudgetExceeded. Bounds >= the `huge_bound` option (default 1,000,000) are treated as unbounded "
-            "and reported."),
+            "(a `StructgenWarning` and an entry in `report`)."),
     Keyword("pattern", EXACT, "ECMA-262 syntax, search semantics (unanchored unless `^`/`$`; anchors inside "
             "groups too); `\\d`,`\\w` ASCII, `\\s` ECMA whitespace, `.` excludes line terminators, `\\p{..}` "
             "General_Category, lookaheads directly after a leading `^` (DFA intersection/difference). The "
@@ -72,9 +72,9 @@ KEYWORDS: dict[str, Keyword] = {k.name: k for k in [
     Keyword("format", PARTIAL, "Asserted (option `format_assertion=True`) for date-time, date, time, duration, "
             "email, idn-email, hostname, ipv4, ipv6, uuid, uri, uri-reference, iri, iri-reference, json-pointer, "
             "relative-json-pointer (regular languages matching Python jsonschema's checkers; see "
-            "`formats.FORMATS` notes for hostname length and uuid spellings). `regex`, `idn-hostname`, "
-            "`uri-template` raise Unsupported. Formats no validator knows are annotations (listed in "
-            "`report`)."),
+            "`formats.FORMATS` notes for hostname and uuid spellings). `regex`, `idn-hostname`, "
+            "`uri-template` raise Unsupported. Formats no validator knows are not asserted (a "
+            "`StructgenWarning` and an entry in `report`)."),
     Keyword("contentEncoding", ANNOTATION, "Annotation since 2019-09; ignored."),
     Keyword("contentMediaType", ANNOTATION, "Annotation since 2019-09; ignored."),
     Keyword("contentSchema", ANNOTATION, "Annotation; ignored."),
@@ -96,7 +96,8 @@ KEYWORDS: dict[str, Keyword] = {k.name: k for k in [
             "declared keys stay in schema order (an entry in `report`). With `allOf`/`$ref` merges, schema order is: `$ref` target, "
             "`allOf` members, own `properties`, then `anyOf`/`oneOf` members."),
     Keyword("required", EXACT, "Required keys not declared in `properties` become explicit keys whose value "
-            "schema comes from `patternProperties`/`additionalProperties`."),
+            "schema comes from `patternProperties`/`additionalProperties`. A draft-03 boolean `required` is "
+            "ignored (a `StructgenWarning` and an entry in `report`)."),
     Keyword("additionalProperties", EXACT, "Key DFA = any key minus declared names minus patterns (DFA "
             "difference). Option `additional_properties=\"forbid\"` forbids undeclared keys everywhere. "
             "Duplicate *undeclared* keys are not prevented."),
@@ -177,8 +178,9 @@ serializers (option `escapes`), and with declared properties in schema order (op
 *Exact* means the compiled language is exactly the valid instances (modulo the
 documented whitespace/property-order policy). What is not exact raises
 `structgen.Unsupported` naming the keyword and its JSON pointer; with `lenient=True`
-the keyword is dropped instead, with a `warnings.warn` and an entry in
-`compiled.report`. Keywords that appear in no draft's vocabulary are ignored, as
+the keyword is dropped instead, with a warning (`structgen.errors.StructgenWarning`)
+and an entry in `compiled.report`; relaxations that are not errors (`huge_bound`,
+unknown formats, draft-03 `required`) warn the same way. Keywords that appear in no draft's vocabulary are ignored, as
 validators ignore them.
 
 This file is generated from `structgen/json_schema/support.py`
@@ -197,9 +199,9 @@ _OPTIONS = """
 | `max_any_order` | `8` | declared keys above which an object is generated in schema order |
 | `additional_properties` | `"schema"` | `"forbid"`: keys matching neither `properties` nor `patternProperties` are never generated (required ones excepted) |
 | `format_assertion` | `True` | `False`: `format` is an annotation |
-| `lenient` | `False` | drop what cannot be compiled exactly (warn + `report`) |
+| `lenient` | `False` | drop what cannot be compiled exactly (`StructgenWarning` + `report`) |
 | `max_recursion_depth` | `None` | maximum nesting depth of objects/arrays (deeper containers are not generated; bounds recursive schemas) |
-| `huge_bound` | `1_000_000` | length/count bounds at or above this are treated as unbounded (reported) |
+| `huge_bound` | `1_000_000` | length/count bounds at or above this are treated as unbounded (`StructgenWarning` + `report`) |
 | `max_unique_domain` | `10` | largest finite item domain for `uniqueItems` |
 | `default_draft` | `"2020-12+legacy"` | semantics when `$schema` is absent |
 | `registry` | `None` | `{uri: schema}` for remote `$ref`s |

@@ -1,0 +1,191 @@
+"""The automata toolkit: products in every mode, concatenation, finite
+languages and the code-point range algebra, each checked against brute force
+(Python ``re`` over every short string of a small alphabet)."""
+
+from __future__ import annotations
+
+import itertools
+import random
+import re
+
+import numpy as np
+import pytest
+
+from structgen.automata import charset, finite, ops
+from structgen.automata.regex import regex_to_dfa
+from structgen.errors import BudgetExceeded
+
+ALPHABET = "ab\u00e9"
+WORDS = ["".join(w) for n in range(5) for w in itertools.product(ALPHABET, repeat=n)]
+ATOMS = ["a", "b", "\u00e9", "[ab]", "[^a]", "."]
+
+
+def random_regex(rng: random.Random, depth: int = 3) -> str:
+    if depth == 0 or rng.random() < 0.3:
+        return rng.choice(ATOMS)
+    kind = rng.choice(["cat", "alt", "star", "opt", "rep"])
+    a = random_regex(rng, depth - 1)
+    if kind == "cat":
+        return a + random_regex(rng, depth - 1)
+    if kind == "alt":
+        return f"(?:{a}|{random_regex(rng, depth - 1)})"
+    if kind == "star":
+        return f"(?:{a})*"
+    if kind == "opt":
+        return f"(?:{a})?"
+    return f"(?:{a}){{1,2}}"
+
+
+def language(pattern: str) -> set[str]:
+    rx = re.compile(pattern, re.S)
+    return {w for w in WORDS if rx.fullmatch(w)}
+
+
+def accepted(dfa) -> set[str]:
+    return {w for w in WORDS if dfa.matches(w.encode())}
+
+
+PAIRS = [(random_regex(random.Random(seed)), random_regex(random.Random(1000 + seed))) for seed in range(40)]
+
+
+@pytest.mark.parametrize("pa,pb", PAIRS)
+def test_product_modes_match_set_operations(pa, pb):
+    a, b = regex_to_dfa(pa, flags=re.S), regex_to_dfa(pb, flags=re.S)
+    la, lb = language(pa), language(pb)
+    expected = {"and": la & lb, "or": la | lb, "diff": la - lb, "xor": la ^ lb}
+    for mode, want in expected.items():
+        for minimal in (True, False):
+            got = ops.product(a, b, mode, minimal=minimal)
+            assert accepted(got) == want, (mode, minimal)
+            if ops.is_empty(got):
+                continue
+            assert got.num_states == ops.trim(got).num_states  # trimmed
+            if minimal:  # canonical: equal to a minimisation of itself
+                assert np.array_equal(ops.minimize(got).trans, got.trans)
+    assert accepted(ops.intersect(a, b)) == la & lb
+    assert accepted(ops.union(a, b)) == la | lb
+    assert accepted(ops.difference(a, b)) == la - lb
+    assert accepted(ops.complement_within(b, a)) == la - lb
+
+
+def test_product_sinks_only_removes_the_finite_set():
+    universe = regex_to_dfa("(?s:.*)")
+    excluded = regex_to_dfa("ab|a|\u00e9\u00e9")
+    got = ops.product(universe, excluded, "diff", minimal=False, sinks_only=True)
+    assert accepted(got) == set(WORDS) - {"ab", "a", "\u00e9\u00e9"}
+
+
+def test_product_rejects_unknown_modes_and_enforces_budget():
+    a = regex_to_dfa("[a-z]{0,40}")
+    with pytest.raises(ValueError, match="mode"):
+        ops.product(a, a, "minus")
+    with pytest.raises(BudgetExceeded):
+        ops.product(regex_to_dfa("(?:[ab]*a[ab]{12})"), regex_to_dfa("[ab]*b[ab]{12}"), "and", max_states=200)
+
+
+@pytest.mark.parametrize("pa,pb", PAIRS[:20])
+def test_concat_matches_brute_force(pa, pb):
+    a, b = regex_to_dfa(pa, flags=re.S), regex_to_dfa(pb, flags=re.S)
+    want = language(f"(?:{pa})(?:{pb})")
+    assert accepted(ops.concat(a, b)) == want
+
+
+def test_concat_glued_path_keeps_states():
+    a, b = regex_to_dfa("ab"), regex_to_dfa("c*")
+    got = ops.concat(a, b)  # no accepting state of `a` has an edge: tables are glued
+    assert got.num_states == a.num_states + b.num_states
+    assert got.matches(b"ab") and got.matches(b"abccc") and not got.matches(b"a")
+
+
+def test_union_all_and_finite_languages():
+    rng = random.Random(7)
+    pats = [random_regex(rng, 2) for _ in range(9)]
+    got = ops.union_all([regex_to_dfa(p, flags=re.S) for p in pats] + [ops.empty_dfa()])
+    assert accepted(got) == set().union(*(language(p) for p in pats))
+    assert ops.is_empty(ops.union_all([]))
+
+    words = ["", "a", "ab", "\u00e9t\u00e9", "abc"]
+    d = finite.strings_dfa(words)
+    assert sorted(finite.enumerate_strings(d, 10)) == sorted(w.encode() for w in words)
+    assert finite.enumerate_strings(d, 3) is None  # more members than the limit
+    assert finite.max_length(d) == len("\u00e9t\u00e9".encode())
+    assert finite.max_length(regex_to_dfa("a*")) is None
+    assert finite.max_length(ops.empty_dfa()) == -1
+
+
+def test_from_edges_and_trimmed_table_are_read_only():
+    d = ops.from_edges([{97: 1}, {98: 2}, {}], [False, False, True])
+    assert d.matches(b"ab") and not d.matches(b"a")
+    t = ops.from_trimmed_table(ops.expand(d), d.accepting, d.start)
+    assert np.array_equal(ops.expand(t), ops.expand(d))
+    for arr in (d.trans, d.classes, d.accepting, t.trans):
+        with pytest.raises(ValueError):
+            arr[0] = 0
+    assert ops.dfa_key(regex_to_dfa("ab")) == ops.dfa_key(ops.minimize(d))
+
+
+# --------------------------------------------------------------------------- code-point ranges
+
+
+def _random_ranges(rng: random.Random) -> list[tuple[int, int]]:
+    out = []
+    for _ in range(rng.randint(0, 5)):
+        lo = rng.choice([0, 0x41, 0x7F, 0x80, 0x7FF, 0xD7FF, 0xDFFF, 0xFFFF, 0x10000, rng.randint(0, 0x10FFFF)])
+        out.append((lo, min(0x10FFFF, lo + rng.choice([0, 1, 30, 5000, 0x10FFFF]))))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_range_algebra_against_sets(seed):
+    rng = random.Random(seed)
+    ranges = _random_ranges(rng)
+    norm = charset.normalize(ranges)
+    assert all(a <= b for a, b in norm) and all(b + 1 < c for (_, b), (c, _) in zip(norm, norm[1:]))
+    probes = {rng.randint(0, 0x10FFFF) for _ in range(300)} | {x for r in ranges for x in r} | {0, 0x10FFFF}
+
+    def inside(rs, cp):
+        return any(a <= cp <= b for a, b in rs)
+
+    comp = charset.complement(ranges)
+    for cp in probes:
+        assert inside(norm, cp) == inside(ranges, cp)
+        assert inside(comp, cp) != inside(ranges, cp)
+    assert charset.complement(comp) == norm
+    # the byte DFA of one code point of the set
+    dfa = charset.ranges_dfa(norm)
+    for cp in probes:
+        if 0xD800 <= cp <= 0xDFFF:
+            continue
+        assert dfa.matches(chr(cp).encode()) == inside(norm, cp), hex(cp)
+    assert not dfa.matches(b"\xed\xa0\x80")  # an encoded surrogate is never accepted
+
+
+def test_ranges_dfa_equals_regex_lowering():
+    for pattern, ranges in [("(?s:.)", charset.ANY), (r"\d", charset.ASCII_DIGIT), (r"\w", charset.ASCII_WORD),
+                            ("[^\n]", charset.complement([(10, 10)])), ("[\u00e0-\u0800\U0001f600]",
+                                                                      ((0xE0, 0x800), (0x1F600, 0x1F600)))]:
+        a, b = regex_to_dfa(pattern), charset.ranges_dfa(ranges)
+        assert np.array_equal(a.trans, b.trans) and np.array_equal(a.classes, b.classes), pattern
+
+
+def test_case_fold_follows_python_re():
+    rng = random.Random(3)
+    for _ in range(40):
+        lo = rng.choice([0x41, 0x61, 0xC0, 0x370, 0x400, 0x1E00, 0x2126, 0x212A, rng.randint(0, 0x2FFF)])
+        hi = lo + rng.randint(0, 40)
+        folded = charset.case_fold(charset.normalize([(lo, hi)]))
+        rx = re.compile("[%s-%s]" % (re.escape(chr(lo)), re.escape(chr(hi))), re.I)
+        for cp in range(max(0, lo - 300), hi + 300):
+            if 0xD800 <= cp <= 0xDFFF:
+                continue
+            assert any(a <= cp <= b for a, b in folded) == bool(rx.fullmatch(chr(cp))), (hex(lo), hex(cp))
+    ascii_folded = charset.case_fold(((0x61, 0x61),), ascii_only=True)
+    assert ascii_folded == ((0x41, 0x41), (0x61, 0x61))
+
+
+def test_general_categories_partition_code_points():
+    cats = charset.general_categories()
+    two = [v for k, v in cats.items() if len(k) == 2 and k != "LC"]
+    assert sum(b - a + 1 for rs in two for a, b in rs) == 0x110000
+    assert any(a <= 0x30 and 0x39 <= b for a, b in cats["Nd"])
+    assert cats["L"] == charset.normalize([r for k in ("Lu", "Ll", "Lt", "Lm", "Lo") for r in cats[k]])
