@@ -78,13 +78,15 @@ def main(argv=None) -> int:
 
     prompt = apply_chat_template(tok, args.prompt)
     input_ids = torch.tensor([tok(prompt, add_special_tokens=False)["input_ids"]])
-    past = None
+    from structgen.integrations.loop import forward_keywords, new_cache
+
+    cache_kw, _ = forward_keywords(model)                     # "cache" on transformers >= 5.2x, else "past_key_values"
+    past = new_cache(model)
     generated: list[int] = []
     t0 = time.perf_counter()
     with torch.no_grad():
         for _ in range(args.max_new_tokens):
-            out = model(input_ids=input_ids, past_key_values=past, use_cache=True)
-            past = out.past_key_values
+            out = model(input_ids=input_ids, use_cache=True, **{cache_kw: past})
             logits = out.logits[:, -1, :].float()            # [1, vocab]
             matcher.fill_next_token_bitmask(bitmask, 0)       # allowed tokens -> bitmask row 0
             apply_token_bitmask_inplace(logits, bitmask)      # the rest -> -inf

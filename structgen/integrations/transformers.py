@@ -56,6 +56,7 @@ from ..errors import ConfigurationError, VocabularyError
 from ..mask.engine import CompiledGrammar
 from ..mask.matcher import Matcher
 from ..vocab import Vocabulary
+from ..vocab.tokenize import greedy_tokenize
 
 try:  # subclass the real bases when transformers is importable (it always is in practice)
     from transformers import LogitsProcessor as _LPBase
@@ -84,29 +85,6 @@ def vocabulary_for(tokenizer, vocab_size: int | None = None) -> Vocabulary:
     return v
 
 
-class _ByteIndex:
-    """bytes -> every id spelling them, the sorted distinct byte strings, the longest length."""
-
-    def __init__(self, vocab: Vocabulary):
-        self.ids: dict[bytes, list[int]] = {}
-        for i, b in enumerate(vocab.token_bytes):
-            if b:
-                self.ids.setdefault(b, []).append(i)
-        self.keys = sorted(self.ids)
-        self.max_len = max((len(k) for k in self.keys), default=1)
-        self.single = frozenset(k[0] for k in self.keys if len(k) == 1)  # bytes that are tokens by themselves
-
-
-_INDEX: "weakref.WeakKeyDictionary[Vocabulary, _ByteIndex]" = weakref.WeakKeyDictionary()
-
-
-def byte_index(vocab: Vocabulary) -> _ByteIndex:
-    idx = _INDEX.get(vocab)
-    if idx is None:
-        idx = _INDEX[vocab] = _ByteIndex(vocab)
-    return idx
-
-
 def encode_bytes(tokenizer, vocab: Vocabulary, data: bytes) -> list[int]:
     """Token ids whose bytes concatenate to exactly ``data``.
 
@@ -129,23 +107,7 @@ def encode_bytes(tokenizer, vocab: Vocabulary, data: bytes) -> list[int]:
             if ids and all(0 <= i < vocab.size and vocab.token_bytes[i] for i in ids) \
                     and vocab.decode(ids) == data:
                 return ids
-    return greedy_bytes(vocab, data)
-
-
-def greedy_bytes(vocab: Vocabulary, data: bytes) -> list[int]:
-    """Longest-match tokenisation of ``data`` over the vocabulary's byte strings."""
-    idx = byte_index(vocab)
-    out, i = [], 0
-    while i < len(data):
-        for n in range(min(idx.max_len, len(data) - i), 0, -1):
-            ids = idx.ids.get(data[i:i + n])
-            if ids:
-                out.append(ids[0])
-                i += n
-                break
-        else:
-            raise VocabularyError(f"no token spells byte {data[i]:#04x}: cannot tokenise {data!r}")
-    return out
+    return greedy_tokenize(vocab.byte_index, data)
 
 
 def mask_scores(scores: torch.Tensor, bitmask: np.ndarray, rows: list[int], vocab_size: int) -> torch.Tensor:
@@ -166,55 +128,54 @@ def mask_scores(scores: torch.Tensor, bitmask: np.ndarray, rows: list[int], voca
     return scores
 
 
-# --- the prefix trie -----------------------------------------------------------
+# --- the prefix trie of matchers ------------------------------------------------------
 
-class _Node:
-    """A snapshot: parser ``state`` (None: dead, the prefix is not allowed) and ``done`` (EOS accepted)."""
+class _Prefix:
+    """A trie node: the matcher after this prefix of generated tokens (None: the prefix
+    is not allowed), and its children by token."""
 
-    __slots__ = ("state", "done", "children")
+    __slots__ = ("matcher", "children")
 
-    def __init__(self, state, done: bool = False):
-        self.state, self.done, self.children = state, done, {}
+    def __init__(self, matcher: Matcher | None):
+        self.matcher, self.children = matcher, {}
+
+    @property
+    def live(self) -> bool:
+        return self.matcher is not None and not self.matcher.is_terminated()
 
 
-class _Group:
-    """The trie of one constraint."""
+class _MatcherTrie:
+    """The matchers of one constraint, one per distinct prefix seen (forks are O(1))."""
 
-    def __init__(self, constraint, extra_eos: frozenset[int]):
-        if isinstance(constraint, Matcher):
-            compiled, state, done = constraint.compiled, constraint.state, constraint.is_terminated()
+    def __init__(self, constraint, eos_ids: frozenset[int]):
+        if isinstance(constraint, Matcher):  # keeps its own EOS ids
+            matcher = constraint.fork()
         elif isinstance(constraint, CompiledGrammar):
-            compiled, state, done = constraint, constraint.initial_state, False
+            matcher = constraint.matcher(eos_ids=constraint.vocab.eos_ids | eos_ids)
         else:
             raise ConfigurationError(
                 f"constraints must be CompiledGrammar, Matcher or None, got {type(constraint).__name__}")
-        self.compiled = compiled
-        self.eos = frozenset(compiled.vocab.eos_ids) | extra_eos
-        self.finished = _Node(None, done=True)
-        self.dead = _Node(None)
-        self.root = self.finished if done else _Node(state)
+        self.vocab = matcher.compiled.vocab
+        self.eos = matcher.eos_ids
+        self.root = _Prefix(matcher)
         self.nodes = 1
 
-    def child(self, node: _Node, token: int) -> _Node:
-        if node.done or node.state is None:
+    def child(self, node: _Prefix, token: int) -> _Prefix:
+        if not node.live:
             return node  # absorbing: padding after EOS, or an already rejected prefix
         nxt = node.children.get(token)
         if nxt is None:
-            c = self.compiled
-            if token in self.eos:
-                nxt = self.finished if c.can_end(node.state) else self.dead
-            else:
-                s = c.advance_token(node.state, token)
-                nxt = self.dead if s is None else _Node(s)
-                self.nodes += 1
-            node.children[token] = nxt
+            m = node.matcher.fork()
+            ok = m.accept_token(token)
+            nxt = node.children[token] = _Prefix(m if ok else None)
+            self.nodes += 1
         return nxt
 
-    def walk(self, tokens: Iterable[int]) -> _Node:
+    def walk(self, tokens: Iterable[int]) -> _Prefix:
         node = self.root
         for t in tokens:
             node = self.child(node, t)
-            if node.done or node.state is None:
+            if not node.live:
                 break
         return node
 
@@ -236,9 +197,9 @@ class StructgenLogitsProcessor(_LPBase):
             raise ConfigurationError("StructgenLogitsProcessor needs at least one constraint")
         extra = frozenset() if eos_token_id is None else frozenset(
             [int(eos_token_id)] if isinstance(eos_token_id, int) else (int(e) for e in eos_token_id))
-        self.groups: list[_Group | None] = [None if c is None else _Group(c, extra) for c in constraints]
-        live = [g for g in self.groups if g is not None]
-        sizes = {g.compiled.vocab.size for g in live}
+        self.tries: list[_MatcherTrie | None] = [None if c is None else _MatcherTrie(c, extra) for c in constraints]
+        live = [g for g in self.tries if g is not None]
+        sizes = {g.vocab.size for g in live}
         if len(sizes) > 1:
             raise ConfigurationError(f"all constraints must share one vocabulary size, got {sorted(sizes)}")
         self.vocab_size = sizes.pop() if sizes else None
@@ -266,14 +227,14 @@ class StructgenLogitsProcessor(_LPBase):
         self._prompts = {tuple(r) for r in rows}
 
     # --- rows -> nodes
-    def _group_of(self, row: int, rows: int) -> int:
-        n = len(self.groups)
+    def _trie_of(self, row: int, rows: int) -> int:
+        n = len(self.tries)
         if rows % n:
             raise ConfigurationError(
                 f"{rows} rows cannot be split among {n} constraints: pass one constraint per prompt")
         return row // (rows // n)
 
-    def nodes(self, input_ids: torch.Tensor) -> list[tuple[_Group | None, _Node | None]]:
+    def nodes(self, input_ids: torch.Tensor) -> list[tuple[_MatcherTrie | None, _Prefix | None]]:
         """(trie, node) of every row of ``input_ids``; fixes the prompt length at the first call."""
         full = input_ids.tolist()
         self._check_prompts(full)
@@ -282,11 +243,11 @@ class StructgenLogitsProcessor(_LPBase):
         gen = [r[start:] for r in full]
         out = []
         for r in range(rows):
-            g = self.groups[self._group_of(r, rows)]
+            g = self.tries[self._trie_of(r, rows)]
             out.append((g, None if g is None else g.walk(gen[r])))
         return out
 
-    def _finished_mask(self, g: _Group) -> np.ndarray:
+    def _finished_mask(self, g: _MatcherTrie) -> np.ndarray:
         key = id(g)
         words = self._finished_words.get(key)
         if words is None:
@@ -306,10 +267,10 @@ class StructgenLogitsProcessor(_LPBase):
             if g is None:
                 continue
             rows.append(r)
-            if node.done or node.state is None:
-                bitmask[r] = self._finished_mask(g).view(np.int32)
+            if node.live:
+                bitmask[r] = node.matcher.next_token_mask().view(np.int32)
             else:
-                bitmask[r] = g.compiled.mask(node.state).view(np.int32)
+                bitmask[r] = self._finished_mask(g).view(np.int32)
         return bitmask, rows
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
@@ -323,11 +284,7 @@ class StructgenLogitsProcessor(_LPBase):
         """Per row: EOS accepted, or the output is complete and nothing may follow."""
         out = []
         for g, node in self.nodes(input_ids):
-            if g is None or node.state is None:
-                out.append(bool(node is not None and node.done))
-                continue
-            c = g.compiled
-            out.append(c.can_end(node.state) and len(c.viable_bytes(node.state)) == 0)
+            out.append(g is not None and node.matcher is not None and node.matcher.must_terminate())
         return out
 
 

@@ -268,11 +268,12 @@ class Matcher:
         the shortest completion's, else the greedy completion's; each spelled canonically
         by ``encode`` (bytes -> ids, e.g. the tokenizer's) or greedily by the vocabulary,
         and byte by byte, whichever is fewer and replays through this matcher.  None when
-        no completion fits.  Memoised per (state, encoder)."""
+        no completion fits.  Memoised per state (one tokenizer per vocabulary is assumed:
+        any spelling found replays, so a memo hit is always valid)."""
         if self.is_terminated():
             return []
         c, top = self.compiled, self._top
-        key = (top[_PREFIX], top[_ROW], top[_LEX], encode)
+        key = (top[_PREFIX], top[_ROW], top[_LEX])
         memo = c.completion_cache.closing
         ids = memo.get(key, False)
         if ids is False:
