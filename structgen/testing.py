@@ -358,7 +358,7 @@ def engine_completion(matcher, *, max_tokens: int = 12) -> bytes | None:
 
 
 def check_grammar_masks(compiled, oracle: "GreedyLexerOracle", *, alphabet: str, max_chars: int,
-                        seed: int, steps: int = 6) -> int:
+                        seed: int, steps: int = 6, dead_ends: list | None = None) -> int:
     """Masks of ``compiled`` equal the language of ``oracle`` along a seeded random walk.
 
     The oracle enumerates every sentence of at most ``max_chars`` characters over
@@ -366,7 +366,12 @@ def check_grammar_masks(compiled, oracle: "GreedyLexerOracle", *, alphabet: str,
     A token allowed beyond that bound needs a witness: the engine's shortest
     completion, which the oracle must accept as a sentence.  EOS is allowed exactly
     where the oracle accepts; ``accept_token`` agrees with the mask.  Returns the
-    number of oracle sentences (so callers can see the check had material)."""
+    number of oracle sentences (so callers can see the check had material).
+
+    ``dead_ends``: a list to collect ``(prefix, token bytes)`` the engine allows
+    although not even the engine can complete them (its greedy lexer has no
+    look-ahead: ``start: A A`` with ``A: /a+/`` has no sentence, yet ``a`` is
+    allowed); when None they fail the check like any other difference."""
     sentences = oracle.sentences(alphabet, max_chars)
     prefixes = {s[:i] for s in sentences for i in range(len(s) + 1)}
     vocab, rng, m, text = compiled.vocab, _random.Random(seed), compiled.matcher(), b""
@@ -382,6 +387,9 @@ def check_grammar_masks(compiled, oracle: "GreedyLexerOracle", *, alphabet: str,
             child = m.fork()
             assert child.accept_token(t)
             rest = engine_completion(child)
+            if rest is None and dead_ends is not None:
+                dead_ends.append((text, vocab.token_bytes[t]))
+                continue
             data = text + vocab.token_bytes[t] + (rest or b"")
             assert rest is not None and oracle.accepts(data), (text, "allowed without a sentence",
                                                                vocab.token_bytes[t], rest)
@@ -403,6 +411,7 @@ import numpy as _np  # noqa: E402
 
 __all__ = list(globals().get("__all__", ())) + [
     "ToyLM", "ExactDistributions", "exact_distributions", "kl_divergence", "chi2_sf", "chi2_test",
+    "weighted_chi2_test",
 ]
 
 
@@ -579,4 +588,36 @@ def chi2_test(counts: dict, probs: dict, *, min_expected: float = 5.0) -> tuple[
         stat += (pooled_obs - pooled_exp) ** 2 / pooled_exp
         bins += 1
     dof = max(1, bins - 1)
+    return stat, dof, chi2_sf(stat, dof)
+
+
+def weighted_chi2_test(runs: list, probs: dict, *, min_prob: float = 0.01) -> tuple[float, int, float]:
+    """Goodness of fit of properly weighted samples to ``probs``.
+
+    ``runs``: independent runs, each a dict outcome -> summed (unnormalised) weight,
+    such as SMC's particles of one run.  Under the null, the residuals
+    e_r = A_r − probs·B_r (A_r: weight per outcome bin, B_r: total weight) have mean
+    zero, so R·ē'S⁻¹ē (Hotelling, S their covariance) is asymptotically χ² with
+    (bins − 1) degrees of freedom.  Outcomes below ``min_prob`` are pooled."""
+    keys = [k for k, pk in probs.items() if pk >= min_prob]
+    index = {k: i for i, k in enumerate(keys)}
+    pooled = len(keys) < len(probs)
+    nb = len(keys) + (1 if pooled else 0)
+    theta = _np.array([probs[k] for k in keys] + ([1.0 - sum(probs[k] for k in keys)] if pooled else []))
+    e = _np.zeros((len(runs), nb))
+    for r, run in enumerate(runs):
+        a = _np.zeros(nb)
+        for k, w in run.items():
+            i = index.get(k)
+            if i is None:
+                if k not in probs:
+                    return _math.inf, 0, 0.0  # an outcome outside the support
+                i = nb - 1
+            a[i] += w
+        e[r] = a - theta * a.sum()
+    e = e[:, :-1]  # the bins' residuals sum to zero: drop one
+    mean = e.mean(0)
+    cov = _np.cov(e, rowvar=False).reshape(nb - 1, nb - 1)
+    stat = float(len(runs) * mean @ _np.linalg.pinv(cov) @ mean)
+    dof = nb - 1
     return stat, dof, chi2_sf(stat, dof)
