@@ -38,17 +38,20 @@ Non-object return types (``int``, ``list[str]``, ``Literal["a", "b"]``,
 ``Enum``, unions) are constrained as the **bare JSON value** -- ``42``,
 ``["x", "y"]``, ``"a"`` -- not wrapped in an object.
 
-Checked at decoration time, with a fix-it message
-(:class:`~structgen.api.types.StructuredTypeError`): a missing or ``None``
-return annotation, a type pydantic cannot express as JSON Schema (arbitrary
-classes, ``typing.TypedDict`` before Python 3.12, callables ...), a missing
-template, template fields that are not parameters, ``model=`` without
-``tokenizer=``.
+Everything is checked at decoration time, so a mistake surfaces when the module
+is imported, not at the first call: unknown options (:class:`~structgen.errors.ConfigurationError`
+naming them) and out-of-range values (``max_new_tokens=0``), a missing or
+``None`` return annotation, a type pydantic cannot express as JSON Schema
+(:class:`~structgen.api.types.StructuredTypeError`), a missing template,
+template fields that are not parameters, ``model=`` without ``tokenizer=``, and
+a schema the compiler rejects (``Unsupported`` naming the keyword).  The schema
+is compiled once, at decoration, over the tokenizer's vocabulary: ``tokenizer=``,
+or without ``model=`` the default model's tokenizer alone (its weights are
+loaded on the first call, never at decoration).
 
-Without ``model=``, the default model (:func:`structgen.models.load_default_model`,
-SmolLM2-135M-Instruct) is loaded on the first call.  The wrapped function
-also has ``.generate(*args, **kw)`` (the full ``GenerationResult``, ``.value``
-validated), ``.render_prompt(*args, **kw)``, ``.schema`` and ``.return_type``.
+The wrapped function also has ``.generate(*args, **kw)`` (the full
+``GenerationResult``, ``.value`` validated), ``.render_prompt(*args, **kw)``,
+``.schema``, ``.compiled`` and ``.return_type``.
 """
 
 from __future__ import annotations
@@ -56,15 +59,20 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import os
 import string
 import sys
 import typing
 from typing import Any, Callable
 
+from ..errors import StructgenError
+from .options import check_options
 from .types import OutputValidationError, StructuredTypeError, normalize_schema, type_adapter
 
-__all__ = ["structured"]
+__all__ = ["structured", "DEFAULT_JSON_OPTIONS"]
 
+#: The default model, loaded on the first call of a function decorated without ``model=``
+#: (``"pair"``), and its vocabulary, built from the tokenizer alone at decoration (``"vocab"``).
 _DEFAULT: dict = {}
 
 #: JSON Schema compiler options used by ``@structured`` (``json_options=`` updates them):
@@ -81,14 +89,49 @@ def _default_model():
     return _DEFAULT["pair"]
 
 
+def _default_vocabulary():
+    """The default model's vocabulary from its tokenizer alone -- no weights, no torch: the
+    converted checkpoint's ``tokenizer.json`` when it exists (~1 s), else the GGUF's tokenizer.
+    Its EOS ids come from the special tokens, as for the model's own tokenizer (the first call
+    checks the fingerprints match)."""
+    if "vocab" not in _DEFAULT:
+        from ..models import default_model_dir
+        from ..vocab import Vocabulary
+
+        target = default_model_dir()
+        config = os.path.join(target, "config.json")
+        if os.path.isfile(config):
+            from tokenizers import Tokenizer
+
+            tok = Tokenizer.from_file(os.path.join(target, "tokenizer.json"))
+            with open(config, encoding="utf-8") as f:
+                vocab_size = json.load(f).get("vocab_size")
+        else:
+            from ..vocab.known import load_tokenizer
+
+            tok, vocab_size = load_tokenizer("smollm2"), None
+        _DEFAULT["vocab"] = Vocabulary.from_tokenizer(tok, vocab_size=vocab_size)
+    return _DEFAULT["vocab"]
+
+
+def _vocabulary(tokenizer, vocab_size):
+    from ..integrations.transformers import vocabulary_for  # one Vocabulary per tokenizer, shared with generate
+
+    return vocabulary_for(tokenizer, vocab_size)
+
+
 def structured(fn: Callable | None = None, *, model=None, tokenizer=None, prompt: str | None = None,
                max_new_tokens: int = 256, temperature: float = 0.0, system: str | None = None,
                schema_in_prompt: bool = False, json_options: dict | None = None, **generate_options):
     """Decorator, bare (``@structured``) or configured (``@structured(model=..., tokenizer=...,
     prompt=..., max_new_tokens=..., temperature=...)``).  Extra keyword arguments go to
-    :func:`structgen.integrations.generate.generate` (``top_p``, ``seed``, ``chat`` ...).
-    ``json_options`` update :data:`DEFAULT_JSON_OPTIONS` (options of ``compile_json_schema``)."""
+    :func:`structgen.integrations.generate.generate` (``top_p``, ``seed``, ``chat`` ...);
+    an unknown one raises :class:`~structgen.errors.ConfigurationError` naming it.
+    ``json_options`` update :data:`DEFAULT_JSON_OPTIONS` (options of ``compile_json_schema``).
+    The schema is compiled here, once (see the module docstring)."""
     caller = sys._getframe(1).f_locals  # resolves string annotations of locally defined types
+    check_options(dict(generate_options, max_new_tokens=max_new_tokens, temperature=temperature,
+                       system=system, json_options=json_options), "@structured")
 
     def wrap(f: Callable) -> "_StructuredFunction":
         return _StructuredFunction(f, model=model, tokenizer=tokenizer, prompt=prompt,
@@ -97,7 +140,7 @@ def structured(fn: Callable | None = None, *, model=None, tokenizer=None, prompt
                                    json_options=json_options, localns=caller)
 
     if fn is not None:
-        if not callable(fn):
+        if not inspect.isroutine(fn):  # a model passed positionally is callable too
             raise StructuredTypeError(f"@structured decorates a function, got {type(fn).__name__}; "
                                       "pass options by keyword: @structured(model=..., tokenizer=...)")
         return wrap(fn)
@@ -127,12 +170,33 @@ class _StructuredFunction:
         self.template = template
         self.system = system
         self.schema_in_prompt = schema_in_prompt
-        self.options = dict(options, max_new_tokens=max_new_tokens, temperature=temperature,
-                            json_options={**DEFAULT_JSON_OPTIONS, **(json_options or {})})
-        for bad in ("schema", "regex", "grammar", "type", "stream"):
-            if bad in self.options:
-                raise StructuredTypeError(f"@structured on {name}: {bad}= is not an option here "
-                                          "(the constraint comes from the return annotation)")
+        self.json_options = {**DEFAULT_JSON_OPTIONS, **(json_options or {})}
+        self.options = dict(options, max_new_tokens=max_new_tokens, temperature=temperature)
+        if model is not None:  # torch is loaded already: share generate's Vocabulary
+            vocab = _vocabulary(tokenizer, getattr(getattr(model, "config", None), "vocab_size", None))
+        else:
+            vocab = _default_vocabulary()
+        self.compiled = self._compile(vocab, name=name)
+
+    def _compile(self, vocab, *, name: str):
+        from ..json_schema import compile_json_schema
+
+        try:
+            return compile_json_schema(self.schema, vocab, **self.json_options)
+        except StructgenError as e:  # Unsupported / SchemaError / bad json_options: at import time
+            if hasattr(e, "add_note"):
+                e.add_note(f"while compiling the return type of @structured {name}")
+            raise
+
+    def _model_and_constraint(self):
+        """``(model, tokenizer, compiled)`` for a call; the default model's weights load here."""
+        if self.model is not None:
+            return self.model, self.tokenizer, self.compiled
+        model, tokenizer = _default_model()
+        vocab = _vocabulary(tokenizer, getattr(model.config, "vocab_size", None))
+        if vocab.fingerprint != self.compiled.vocab.fingerprint:  # the checkpoint's tokenizer differs (rare)
+            self.compiled = self._compile(vocab, name=self.fn.__qualname__)
+        return model, tokenizer, self.compiled
 
     def __repr__(self) -> str:
         return f"<structured {self.fn.__qualname__} -> {_type_name(self.return_type)}>"
@@ -151,8 +215,8 @@ class _StructuredFunction:
         """The full ``GenerationResult`` (``.value`` validated); raises ``OutputValidationError``."""
         from ..integrations.generate import generate
 
-        model, tokenizer = (self.model, self.tokenizer) if self.model is not None else _default_model()
-        result = generate(model, tokenizer, self.render_prompt(*args, **kwargs), schema=self.schema,
+        model, tokenizer, compiled = self._model_and_constraint()
+        result = generate(model, tokenizer, self.render_prompt(*args, **kwargs), schema=compiled,
                           system=self.system, **self.options)
         try:
             result.value = self.adapter.validate_json(result.text)
