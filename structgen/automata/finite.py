@@ -8,24 +8,31 @@ import numpy as np
 from . import ops
 from .fsm import ByteDFA
 
-__all__ = ["enumerate_strings", "max_length", "strings_dfa"]
+__all__ = ["enumerate_strings", "max_length", "strings_dfa", "trie"]
+
+
+def trie(keys) -> tuple[list[dict], list[bool]]:
+    """Prefix tree of ``keys`` (sequences of hashable symbols): ``(children, final)``
+    where ``children[node]`` maps a symbol to the child node; node 0 is the root."""
+    children: list[dict] = [{}]
+    final = [False]
+    for key in keys:
+        cur = 0
+        for sym in key:
+            nxt = children[cur].get(sym)
+            if nxt is None:
+                nxt = children[cur][sym] = len(children)
+                children.append({})
+                final.append(False)
+            cur = nxt
+        final[cur] = True
+    return children, final
 
 
 def strings_dfa(strings) -> ByteDFA:
     """DFA of exactly the UTF-8 encodings of ``strings`` (a trie; minimised
     unless it is large, where minimising costs more than it saves)."""
-    nodes: list[dict] = [{}]
-    final = [False]
-    for s in strings:
-        cur = 0
-        for byte in s.encode("utf-8", "surrogatepass"):
-            nxt = nodes[cur].get(byte)
-            if nxt is None:
-                nxt = nodes[cur][byte] = len(nodes)
-                nodes.append({})
-                final.append(False)
-            cur = nxt
-        final[cur] = True
+    nodes, final = trie(s.encode("utf-8", "surrogatepass") for s in strings)
     tbl = np.full((len(nodes), 256), -1, np.int64)
     for i, edges in enumerate(nodes):
         if edges:

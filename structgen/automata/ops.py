@@ -39,6 +39,7 @@ __all__ = [
     "difference",
     "empty_dfa",
     "expand",
+    "explore",
     "from_edges",
     "from_table",
     "from_trimmed_table",
@@ -507,6 +508,7 @@ def concat(a: ByteDFA, b: ByteDFA, *, max_states: int = 200_000) -> ByteDFA:
 
 
 def _concat_subsets(a: ByteDFA, b: ByteDFA, max_states: int) -> ByteDFA:
+    """Subset construction: a state is (state of a or -1, frozenset of states of b)."""
     ta, tb = expand(a), expand(b)
     acc_a = np.asarray(a.accepting, bool)
     acc_b = np.asarray(b.accepting, bool)
@@ -516,28 +518,38 @@ def _concat_subsets(a: ByteDFA, b: ByteDFA, max_states: int) -> ByteDFA:
             sbs = sbs | {b.start}
         return (sa, sbs)
 
-    start = norm(a.start, frozenset())
+    def step(state, byte):
+        sa, sbs = state
+        a2 = int(ta[sa, byte]) if sa >= 0 else -1
+        bs = frozenset(int(tb[s, byte]) for s in sbs if tb[s, byte] >= 0)
+        return None if a2 < 0 and not bs else norm(a2, bs)
+
+    return explore(norm(a.start, frozenset()), step, lambda st: any(acc_b[s] for s in st[1]),
+                   max_states=max_states, what="DFA concatenation")
+
+
+def explore(start, step, accepting, *, alphabet=range(256), max_states: int = DEFAULT_PRODUCT_STATES,
+            what: str = "automaton") -> ByteDFA:
+    """Minimal DFA of a deterministic machine given as functions: breadth-first
+    from the hashable state ``start``, ``step(state, byte)`` is the next state or
+    None (dead) for each byte of ``alphabet`` (other bytes are dead), and
+    ``accepting(state)`` says whether it accepts.  :class:`BudgetExceeded` (naming
+    ``what``) once more than ``max_states`` states are reached."""
     index = {start: 0}
     queue = [start]
     rows = []
-    dead_row = np.full(256, -1, np.int64)
-    for sa, sbs in queue:
+    for st in queue:
         row = np.full(256, -1, np.int64)
-        na = ta[sa] if sa >= 0 else dead_row
-        nb = [tb[s] for s in sbs]
-        for byte in range(256):
-            a2 = int(na[byte])
-            bs = frozenset(int(r[byte]) for r in nb if r[byte] >= 0)
-            if a2 < 0 and not bs:
+        for byte in alphabet:
+            nxt = step(st, byte)
+            if nxt is None:
                 continue
-            key = norm(a2, bs)
-            k = index.get(key)
+            k = index.get(nxt)
             if k is None:
-                k = index[key] = len(queue)
-                queue.append(key)
+                k = index[nxt] = len(queue)
+                queue.append(nxt)
                 if len(queue) > max_states:
-                    raise BudgetExceeded(f"DFA concatenation exceeds max_states={max_states}")
+                    raise BudgetExceeded(f"{what} exceeds max_states={max_states}")
             row[byte] = k
         rows.append(row)
-    acc = np.array([any(acc_b[s] for s in sbs) for _, sbs in queue], bool)
-    return from_table(np.stack(rows), acc, 0)
+    return from_table(np.stack(rows), np.array([bool(accepting(st)) for st in queue], bool), 0)

@@ -33,6 +33,31 @@ DIRECT_MAX_WITH_BODY = 4096
 MAX_STRING_BODY_STATES = 6000
 
 
+class _LazyNonterminals:
+    """Nonterminals made on demand, one per state key (``N(*key)``); :meth:`drain`
+    gives each its rules in creation order, and rules may create more."""
+
+    def __init__(self, emitter: "Emitter", name):
+        self.em, self.name = emitter, name
+        self.ids: dict = {}
+        self.todo: list = []
+
+    def __call__(self, *key) -> int:
+        nt = self.ids.get(key)
+        if nt is None:
+            nt = self.ids[key] = self.em.nt(self.name(*key))
+            self.todo.append((nt, *key))
+        return nt
+
+    def drain(self, body) -> None:
+        j = 0
+        while j < len(self.todo):
+            body(*self.todo[j])
+            j += 1
+            if j % 2048 == 0:
+                self.em.check_budget()
+
+
 class Emitter:
     def __init__(self, evaluator, options):
         self.ev = evaluator
@@ -309,22 +334,13 @@ class Emitter:
         if any_order and k > self.opt.max_any_order:
             any_order = False
             self.schema_ordered += 1
-        memo: dict = {}
-        order: list = []
+        N = _LazyNonterminals(self, lambda a, c, w: f"obj{a}_{c}")
 
         def sat(c):
             return min(c, cap)
 
         def lead(c):
             return (self.COMMA,) if c > 0 else ()
-
-        def N(a, c, w):
-            kk = (a, c, w)
-            if kk in memo:
-                return memo[kk]
-            nt = memo[kk] = self.nt(f"obj{a}_{c}")
-            order.append((nt, a, c, w))
-            return nt
 
         def extras_and_end(nt, a, c, w, complete):
             if complete and c >= lo and w == full:
@@ -355,12 +371,7 @@ class Emitter:
                                 self.rule(nt, *lead(c), knt, N(S | 1 << i, sat(c + 1), w | m))
                 extras_and_end(nt, S, c, w, S & req_mask == req_mask)
         start = N(0, 0, 0)
-        j = 0
-        while j < len(order):
-            body(*order[j])
-            j += 1
-            if j % 2048 == 0:
-                self.check_budget()
+        N.drain(body)
         self.rule(obj, self.LBRACE, start, self.RBRACE)
 
     # ------------------------------------------------------------------ arrays
@@ -396,18 +407,9 @@ class Emitter:
                 return None
         icap = max([P, lo, 1] + [c.start for c in cons]) if hi is None else hi
         ccaps = [c.lo if c.hi is None else c.hi for c in cons]
-        memo: dict = {}
-        order: list = []
+        A = _LazyNonterminals(self, lambda i, counts: f"arr{i}")
         item_memo: dict = {}
         vcap = max([P] + [c.start for c in cons])
-
-        def A(i, counts):
-            kk = (i, counts)
-            if kk in memo:
-                return memo[kk]
-            nt = memo[kk] = self.nt(f"arr{i}")
-            order.append((nt, i, counts))
-            return nt
 
         def variants(i):
             """(value nonterminal, counts increment tuple) for an item at index i."""
@@ -448,13 +450,7 @@ class Emitter:
                     continue
                 self.rule(nt, *((self.COMMA,) if i > 0 else ()), vnt, A(ni, tuple(nc)))
         start = A(0, tuple(0 for _ in cons))
-        j = 0
-        while j < len(order):
-            nt, i, counts = order[j]
-            body(nt, i, counts)
-            j += 1
-            if j % 2048 == 0:
-                self.check_budget()
+        A.drain(body)
         self.rule(arr, self.LBRACK, start, self.RBRACK)
 
     # ------------------------------------------------------------------ uniqueItems
@@ -485,16 +481,7 @@ class Emitter:
         top = len(values) if hi is None else min(hi, len(values))
         if alt.rest == FALSE:
             top = min(top, P)
-        memo: dict = {}
-        order: list = []
-
-        def A(i, used):
-            kk = (i, used)
-            if kk in memo:
-                return memo[kk]
-            nt = memo[kk] = self.nt(f"uarr{i}")
-            order.append((nt, i, used))
-            return nt
+        A = _LazyNonterminals(self, lambda i, used: f"uarr{i}")
 
         def body(nt, i, used):
             if i >= lo:
@@ -508,11 +495,7 @@ class Emitter:
                 if not used >> v & 1:
                     self.rule(nt, *((self.COMMA,) if i > 0 else ()), lits[v], A(i + 1, used | 1 << v))
         start = A(0, 0)
-        j = 0
-        while j < len(order):
-            nt, i, used = order[j]
-            body(nt, i, used)
-            j += 1
+        A.drain(body)
         self.rule(arr, self.LBRACK, start, self.RBRACK)
 
     @staticmethod

@@ -25,6 +25,7 @@ import functools
 import numpy as np
 
 from ..automata import charset, ops
+from ..automata.finite import trie
 from ..automata.fsm import ByteDFA
 from ..automata.regex import regex_to_dfa
 from ..errors import BudgetExceeded
@@ -282,28 +283,17 @@ def _char_encodings(cp: int, canonical: bool = False) -> tuple:
 def quoted_literals(strings, suffix: ByteDFA | None = None, canonical: bool = False) -> ByteDFA:
     """Quoted JSON spellings of a finite set of strings (every escape form), optionally
     followed by ``suffix`` -- built directly as a trie, no minimisation."""
-    trie: list[dict] = [{}]
-    final = [False]
-    for s in strings:
-        cur = 0
-        for ch in s:
-            nxt = trie[cur].get(ch)
-            if nxt is None:
-                nxt = trie[cur][ch] = len(trie)
-                trie.append({})
-                final.append(False)
-            cur = nxt
-        final[cur] = True
+    nodes, final = trie(strings)
     edges: list[dict] = []  # state -> {byte: state}
     q0 = 0
     edges.append({})
     node_state = {}
-    for n in range(len(trie)):
+    for n in range(len(nodes)):
         node_state[n] = len(edges)
         edges.append({})
     edges[q0][0x22] = node_state[0]
     inner: dict = {}
-    for n, children in enumerate(trie):
+    for n, children in enumerate(nodes):
         src = node_state[n]
         for ch, child in children.items():
             dst = node_state[child]

@@ -27,8 +27,6 @@ from __future__ import annotations
 import functools
 from decimal import Decimal
 
-import numpy as np
-
 from ..automata import ops
 from ..automata.fsm import ByteDFA
 from ..automata.regex import regex_to_dfa
@@ -252,26 +250,8 @@ _ALPHABET = sorted(set(ord(c) for c in "-+.eE0123456789"))
 
 
 def _explore(machine, max_states: int = MAX_STATES) -> ByteDFA:
-    start = machine.start()
-    index = {start: 0}
-    queue = [start]
-    rows = []
-    for st in queue:
-        row = np.full(256, -1, np.int64)
-        for byte in _ALPHABET:
-            nxt = machine.step(st, byte)
-            if nxt is None:
-                continue
-            k = index.get(nxt)
-            if k is None:
-                k = index[nxt] = len(queue)
-                queue.append(nxt)
-                if len(queue) > max_states:
-                    raise BudgetExceeded(f"numeric constraint needs more than {max_states} DFA states")
-            row[byte] = k
-        rows.append(row)
-    acc = np.array([machine.accept(st) for st in queue], bool)
-    return ops.from_table(np.stack(rows), acc, 0)
+    return ops.explore(machine.start(), machine.step, machine.accept, alphabet=_ALPHABET, max_states=max_states,
+                       what="numeric constraint DFA")
 
 
 @functools.lru_cache(maxsize=1024)
