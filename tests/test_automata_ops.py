@@ -95,6 +95,13 @@ def test_concat_glued_path_keeps_states():
     got = ops.concat(a, b)  # no accepting state of `a` has an edge: tables are glued
     assert got.num_states == a.num_states + b.num_states
     assert got.matches(b"ab") and got.matches(b"abccc") and not got.matches(b"a")
+    # accepting states with edges, none on a byte `b` starts with: still glued, still exact
+    a, b = regex_to_dfa("a[0-9]*"), regex_to_dfa("x[a-z]*|")
+    got = ops.concat(a, b)
+    rx = re.compile("a[0-9]*(?:x[a-z]*|)")
+    words = ["".join(w) for n in range(5) for w in itertools.product("a0x", repeat=n)]
+    assert {w for w in words if got.matches(w.encode())} == {w for w in words if rx.fullmatch(w)}
+    assert got.num_states <= a.num_states + b.num_states
 
 
 def test_union_all_and_finite_languages():

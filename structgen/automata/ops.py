@@ -487,31 +487,33 @@ def union_all(dfas, *, max_states: int = DEFAULT_PRODUCT_STATES) -> ByteDFA:
 
 
 def concat(a: ByteDFA, b: ByteDFA, *, max_states: int = 200_000) -> ByteDFA:
-    """DFA of L(a) L(b).
+    """DFA of L(a) L(b), trimmed (not minimised).
 
-    When no accepting state of ``a`` has an outgoing edge, the split point is
-    unambiguous and the two tables are glued (no minimisation, same states);
-    otherwise a subset construction over (state of a, set of states of b)."""
+    When no accepting state of ``a`` has an edge on a byte that ``b`` can start
+    with, where ``a`` ends is decided by the next byte: the tables are glued (an
+    accepting state of ``a`` also gets the edges of ``b``'s start), linear in
+    size.  Otherwise a subset construction over (state of a, set of states of b)."""
     ta, tb = expand(a), expand(b)
     acc_a = np.flatnonzero(np.asarray(a.accepting, bool))
-    if not (ta[acc_a] >= 0).any():
+    b_first = tb[b.start] >= 0
+    if not ((ta[acc_a] >= 0) & b_first).any():
         Sa, Sb = ta.shape[0], tb.shape[0]
         tbl = np.full((Sa + Sb, 256), -1, np.int64)
         tbl[:Sa] = ta
         tbl[Sa:] = np.where(tb >= 0, tb + Sa, -1)
-        tbl[acc_a] = tbl[Sa + b.start]
+        tbl[acc_a] = np.where(b_first, tbl[Sa + b.start], ta[acc_a])
         acc = np.zeros(Sa + Sb, bool)
         acc[Sa:] = np.asarray(b.accepting, bool)
         acc[acc_a] = bool(b.accepting[b.start])
-        return from_trimmed_table(tbl, acc, a.start)
-    return _concat_subsets(a, b, max_states)
+        return from_table(tbl, acc, a.start, minimal=False)  # b's start may be unreachable: trim
+    return _concat_subsets(ta, tb, a, b, max_states)
 
 
-def _concat_subsets(a: ByteDFA, b: ByteDFA, max_states: int) -> ByteDFA:
+def _concat_subsets(ta: np.ndarray, tb: np.ndarray, a: ByteDFA, b: ByteDFA, max_states: int) -> ByteDFA:
     """Subset construction: a state is (state of a or -1, frozenset of states of b)."""
-    ta, tb = expand(a), expand(b)
-    acc_a = np.asarray(a.accepting, bool)
-    acc_b = np.asarray(b.accepting, bool)
+    ta_rows, tb_rows = ta.tolist(), tb.tolist()  # list indexing: far cheaper than numpy scalars here
+    acc_a = np.asarray(a.accepting, bool).tolist()
+    acc_b = np.asarray(b.accepting, bool).tolist()
 
     def norm(sa: int, sbs: frozenset) -> tuple:
         if sa >= 0 and acc_a[sa]:
@@ -520,8 +522,8 @@ def _concat_subsets(a: ByteDFA, b: ByteDFA, max_states: int) -> ByteDFA:
 
     def step(state, byte):
         sa, sbs = state
-        a2 = int(ta[sa, byte]) if sa >= 0 else -1
-        bs = frozenset(int(tb[s, byte]) for s in sbs if tb[s, byte] >= 0)
+        a2 = ta_rows[sa][byte] if sa >= 0 else -1
+        bs = frozenset(t for t in (tb_rows[s][byte] for s in sbs) if t >= 0)
         return None if a2 < 0 and not bs else norm(a2, bs)
 
     return explore(norm(a.start, frozenset()), step, lambda st: any(acc_b[s] for s in st[1]),

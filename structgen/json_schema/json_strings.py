@@ -246,7 +246,8 @@ def _any_quoted(canonical: bool = False) -> ByteDFA:
 
 @functools.lru_cache(maxsize=256)
 def _quoted_len(lo: int, hi: int | None, canonical: bool = False) -> ByteDFA:
-    return ops.concat(ops.concat(_QUOTE_LIT, encoded_length_chain(lo, hi, canonical)), _QUOTE_LIT)
+    dfa = ops.concat(ops.concat(_QUOTE_LIT, encoded_length_chain(lo, hi, canonical)), _QUOTE_LIT)
+    return ops.minimize(dfa) if dfa.num_states <= 5000 else dfa  # large chains are near-minimal already
 
 
 _QUOTE_LIT = regex_to_dfa('"')
