@@ -32,7 +32,7 @@ import builtins
 import json
 import time
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Callable, Sequence
 
@@ -42,8 +42,10 @@ from ..mask.engine import CompiledGrammar
 from ..sampling.warpers import TokenSampler
 from ..vocab import Vocabulary
 from .loop import Sequence as _Sequence
+from ..sampling.drafts import DRAFT_SOURCES, GrammarDrafts, PromptLookupDrafts
+from .drafters import DraftModel, layerskip_model
+from .loop import Drafting, run
 from .loop import heal_prompt as heal_prompt_ids
-from .loop import run
 from .transformers import encode_bytes, vocabulary_for
 
 __all__ = ["generate", "GenerationResult", "GenerationStream", "resolve_constraint"]
@@ -71,6 +73,7 @@ class GenerationResult:
     prompt: str = ""
     healed: str = ""
     error: str | None = None
+    stats: dict = field(default_factory=dict)
 
     def __str__(self) -> str:
         return self.text
@@ -149,7 +152,8 @@ def generate(model, tokenizer, prompt: str | Sequence[str] | Sequence[dict], *, 
              top_p: float = 1.0, top_k: int = 0, seed: int | None = None, stream=None,
              heal_prompt: bool = False, chat: bool = True, system: str | None = None,
              fast_forward: str | bool = "verify", budget_safe: bool = True,
-             json_options: dict | None = None, max_time: float | None = None):
+             json_options: dict | None = None, max_time: float | None = None,
+             draft: str | Sequence[str] | None = None, draft_model=None, layerskip_layers: int | None = None):
     """Generate constrained text with a ``transformers`` causal LM.
 
     ``prompt``: a string (one result), a list of strings (a batch: a list of
@@ -169,6 +173,15 @@ def generate(model, tokenizer, prompt: str | Sequence[str] | Sequence[dict], *, 
     ``compile_json_schema`` for ``schema=``/``type=`` (e.g. ``{"whitespace": "compact"}``).
     ``max_time``: seconds; generation stops once it is exceeded (checked before each
     forward pass; ``finish_reason`` ``"time"``, the output may be incomplete).
+
+    ``draft``: speculative draft sources, combinable (``"grammar"``: forced
+    continuations; ``"prompt"``: n-gram lookup in the prompt, the schema's literals
+    and the output; ``"model"``: ``draft_model=``, a smaller causal LM sharing the
+    tokenizer; ``"layerskip"``: the target's own first ``layerskip_layers`` layers).
+    Every draft is verified exactly: the output distribution is that of masked
+    decoding (greedy: identical outputs).  Default: ``["grammar"]`` when
+    ``fast_forward="verify"``.  ``GenerationResult.stats`` counts target and draft
+    forward passes, proposed/accepted drafts per source and mask time.
 
     Returns :class:`GenerationResult` (or a list), or a :class:`GenerationStream`
     with ``stream=True``."""
@@ -205,6 +218,11 @@ def generate(model, tokenizer, prompt: str | Sequence[str] | Sequence[dict], *, 
 
         compiled = _cached(vocab, ("regex", "(?s).*"), lambda: compile_regex("(?s).*", vocab))
     encode = partial(encode_bytes, tokenizer, vocab)  # canonical spelling of forced/closing bytes
+    sources = _draft_sources(draft, fast_forward)
+    drafting = Drafting(grammar=GrammarDrafts(encode) if "grammar" in sources and compiled is not None else None,
+                        prompt="prompt" in sources,
+                        draft_model=_draft_model(model, sources, draft_model, layerskip_layers))
+    literals = [encode(lit) for lit in _schema_literals(schema, type)] if "prompt" in sources else []
     eos = frozenset(eos)
     rows = []
     for i, p in enumerate(prompts):
@@ -226,8 +244,9 @@ def generate(model, tokenizer, prompt: str | Sequence[str] | Sequence[dict], *, 
         if not ids:
             raise ConfigurationError(f"prompt {i} is empty after tokenisation")
         matcher = None if compiled is None else compiled.matcher(prefix=heal, eos_ids=eos)
+        lookup = PromptLookupDrafts(ids, literals) if "prompt" in sources else None
         rows.append(_Sequence(i, text, ids, matcher, vocab, encode, max_new_tokens, eos, healed=heal,
-                              budget_safe=budget_safe))
+                              budget_safe=budget_safe, lookup=lookup))
 
     for r in rows:
         m = r.matcher
@@ -243,7 +262,7 @@ def generate(model, tokenizer, prompt: str | Sequence[str] | Sequence[dict], *, 
 
     sampler = TokenSampler(temperature, top_k, top_p, seed)
     deadline = None if max_time is None else time.perf_counter() + max_time
-    events = run(model, rows, sampler, fast_forward or False, pad_id, deadline)
+    events = run(model, rows, sampler, fast_forward or False, pad_id, deadline, drafting)
 
     def results():
         out = [_result(r, parse) for r in rows]
@@ -260,6 +279,56 @@ def generate(model, tokenizer, prompt: str | Sequence[str] | Sequence[dict], *, 
     return results()
 
 
+def _draft_sources(draft, fast_forward) -> list[str]:
+    if draft is None:
+        return ["grammar"] if fast_forward == "verify" else []
+    sources = [draft] if isinstance(draft, str) else list(draft)
+    unknown = [x for x in sources if x not in DRAFT_SOURCES]
+    if unknown:
+        raise ConfigurationError(f"unknown draft source(s) {unknown}: choose from {list(DRAFT_SOURCES)}")
+    if "model" in sources and "layerskip" in sources:
+        raise ConfigurationError("draft= takes one of 'model' and 'layerskip', not both")
+    return sources
+
+
+def _draft_model(model, sources: list[str], draft_model, layers: int | None) -> DraftModel | None:
+    if "model" in sources:
+        if draft_model is None:
+            raise ConfigurationError("draft='model' needs draft_model= (a causal LM sharing the tokenizer)")
+        return DraftModel(draft_model, "model")
+    if draft_model is not None:
+        raise ConfigurationError("draft_model= is only used with draft='model'")
+    if "layerskip" in sources:
+        return DraftModel(layerskip_model(model, layers), "layerskip")
+    return None
+
+
+def _schema_literals(schema, type_) -> list[bytes]:
+    """Property names, enum and const strings of a JSON Schema, as JSON text: the
+    literals prompt-lookup drafts may copy."""
+    from pydantic import TypeAdapter
+
+    if (schema is None and type_ is None) or isinstance(schema, CompiledGrammar):
+        return []
+    s = normalize_schema(TypeAdapter(type_).json_schema() if type_ is not None else schema)
+    found: set[str] = set()
+
+    def walk(x):
+        if isinstance(x, dict):
+            found.update(k for k in (x.get("properties") or {}) if isinstance(k, str))
+            for v in ([x["const"]] if "const" in x else []) + list(x.get("enum") or []):
+                if isinstance(v, str):
+                    found.add(v)
+            for v in x.values():
+                walk(v)
+        elif isinstance(x, list):
+            for v in x:
+                walk(v)
+
+    walk(s)
+    return [json.dumps(v, ensure_ascii=False).encode() for v in sorted(found)]
+
+
 def _result(r: _Sequence, parse) -> GenerationResult:
     text = r.text()
     value, error = None, None
@@ -270,7 +339,8 @@ def _result(r: _Sequence, parse) -> GenerationResult:
             error = f"{type(e).__name__}: {e}"
     return GenerationResult(text=text, token_ids=list(r.out_ids), value=value, forced_tokens=r.forced,
                             closed_by_budget=r.closed_by_budget, finish_reason=r.finish,
-                            prompt=r.prompt_text, healed=r.healed.decode("utf-8", "replace"), error=error)
+                            prompt=r.prompt_text, healed=r.healed.decode("utf-8", "replace"), error=error,
+                            stats=r.stats)
 
 
 class GenerationStream:
