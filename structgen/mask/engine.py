@@ -26,6 +26,7 @@ from ..vocab.vocabulary import Vocabulary
 from .completion import CompletionCache
 from .kernels import get_kernels
 from .lexer import Lexer, LexerFactory
+from .slicer import Slice, slicer_for
 from .lru import ByteLRU
 
 State = tuple[Row, int]  # (earley row, lexer state)
@@ -60,6 +61,8 @@ class CompiledGrammar:
         self._ev = (np.empty(n + 1, np.int32), np.empty(n + 1, np.int32), np.empty(n + 1, np.int32))
         self._root_lo, self._root_hi = np.zeros(1, np.int32), np.full(1, n, np.int32)
         self._scratch = np.zeros(vocab.num_words, np.uint32)
+        self._stack = np.empty(self._trie.max_depth + 2, np.int32)  # walk kernel's DFS stack
+        self._slicer = slicer_for(vocab, self._k)
         self._lexers: dict[int, Lexer] = {}
         self._lexer_factory = LexerFactory(grammar.terminals, max_states=limits.max_lexer_states)
         self._lexer_lock = threading.Lock()
@@ -187,14 +190,21 @@ class CompiledGrammar:
     def _compute_mask(self, state: State) -> np.ndarray:
         bits = np.zeros(self.vocab.num_words, np.uint32)
         row, s = state
+        # A slice the lexer state loops on is allowed whole; the walks then run
+        # on the trie of the other tokens (event ranges index that trie).
+        part = self._slicer.choose(self.lexer(row), s)
+        his = self._root_hi
+        if part is not None:
+            bits |= part.bits
+            his = np.full(1, part.rest.num_nodes, np.int32)
         # Level by level: one kernel call walks every trie range that starts a
         # lexeme in the same parser row; events are grouped by the terminal set
         # their lexeme matched, since that alone decides the next row.
-        work = [(row, s, self._root_lo, self._root_hi)]
+        work = [(row, s, self._root_lo, his)]
         while work:
             row, s, los, his = work.pop()
             lex = self.lexer(row)
-            idx, words, ev_lo, ev_hi, ev_st = self._walk(lex, s, los, his)
+            idx, words, ev_lo, ev_hi, ev_st = self._walk(lex, s, los, his, part)
             if idx is None:
                 bits |= words
             elif len(idx):
@@ -217,18 +227,19 @@ class CompiledGrammar:
         self._masks.put(state, bits, bits.nbytes)
         return bits
 
-    def _walk(self, lex: Lexer, s: int, los: np.ndarray, his: np.ndarray):
-        """One cached kernel call: (word index or None if dense, words, events lo, hi, state)."""
-        key = (self._k.__name__, lex.walk_key, s, los.tobytes(), his.tobytes())
+    def _walk(self, lex: Lexer, s: int, los: np.ndarray, his: np.ndarray, part: Slice | None = None):
+        """One cached kernel call over the whole trie, or ``part``'s rest trie:
+        (word index or None if dense, words, events lo, hi, state)."""
+        key = (self._k.__name__, lex.walk_key, s, los.tobytes(), his.tobytes(), part and part.name)
         hit = self._inner.get(key)
         if hit is not None:
             return hit[0]
-        tr = self._trie
+        tr = self._trie if part is None else part.rest
         ev_lo, ev_hi, ev_st = self._ev
         scratch = self._scratch
         n = self._k.walk_trie(lex.trans, lex.classes, lex.accepting, s, tr.byte, tr.depth,
                               tr.subtree_end, tr.tok_start, tr.tok_ids, los, his, scratch,
-                              ev_lo, ev_hi, ev_st)
+                              ev_lo, ev_hi, ev_st, self._stack)
         idx = np.flatnonzero(scratch)
         if len(idx) * 4 > len(scratch):
             words, idx = scratch.copy(), None

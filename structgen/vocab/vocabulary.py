@@ -32,6 +32,11 @@ class TokenTrie:
     def num_nodes(self) -> int:
         return len(self.byte)
 
+    @cached_property
+    def max_depth(self) -> int:
+        """Length of the longest token (sizes the walk kernels' stacks)."""
+        return int(self.depth.max()) if len(self.depth) else 0
+
     @classmethod
     def build(cls, token_bytes: Sequence[bytes | None]) -> "TokenTrie":
         by_bytes: dict[bytes, list[int]] = {}

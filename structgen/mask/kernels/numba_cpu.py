@@ -10,8 +10,9 @@ _JIT = dict(cache=True, nogil=True, boundscheck=False)
 
 @numba.njit(**_JIT)
 def walk_trie(trans, classes, accepting, start_state, node_byte, node_depth, subtree_end,
-              tok_start, tok_ids, los, his, out_bits, ev_lo, ev_hi, ev_state):
-    stack = np.empty(np.max(node_depth) + 2, np.int32)
+              tok_start, tok_ids, los, his, out_bits, ev_lo, ev_hi, ev_state, stack=None):
+    if stack is None:
+        stack = np.empty(np.max(node_depth) + 2, np.int32)
     n_events = 0
     one = np.uint32(1)
     for r in range(los.shape[0]):
@@ -45,6 +46,58 @@ def walk_trie(trans, classes, accepting, start_state, node_byte, node_depth, sub
                         n_events += 1
                 i = end
     return n_events
+
+
+@numba.njit(**_JIT)
+def trie_states(trans, classes, start_state, node_byte, node_depth, out_state, stack):
+    stack[0] = start_state
+    for i in range(node_byte.shape[0]):
+        d = node_depth[i]
+        s = stack[d - 1]
+        t = -1
+        if s >= 0:
+            t = trans[s, classes[node_byte[i]]]
+        out_state[i] = t
+        stack[d] = t
+
+
+@numba.njit(**_JIT)
+def slice_cover(trans, classes, state, pat_next, pat_start, max_pairs, visited, queue_q, queue_u):
+    n_pat, n_u, _ = pat_next.shape
+    result = 0
+    for p in range(n_pat):
+        covered = True
+        queue_q[0] = state
+        queue_u[0] = pat_start[p]
+        visited[state * n_u + pat_start[p]] = 1
+        n = 1
+        head = 0
+        while covered and head < n:
+            q = queue_q[head]
+            u = queue_u[head]
+            head += 1
+            for b in range(256):
+                u2 = pat_next[p, u, b]
+                if u2 < 0:
+                    continue
+                t = trans[q, classes[b]]
+                if t < 0:
+                    covered = False
+                    break
+                k = t * n_u + u2
+                if visited[k] == 0:
+                    if n >= max_pairs:
+                        covered = False
+                        break
+                    visited[k] = 1
+                    queue_q[n] = t
+                    queue_u[n] = u2
+                    n += 1
+        for i in range(n):
+            visited[queue_q[i] * n_u + queue_u[i]] = 0
+        if covered:
+            result |= 1 << p
+    return result
 
 
 @numba.njit(**_JIT)

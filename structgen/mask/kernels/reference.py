@@ -6,7 +6,7 @@ import numpy as np
 
 
 def walk_trie(trans, classes, accepting, start_state, node_byte, node_depth, subtree_end,
-              tok_start, tok_ids, los, his, out_bits, ev_lo, ev_hi, ev_state):
+              tok_start, tok_ids, los, his, out_bits, ev_lo, ev_hi, ev_state, stack=None):
     """DFS over the trie node ranges ``[los[r], his[r])``, each a subtree or a run
     of siblings, in one lexer starting at ``start_state`` in every range.
 
@@ -15,8 +15,11 @@ def walk_trie(trans, classes, accepting, start_state, node_byte, node_depth, sub
     could end before that byte (its state accepts), the subtree is reported as
     an event ``(lo, hi, state)`` for the caller to continue with the next
     lexeme.  Adjacent sibling events (same depth, same state) are merged.
+    ``stack``: int32 scratch of at least (trie depth + 2) entries (allocated
+    when None; passing one saves a scan of the trie per call).
     Returns the number of events written."""
-    stack = [0] * (int(node_depth.max()) + 2)
+    if stack is None:
+        stack = [0] * (int(node_depth.max()) + 2)
     n_events = 0
     for lo, hi in zip(los, his):
         if lo >= hi:
@@ -46,6 +49,55 @@ def walk_trie(trans, classes, accepting, start_state, node_byte, node_depth, sub
                         n_events += 1
                 i = end
     return n_events
+
+
+def trie_states(trans, classes, start_state, node_byte, node_depth, out_state, stack):
+    """``out_state[i]`` = state of the DFA ``trans``/``classes`` after reading the
+    bytes of trie node ``i`` from ``start_state`` (-1 once dead; a dead prefix
+    keeps its whole subtree dead).  ``stack``: scratch of (trie depth + 1) entries."""
+    stack[0] = start_state
+    for i in range(len(node_byte)):
+        d = node_depth[i]
+        s = stack[d - 1]
+        t = int(trans[s, classes[node_byte[i]]]) if s >= 0 else -1
+        out_state[i] = t
+        stack[d] = t
+
+
+def slice_cover(trans, classes, state, pat_next, pat_start, max_pairs, visited, queue_q, queue_u):
+    """Bit ``p`` set iff every byte string that pattern ``p`` reads keeps lexer
+    state ``state`` alive (a search over (lexer state, pattern state) pairs;
+    not covered past ``max_pairs`` of them).
+
+    ``pat_next[p, u, b]``: pattern ``p``'s state after byte ``b`` from ``u``
+    (-1: not read); ``visited``: zeroed uint8[lexer states * pattern states],
+    left zeroed; ``queue_q`` / ``queue_u``: scratch of ``max_pairs`` entries."""
+    n_pat, n_u, _ = pat_next.shape
+    result = 0
+    for p in range(n_pat):
+        start = (int(state), int(pat_start[p]))
+        seen = {start}
+        todo = [start]
+        covered = True
+        while covered and todo:
+            q, u = todo.pop()
+            for b in range(256):
+                u2 = int(pat_next[p, u, b])
+                if u2 < 0:
+                    continue
+                t = int(trans[q, classes[b]])
+                if t < 0:
+                    covered = False
+                    break
+                if (t, u2) not in seen:
+                    if len(seen) >= max_pairs:
+                        covered = False
+                        break
+                    seen.add((t, u2))
+                    todo.append((t, u2))
+        if covered:
+            result |= 1 << p
+    return result
 
 
 def apply_bitmask(logits, bitmask, vocab_size):

@@ -1,0 +1,160 @@
+"""Vocabulary slices: precomputed masks for the token classes lexers loop on.
+
+Inside a JSON string, a comment or a run of digits, most of the vocabulary
+stays inside the current lexeme, and a full trie walk spends its time
+confirming that.  A *slice* is the set of tokens whose bytes a small
+prefix-closed pattern reads whole (e.g. ``[^"\\\\\\x00-\\x1f]*``: every token
+without a quote, a backslash or a control byte, including tokens that end
+inside a UTF-8 character).  When every string the pattern reads keeps a lexer
+state alive, all the slice's tokens are allowed there: the mask ORs the slice's
+bitset and walks only the trie of the remaining tokens (the *rest* trie).
+
+Exact by construction: a sliced token never leaves the lexeme, so it raises no
+lexeme-end event; an event's subtree holds no sliced token (its prefix is not
+read by the pattern), so the rest trie holds that subtree whole.
+
+Slices are built once per vocabulary (and kernel backend), lazily, on the first
+lexer state they cover, and shared by every grammar over that vocabulary.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..automata.fsm import ByteDFA
+from ..automata.regex import regex_to_dfa
+from ..vocab.vocabulary import TokenTrie, Vocabulary
+from .lexer import Lexer
+
+__all__ = ["DEFAULT_SLICES", "Slice", "Slicer", "slicer_for", "MIN_SLICE_TOKENS"]
+
+# The byte classes lexers loop on.  Each pattern must be of the form ``[...]*``
+# so that its trimmed DFA reads exactly the prefixes of its strings.
+DEFAULT_SLICES: tuple[tuple[str, str], ...] = (
+    ("line", r"[^\n\r]*"),
+    ("json_string", r'[^"\\\x00-\x1f]*'),
+    ("identifier", r"[A-Za-z0-9_]*"),
+    ("words", r"[A-Za-z ]*"),
+    ("lower", r"[a-z]*"),
+    ("digits", r"[0-9]*"),
+    ("whitespace", r"[ \t\n\r]*"),
+)
+
+# A slice smaller than this is not worth its rest trie.
+MIN_SLICE_TOKENS = 64
+# Product states (lexer state, pattern state) explored before giving up on coverage.
+MAX_COVER_STATES = 512
+
+
+@dataclass(frozen=True, eq=False)
+class Slice:
+    """The tokens a pattern reads whole (``bits``, read-only) and the trie of the others."""
+
+    name: str
+    pattern: ByteDFA
+    bits: np.ndarray  # uint32[num_words]
+    rest: TokenTrie
+    n_tokens: int
+
+
+def build_slice(name: str, pattern: ByteDFA, vocab: Vocabulary, kernels) -> Slice:
+    """Split ``vocab``'s trie by ``pattern`` (see the module docstring)."""
+    trie = vocab.trie
+    n = trie.num_nodes
+    states = np.empty(n, np.int32)
+    kernels.trie_states(pattern.trans, pattern.classes, pattern.start, trie.byte, trie.depth,
+                        states, np.empty(trie.max_depth + 2, np.int32))
+    in_slice = states >= 0  # the node's whole byte string is read by the pattern
+    counts = np.diff(trie.tok_start)
+    entry_node = np.repeat(np.arange(n), counts)  # trie node of every tok_ids entry
+    sliced_entry = in_slice[entry_node]
+    ids = trie.tok_ids[sliced_entry].astype(np.int64)
+    bits = np.zeros(vocab.num_words, np.uint32)
+    np.bitwise_or.at(bits, ids >> 5, (np.uint32(1) << (ids & 31).astype(np.uint32)))
+    bits.flags.writeable = False
+
+    # Keep a node iff its subtree holds a token outside the slice; DFS order is kept.
+    rest_tok = (counts > 0) & ~in_slice
+    before = np.zeros(n + 1, np.int64)
+    np.cumsum(rest_tok, out=before[1:])
+    keep = before[trie.subtree_end] - before[:n] > 0
+    kept_before = np.zeros(n + 1, np.int32)
+    np.cumsum(keep, out=kept_before[1:])
+    rest_counts = np.where(rest_tok, counts, 0)[keep]
+    tok_start = np.zeros(len(rest_counts) + 1, np.int32)
+    np.cumsum(rest_counts, out=tok_start[1:])
+    rest = TokenTrie(trie.byte[keep], trie.depth[keep], kept_before[trie.subtree_end[keep]],
+                     tok_start, trie.tok_ids[~sliced_entry])
+    return Slice(name, pattern, bits, rest, int(len(np.unique(ids))))
+
+
+class Slicer:
+    """The slices of one vocabulary, and which one covers a given lexer state."""
+
+    def __init__(self, vocab: Vocabulary, kernels, patterns=DEFAULT_SLICES):
+        self.vocab, self._k = vocab, kernels
+        self.names = [name for name, _ in patterns]
+        self.patterns = {name: regex_to_dfa(p) for name, p in patterns}
+        # every pattern as one byte-indexed table for the coverage kernel
+        n_u = max((d.num_states for d in self.patterns.values()), default=1)
+        self._pat_next = np.full((len(patterns), n_u, 256), -1, np.int32)
+        for p, dfa in enumerate(self.patterns.values()):
+            self._pat_next[p, :dfa.num_states] = dfa.trans[:, dfa.classes]
+        self._pat_start = np.array([d.start for d in self.patterns.values()], np.int32)
+        self._visited = np.zeros(0, np.uint8)
+        self._queue = (np.empty(MAX_COVER_STATES, np.int32), np.empty(MAX_COVER_STATES, np.int32))
+        self._slices: dict[str, Slice] = {}
+        self._choice: dict[tuple[bytes, int], str | None] = {}
+        self._lock = threading.Lock()
+
+    def slice(self, name: str) -> Slice:
+        sl = self._slices.get(name)
+        if sl is None:
+            with self._lock:
+                sl = self._slices.get(name)
+                if sl is None:
+                    sl = self._slices[name] = build_slice(name, self.patterns[name], self.vocab, self._k)
+        return sl
+
+    def covering(self, lex: Lexer, state: int) -> list[str]:
+        """The patterns every string of which keeps ``state`` of ``lex`` alive."""
+        if not self.names:
+            return []
+        with self._lock:  # one scratch buffer
+            need = lex.trans.shape[0] * self._pat_next.shape[1]
+            if len(self._visited) < need:
+                self._visited = np.zeros(need, np.uint8)
+            bits = self._k.slice_cover(lex.trans, lex.classes, state, self._pat_next, self._pat_start,
+                                       MAX_COVER_STATES, self._visited, *self._queue)
+        return [name for p, name in enumerate(self.names) if bits >> p & 1]
+
+    def choose(self, lex: Lexer, state: int) -> Slice | None:
+        """The largest slice covering ``state`` of ``lex`` (None: walk the whole trie)."""
+        key = (lex.walk_key, state)
+        name = self._choice.get(key, "")
+        if name == "":
+            best = max((self.slice(c) for c in self.covering(lex, state)),
+                       key=lambda sl: sl.n_tokens, default=None)
+            name = None if best is None or best.n_tokens < MIN_SLICE_TOKENS else best.name
+            if len(self._choice) >= 1 << 16:
+                self._choice.clear()
+            self._choice[key] = name
+        return None if name is None else self._slices[name]
+
+
+_SLICERS: "weakref.WeakKeyDictionary[Vocabulary, dict[str, Slicer]]" = weakref.WeakKeyDictionary()
+_SLICERS_LOCK = threading.Lock()
+
+
+def slicer_for(vocab: Vocabulary, kernels) -> Slicer:
+    """The slicer shared by every grammar over ``vocab`` with this kernel backend."""
+    with _SLICERS_LOCK:
+        per_backend = _SLICERS.setdefault(vocab, {})
+        sl = per_backend.get(kernels.__name__)
+        if sl is None:
+            sl = per_backend[kernels.__name__] = Slicer(vocab, kernels)
+        return sl

@@ -1,0 +1,162 @@
+"""Vocabulary slices: the kernels against their twins, and sliced masks against
+unsliced ones (exactness) on JSON / regex / grammar states with real tokenizers."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from structgen import Vocabulary, compile_grammar, compile_json_schema, compile_regex, load_grammar
+from structgen.mask.engine import CompiledGrammar
+from structgen.mask.kernels import get_kernels
+from structgen.mask.slicer import DEFAULT_SLICES, Slicer, build_slice
+from structgen.automata.regex import regex_to_dfa
+
+BACKENDS = ["numba", "reference"]
+
+
+def _bits_to_ids(bits: np.ndarray) -> set[int]:
+    return set(np.flatnonzero(np.unpackbits(bits.view(np.uint8), bitorder="little")).tolist())
+
+
+def _toy_vocab(seed: int) -> Vocabulary:
+    rng = random.Random(seed)
+    alphabet = b'ab1 "\\\n\xc3\xa9'
+    tokens = {bytes(rng.choice(alphabet) for _ in range(rng.randint(1, 5))) for _ in range(300)}
+    return Vocabulary.from_strings(sorted(tokens))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name,pattern", DEFAULT_SLICES)
+def test_slice_split_is_a_partition(backend, name, pattern):
+    """Slice tokens = those the pattern reads whole; the rest trie holds exactly the others."""
+    vocab = _toy_vocab(7)
+    dfa = regex_to_dfa(pattern)
+    sl = build_slice(name, dfa, vocab, get_kernels(backend))
+    want = {i for i, b in enumerate(vocab.token_bytes) if b and dfa.walk(b) >= 0}
+    assert _bits_to_ids(sl.bits) == want
+    rest = sl.rest
+    rest_ids = set(rest.tok_ids.tolist())
+    assert rest_ids == {i for i, b in enumerate(vocab.token_bytes) if b} - want
+    # the rest trie spells each of its tokens' bytes (DFS order, subtree ends consistent)
+    path: list[int] = []
+    for i in range(rest.num_nodes):
+        del path[rest.depth[i] - 1:]
+        path.append(int(rest.byte[i]))
+        assert i < rest.subtree_end[i] <= rest.num_nodes
+        for t in rest.tok_ids[rest.tok_start[i]:rest.tok_start[i + 1]]:
+            assert vocab.token_bytes[t] == bytes(path)
+
+
+def test_trie_states_and_slice_cover_twins_agree():
+    """numba and pure-Python kernels on random DFAs (states per node, coverage bits)."""
+    vocab = _toy_vocab(3)
+    trie = vocab.trie
+    rng = np.random.default_rng(11)
+    nb, ref = get_kernels("numba"), get_kernels("reference")
+    slicer = Slicer(vocab, nb)
+    for _ in range(30):
+        n_s, n_c = int(rng.integers(1, 6)), int(rng.integers(1, 4))
+        trans = rng.integers(-1, n_s, size=(n_s, n_c)).astype(np.int32)
+        classes = rng.integers(0, n_c, size=256).astype(np.uint8)
+        outs = []
+        for k in (nb, ref):
+            out = np.empty(trie.num_nodes, np.int32)
+            k.trie_states(trans, classes, 0, trie.byte, trie.depth, out, np.empty(trie.max_depth + 2, np.int32))
+            outs.append(out)
+        assert np.array_equal(*outs)
+        for s in range(n_s):
+            got = [k.slice_cover(trans, classes, s, slicer._pat_next, slicer._pat_start, 16,
+                                 np.zeros(n_s * slicer._pat_next.shape[1], np.uint8),
+                                 np.empty(16, np.int32), np.empty(16, np.int32)) for k in (nb, ref)]
+            assert got[0] == got[1]
+
+
+def test_cover_means_every_pattern_string_stays_alive():
+    """A state that loops on [0-9] covers 'digits'; one where '0' ends the lexeme does not."""
+    vocab = Vocabulary.byte_level()
+    c = compile_regex(r"[1-9][0-9]*x|0y", vocab)
+    slicer = Slicer(vocab, get_kernels("numba"))
+    m = c.matcher()
+    m.accept_string("12")
+    row, s = m.state
+    assert "digits" in slicer.covering(c.lexer(row), s)
+    row, s = c.initial_state
+    assert "digits" not in slicer.covering(c.lexer(row), s)  # "0" then "0" dies
+
+
+def _random_states(compiled, rng: random.Random, walks: int = 3, steps: int = 25):
+    vocab = compiled.vocab
+    out = []
+    for _ in range(walks):
+        m = compiled.matcher()
+        for _ in range(steps):
+            out.append(m.state)
+            ids = [i for i in _bits_to_ids(m.next_token_mask()) if i not in vocab.eos_ids]
+            if not ids:
+                break
+            m.accept_token(rng.choice(ids))
+    return out
+
+
+def _same_masks(make, vocab, backend, seed):
+    rng = random.Random(seed)
+    states = _random_states(make(), rng)
+    grammar = make().grammar
+    sliced = CompiledGrammar(grammar, vocab, kernels=backend)
+    plain = CompiledGrammar(grammar, vocab, kernels=backend)
+    plain._slicer = Slicer(vocab, plain._k, patterns=())
+    used = set()
+    for st in states:
+        assert np.array_equal(sliced.mask(st), plain.mask(st)), st
+        part = sliced._slicer.choose(sliced.lexer(st[0]), st[1])
+        used.add(part and part.name)
+    return used
+
+
+WORKLOADS = {
+    "json": lambda v: compile_grammar(load_grammar("json"), v),
+    "csv": lambda v: compile_grammar(load_grammar("csv"), v),
+    "schema": lambda v: compile_json_schema({
+        "type": "object", "properties": {"name": {"type": "string"}, "tags": {"type": "array", "items": {
+            "type": "string", "maxLength": 5}}, "n": {"type": "integer"}}, "required": ["name"]}, v),
+    "regex": lambda v: compile_regex(r"[a-z ]+: [0-9]{2,}(\.[A-Za-z_]+)?", v),
+}
+
+
+@pytest.mark.hf
+@pytest.mark.parametrize("workload", sorted(WORKLOADS))
+def test_sliced_masks_equal_unsliced_gpt2(workload):
+    from tokenizers_fixture import gpt2
+
+    vocab = Vocabulary.from_tokenizer(gpt2())
+    used = _same_masks(lambda: WORKLOADS[workload](vocab), vocab, "numba", seed=5)
+    if workload in ("json", "schema", "regex"):
+        assert used - {None}, "no state used a slice: the test would not test slicing"
+
+
+@pytest.mark.hf
+def test_sliced_masks_equal_unsliced_deepseek():
+    from tokenizers_fixture import deepseek
+
+    vocab = Vocabulary.from_tokenizer(deepseek())
+    for name in ("schema", "json"):
+        _same_masks(lambda: WORKLOADS[name](vocab), vocab, "numba", seed=9)
+
+
+@pytest.mark.hf
+def test_sliced_masks_equal_unsliced_reference_kernels():
+    """The pure-Python twins (slow: a small schema on gpt2, few states)."""
+    from tokenizers_fixture import gpt2
+
+    vocab = Vocabulary.from_tokenizer(gpt2())
+    make = lambda: compile_json_schema({"type": "object", "properties": {"a": {"type": "string"}}}, vocab)  # noqa: E731
+    rng = random.Random(2)
+    states = _random_states(make(), rng, walks=1, steps=6)
+    ref = CompiledGrammar(make().grammar, vocab, kernels="reference")
+    nb = CompiledGrammar(make().grammar, vocab, kernels="numba")
+    nb._slicer = Slicer(vocab, nb._k, patterns=())
+    for st in states:
+        assert np.array_equal(ref.mask(st), nb.mask(st)), st
