@@ -1,0 +1,108 @@
+"""Batched fill: the next-token masks of many matchers in one call.
+
+Rows run on a thread pool.  A warm mask is a cache hit; a cold one spends its
+time in trie-walk kernels that release the GIL, so cold rows of different
+constraints overlap.  Matchers sharing one compiled constraint serialise on
+its lock, so they are kept on one worker and the others stay free."""
+
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor, wait
+
+import numpy as np
+
+from ..errors import ConfigurationError
+from .bitmask import _is_torch
+
+__all__ = ["fill_next_token_bitmask_batch", "default_threads"]
+
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def default_threads() -> int:
+    return max(1, min(8, os.cpu_count() or 1))
+
+
+def _pool(threads: int) -> ThreadPoolExecutor:
+    with _POOLS_LOCK:
+        pool = _POOLS.get(threads)
+        if pool is None:
+            pool = _POOLS[threads] = ThreadPoolExecutor(threads, thread_name_prefix="structgen-mask")
+        return pool
+
+
+def _fill_rows(pairs, target: np.ndarray) -> None:
+    for m, r in pairs:
+        target[r] = m.next_token_mask().view(np.int32)
+
+
+def _bins(matchers, rows, threads: int) -> list[list]:
+    """Rows grouped by compiled constraint, groups spread over ``threads`` bins (largest first)."""
+    groups: dict[int, list] = {}
+    for m, r in zip(matchers, rows):
+        groups.setdefault(id(m.compiled), []).append((m, r))
+    bins: list[list] = [[] for _ in range(min(threads, len(groups)))]
+    for g in sorted(groups.values(), key=len, reverse=True):
+        min(bins, key=len).extend(g)
+    return bins
+
+
+def fill_next_token_bitmask_batch(matchers, bitmask, *, threads: int | None = None,
+                                  indices=None) -> None:
+    """Write ``matchers[i]``'s next-token mask into row ``indices[i]`` (default ``i``)
+    of ``bitmask``: an int32 ``[batch, words]`` numpy array or torch tensor (CPU
+    or CUDA), as :meth:`Matcher.fill_next_token_bitmask` does row by row.
+    Matchers may belong to different constraints (same vocabulary width).
+
+    ``threads``: worker threads (default: CPU count, at most 8); 1 runs in the
+    calling thread."""
+    matchers = list(matchers)
+    rows = list(range(len(matchers))) if indices is None else [int(i) for i in indices]
+    if len(rows) != len(matchers):
+        raise ConfigurationError(f"{len(matchers)} matchers but {len(rows)} indices")
+    threads = default_threads() if threads is None else int(threads)
+    if threads < 1:
+        raise ConfigurationError(f"threads must be >= 1, got {threads}")
+    if bitmask.ndim != 2:
+        raise ConfigurationError(f"bitmask must be 2-D [batch, words], got shape {tuple(bitmask.shape)}")
+    for m in matchers:
+        if m.compiled.vocab.num_words != bitmask.shape[1]:
+            raise ConfigurationError(f"bitmask must have shape [batch, {m.compiled.vocab.num_words}], "
+                                     f"got {tuple(bitmask.shape)}")
+    for r in rows:
+        if not -bitmask.shape[0] <= r < bitmask.shape[0]:
+            raise ConfigurationError(f"row {r} is outside a bitmask of {bitmask.shape[0]} rows")
+    device_copy = False
+    if _is_torch(bitmask):
+        import torch
+
+        if bitmask.dtype != torch.int32:
+            raise ConfigurationError(f"bitmask dtype must be torch.int32, got {bitmask.dtype}")
+        if bitmask.device.type == "cpu":
+            target = bitmask.numpy()
+        else:  # fill a host copy, then one transfer
+            target, device_copy = bitmask.cpu().numpy(), True
+    else:
+        if bitmask.dtype != np.int32:
+            raise ConfigurationError(f"bitmask dtype must be int32, got {bitmask.dtype}")
+        target = bitmask
+    if threads == 1 or len(matchers) <= 1:
+        _fill_rows(zip(matchers, rows), target)
+    else:
+        bins = _bins(matchers, rows, threads)
+        if len(bins) == 1:
+            _fill_rows(bins[0], target)
+        else:
+            pool = _pool(threads)
+            futures = [pool.submit(_fill_rows, b, target) for b in bins[1:]]
+            _fill_rows(bins[0], target)  # the calling thread takes one bin itself
+            wait(futures)
+            for f in futures:
+                f.result()  # re-raises a worker's error
+    if device_copy:
+        import torch
+
+        bitmask.copy_(torch.from_numpy(target), non_blocking=True)
