@@ -113,8 +113,9 @@ class ASAp:
         return out
 
     def _batch(self, lm, matcher_factory, b: int, rng: np.random.Generator, prompt: list[int]) -> list[ASApSample]:
-        eos = sorted(lm.eos_ids)
         matchers = [matcher_factory() for _ in range(b)]
+        eos_set = frozenset(lm.eos_ids) | matchers[0].compiled.vocab.eos_ids
+        eos = sorted(eos_set)
         tokens: list[list[int]] = [[] for _ in range(b)]
         nodes: list[_Node | None] = [self.root] * b
         paths: list[list[_Node]] = [[self.root] for _ in range(b)]
@@ -144,7 +145,7 @@ class ASAp:
                 nodes[i] = child
                 if not matchers[i].accept_token(t):
                     raise AssertionError(f"ASAp drew token {t}, which the matcher refuses")
-                if t in lm.eos_ids:
+                if t in eos_set:
                     if child is not None:
                         child.allowed, child.efg = -1.0, 1.0  # an accepted EOS: Ê = 1 exactly
                     result[i] = ASApSample(tokens[i], True)
@@ -161,7 +162,7 @@ class ASAp:
         """log Q(tokens + EOS) under the current trie (nothing is learned); -inf if impossible."""
         matcher = matcher_factory()
         node: _Node | None = self.root
-        eos = sorted(lm.eos_ids)
+        eos = sorted(frozenset(lm.eos_ids) | matcher.compiled.vocab.eos_ids)
         total = 0.0
         seq = list(tokens) + [eos[0]]
         for k, t in enumerate(seq):

@@ -87,7 +87,12 @@ class _Order:
                 return t
 
     def remaining_exact(self) -> float:
-        return float(self.p.sum() - self.p[list(self.seen)].sum()) if self.seen else float(self.p.sum())
+        """The unseen mass summed directly (no cancellation when it is tiny)."""
+        if not self.seen:
+            return float(self.p.sum())
+        q = self.p.copy()
+        q[list(self.seen)] = 0.0
+        return float(q.sum())
 
 
 def _probs(logprobs: np.ndarray, invalid: np.ndarray | None) -> np.ndarray:

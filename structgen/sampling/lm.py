@@ -81,7 +81,7 @@ def sample_tokens(lm, matcher, *, rng: np.random.Generator, max_tokens: int, pro
     tokens.  ``matcher`` is advanced."""
     if max_tokens < 0:
         raise ConfigurationError(f"max_tokens must be >= 0, got {max_tokens}")
-    eos = lm.eos_ids
+    eos = frozenset(lm.eos_ids) | matcher.compiled.vocab.eos_ids  # either side's EOS ends the output
     out: list[int] = []
     rows = RowMap(lm)
     first = True
