@@ -38,7 +38,7 @@ class TimedLM:
         self.lm, self.vocab_size, self.eos_ids = lm, lm.vocab_size, lm.eos_ids
         self.forward_s = 0.0
         self.calls = 0
-        self.step_marks: list[float] = []  # perf_counter at the end of each forward
+        self.step_marks: list[tuple[float, float]] = []  # (start, end) of each forward
 
     def reset(self):
         self.lm.reset()
@@ -52,7 +52,7 @@ class TimedLM:
         end = time.perf_counter()
         self.forward_s += end - t
         self.calls += 1
-        self.step_marks.append(end)
+        self.step_marks.append((t, end))
         return out
 
 
@@ -151,9 +151,9 @@ def main(argv=None) -> int:
                     marks0 = len(lm.step_marks)
                     res = smc(lm, compiled.matcher(), n_particles=args.particles, rng=rng,
                               max_tokens=args.max_tokens, prompt=prompt, token_sampler=awrs)
-                    marks = lm.step_marks[marks0:] + [time.perf_counter()]
-                    # overhead between forwards (AWRS + bookkeeping for every particle)
-                    over += [b - a for a, b in zip(marks, marks[1:])]
+                    marks = lm.step_marks[marks0:] + [(time.perf_counter(), 0.0)]
+                    # overhead between one forward's end and the next one's start (all particles)
+                    over += [b[0] - a[1] for a, b in zip(marks, marks[1:])]
                     post = res.posterior()
                     best = max(post, key=post.get) if post else None
                     ntok += sum(len(p) + f for p, f in zip(res.particles, res.finished))
@@ -166,8 +166,8 @@ def main(argv=None) -> int:
                 for _ in range(max(1, args.samples // 4) or 1):
                     marks0 = len(lm.step_marks)
                     samples = asap.sample(lm, compiled.matcher, 4, rng, prompt=prompt)
-                    marks = lm.step_marks[marks0:] + [time.perf_counter()]
-                    over += [b - a for a, b in zip(marks, marks[1:])]
+                    marks = lm.step_marks[marks0:] + [(time.perf_counter(), 0.0)]
+                    over += [b[0] - a[1] for a, b in zip(marks, marks[1:])]
                     for s in samples:
                         ntok += len(s.tokens) + s.finished
                         oks.append(s.finished and valid(tok.decode(s.tokens)))
