@@ -150,7 +150,8 @@ def test_unknown_options_and_bad_values_fail_at_decoration_time():
     for bad, match in [(dict(max_new_tokens=0), "max_new_tokens=0"), (dict(temperature=-1), "temperature=-1"),
                        (dict(top_p=0), "top_p=0"), (dict(top_k=1.5), "top_k=1.5"), (dict(seed="1"), "seed='1'"),
                        (dict(fast_forward="yes"), "fast_forward='yes'"), (dict(max_time=0), "max_time=0"),
-                       (dict(json_options=["compact"]), "json_options=")]:
+                       (dict(json_options=["compact"]), "json_options="), (dict(draft="nope"), "draft='nope'"),
+                       (dict(layerskip_layers=0), "layerskip_layers=0")]:
         with pytest.raises(ConfigurationError, match=match):
             structured(**bad)
     # options the JSON Schema compiler does not know fail when the schema is compiled: still at decoration
@@ -158,7 +159,8 @@ def test_unknown_options_and_bad_values_fail_at_decoration_time():
         @structured(json_options={"no_such_option": 1})
         def f(x: str) -> int:
             """{x}"""
-    structured(top_p=0.9, top_k=40, seed=1, chat=False, fast_forward=False, max_time=5.0)  # all accepted
+    structured(top_p=0.9, top_k=40, seed=1, chat=False, fast_forward=False, max_time=5.0,
+               draft=["grammar", "prompt"], layerskip_layers=2)  # all accepted
 
 
 def test_the_options_table_covers_generates_keywords():

@@ -26,6 +26,13 @@ def _number(v) -> bool:
     return isinstance(v, Real) and not isinstance(v, bool)
 
 
+def _draft_sources(v) -> bool:
+    from ..sampling.drafts import DRAFT_SOURCES
+
+    sources = [v] if isinstance(v, str) else v
+    return v is None or (isinstance(sources, (list, tuple)) and all(s in DRAFT_SOURCES for s in sources))
+
+
 #: generate() keyword -> (value check, what the value must be)
 GENERATE_OPTIONS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "max_new_tokens": (_int_at_least(1), "an int >= 1"),
@@ -40,6 +47,9 @@ GENERATE_OPTIONS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "budget_safe": (lambda v: isinstance(v, bool), "a bool"),
     "max_time": (lambda v: v is None or (_number(v) and v > 0), "None or a number of seconds > 0"),
     "json_options": (lambda v: v is None or isinstance(v, dict), "None or a dict of compile_json_schema options"),
+    "draft": (_draft_sources, "None, or one or a list of 'grammar', 'prompt', 'model', 'layerskip'"),
+    "draft_model": (lambda v: True, "a causal LM sharing the tokenizer"),
+    "layerskip_layers": (lambda v: v is None or _int_at_least(1)(v), "None or an int >= 1"),
 }
 
 #: generate() keywords that make no sense on a decorated function: the return annotation is
