@@ -218,3 +218,65 @@ def test_crop_shim(tm):
     assert cache.get_seq_length() == 3
     crop_cache(cache, 0)
     assert cache.get_seq_length() == 3
+
+
+@pytest.mark.parametrize("sampler", ["awrs", "smc", "asap"])
+def test_exact_samplers_through_generate(tm, sampler):
+    model, tok = tm
+    r = generate(model, tok, "x", regex=r"(ab|cd){1,3}", sampler=sampler, temperature=1.0, seed=3,
+                 max_new_tokens=12, particles=3, chat=False)
+    assert re.fullmatch(r"(ab|cd){1,3}", r.text), r
+    assert r.stats["forward_calls"] >= 1
+    if sampler == "awrs":
+        assert r.log_weight is not None and r.log_weight <= 0 and r.stats["constraint_checks"] >= 1
+    if sampler == "smc":
+        assert len(r.particles) == 3 and len(r.log_weights) == 3 and r.log_ml <= 0
+    again = generate(model, tok, "x", regex=r"(ab|cd){1,3}", sampler=sampler, temperature=1.0, seed=3,
+                     max_new_tokens=12, particles=3, chat=False)
+    assert again.token_ids == r.token_ids  # seeded
+
+
+def test_smc_critic_sees_values(tm):
+    model, tok = tm
+    seen = []
+
+    def critic(value):
+        seen.append(value)
+        return 0.0 if value["n"] % 2 == 0 else float("-inf")  # a constraint the mask does not express
+
+    schema = {"type": "object", "properties": {"n": {"type": "integer", "minimum": 0, "maximum": 9}},
+              "required": ["n"], "additionalProperties": False}
+    r = generate(model, tok, "x", schema=schema, sampler="smc", particles=4, temperature=1.0, seed=0,
+                 max_new_tokens=16, critic=critic, chat=False, json_options={"whitespace": "compact"})
+    assert seen and all(isinstance(v, dict) for v in seen)
+    finite = [w for w in r.log_weights if w != float("-inf")]
+    if finite:
+        assert r.value["n"] % 2 == 0
+
+
+def test_exact_sampler_option_errors(tm):
+    model, tok = tm
+    with pytest.raises(ConfigurationError, match="top_k"):
+        generate(model, tok, "x", regex="a+", sampler="awrs", temperature=1.0, top_k=5)
+    with pytest.raises(ConfigurationError, match="temperature"):
+        generate(model, tok, "x", regex="a+", sampler="smc")
+    with pytest.raises(ConfigurationError, match="draft"):
+        generate(model, tok, "x", regex="a+", sampler="awrs", temperature=1.0, draft="prompt")
+    with pytest.raises(ConfigurationError, match="sampler"):
+        generate(model, tok, "x", regex="a+", sampler="beam")
+    with pytest.raises(ConfigurationError, match="constraint"):
+        generate(model, tok, "x", sampler="awrs", temperature=1.0)
+
+
+@pytest.mark.parametrize("draft", [["grammar", "prompt"], ["layerskip"], ["grammar", "prompt", "layerskip"]])
+def test_drafts_do_not_change_greedy_outputs(tm, draft):
+    model, tok = tm
+    schema = {"type": "object", "properties": {"name": {"type": "string", "maxLength": 6},
+                                               "tags": {"type": "array", "items": {"enum": ["red", "blue"]}}},
+              "required": ["name", "tags"]}
+    prompt = 'Return {"name": "blue", "tags": ["red", "blue"]}'
+    base = generate(model, tok, prompt, schema=schema, max_new_tokens=40, draft=[], chat=False)
+    r = generate(model, tok, prompt, schema=schema, max_new_tokens=40, draft=draft, chat=False)
+    assert r.token_ids == base.token_ids
+    assert sum(r.stats["draft_tokens_proposed"].values()) > 0
+    assert r.stats["target_forward_passes"] <= base.stats["target_forward_passes"]

@@ -50,6 +50,13 @@ GENERATE_OPTIONS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "draft": (_draft_sources, "None, or one or a list of 'grammar', 'prompt', 'model', 'layerskip'"),
     "draft_model": (lambda v: True, "a causal LM sharing the tokenizer"),
     "layerskip_layers": (lambda v: v is None or _int_at_least(1)(v), "None or an int >= 1"),
+    "sampler": (lambda v: v in ("masked", "awrs", "smc", "asap"), "'masked', 'awrs', 'smc' or 'asap'"),
+    "particles": (_int_at_least(1), "an int >= 1"),
+    "ess_threshold": (lambda v: _number(v) and 0 <= v <= 1, "a number in [0, 1]"),
+    "resampling": (lambda v: v in ("systematic", "multinomial", "stratified"),
+                   "'systematic', 'multinomial' or 'stratified'"),
+    "critic": (lambda v: v is None or callable(v), "None or a callable value -> log-potential"),
+    "asap": (lambda v: v is None or type(v).__name__ == "ASAp", "None or a structgen.sampling.ASAp"),
 }
 
 #: generate() keywords that make no sense on a decorated function: the return annotation is

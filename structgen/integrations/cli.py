@@ -45,6 +45,11 @@ def add_parser(sub) -> argparse.ArgumentParser:
     g.add_argument("--no-chat", action="store_true", help="do not wrap the prompt in the chat template")
     g.add_argument("--heal", action="store_true", help="token-heal the end of the prompt")
     g.add_argument("--json", action="store_true", help="print the whole result as JSON")
+    g.add_argument("--draft", default=None,
+                   help="speculative draft sources, comma-separated: grammar,prompt,layerskip (default: grammar)")
+    g.add_argument("--layerskip-layers", type=int, default=None, help="layers of the layerskip draft (default: a quarter)")
+    g.add_argument("--stats", action="store_true",
+                   help="print forward passes, drafts proposed/accepted per source and mask time")
     g.set_defaults(fn=cmd_generate)
     return g
 
@@ -103,7 +108,8 @@ def cmd_generate(args) -> int:
             sys.stdout.flush()
     r = generate(model, tok, prompt, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
                  top_p=args.top_p, top_k=args.top_k, seed=args.seed, stream=stream, chat=not args.no_chat,
-                 heal_prompt=args.heal, **kw)
+                 heal_prompt=args.heal, draft=None if args.draft is None else [x for x in args.draft.split(",") if x],
+                 layerskip_layers=args.layerskip_layers, **kw)
     t2 = time.perf_counter()
     if args.json:
         value = r.value
@@ -113,7 +119,8 @@ def cmd_generate(args) -> int:
             value = repr(value)
         print(json.dumps({"text": r.text, "value": value, "token_ids": r.token_ids,
                           "forced_tokens": r.forced_tokens, "closed_by_budget": r.closed_by_budget,
-                          "finish_reason": r.finish_reason, "healed": r.healed, "error": r.error},
+                          "finish_reason": r.finish_reason, "healed": r.healed, "error": r.error,
+                          "stats": r.stats},
                          ensure_ascii=False, indent=1))
     else:
         if stream is None:
@@ -123,4 +130,12 @@ def cmd_generate(args) -> int:
     print(f"[{n} tokens ({r.forced_tokens} fast-forwarded) in {t2 - t1:.1f} s, {n / max(t2 - t1, 1e-9):.1f} tok/s; "
           f"model loaded in {t1 - t0:.1f} s; finish: {r.finish_reason}"
           + ("; closed by budget" if r.closed_by_budget else "") + "]", file=sys.stderr)
+    if args.stats:
+        st = r.stats
+        per_token = st["target_forward_passes"] / max(n, 1)
+        print(f"[stats: {st['target_forward_passes']} target forward passes ({per_token:.2f} per token), "
+              f"{st['draft_forward_passes']} draft forward passes, drafts accepted/proposed "
+              + (", ".join(f"{k} {st['draft_tokens_accepted'].get(k, 0)}/{v}"
+                           for k, v in st["draft_tokens_proposed"].items()) or "none")
+              + f", mask time {st['mask_time_s'] * 1e3:.1f} ms]", file=sys.stderr)
     return 0 if r.error is None else 1

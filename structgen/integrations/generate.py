@@ -45,6 +45,7 @@ from .loop import Sequence as _Sequence
 from ..sampling.drafts import DRAFT_SOURCES, GrammarDrafts, PromptLookupDrafts
 from .drafters import DraftModel, layerskip_model
 from .loop import Drafting, run
+from .samplers import check_sampler_options, sample_exact
 from .loop import heal_prompt as heal_prompt_ids
 from .transformers import encode_bytes, vocabulary_for
 
@@ -74,6 +75,10 @@ class GenerationResult:
     healed: str = ""
     error: str | None = None
     stats: dict = field(default_factory=dict)
+    log_weight: float | None = None
+    particles: list | None = None
+    log_weights: list | None = None
+    log_ml: float | None = None
 
     def __str__(self) -> str:
         return self.text
@@ -153,7 +158,9 @@ def generate(model, tokenizer, prompt: str | Sequence[str] | Sequence[dict], *, 
              heal_prompt: bool = False, chat: bool = True, system: str | None = None,
              fast_forward: str | bool = "verify", budget_safe: bool = True,
              json_options: dict | None = None, max_time: float | None = None,
-             draft: str | Sequence[str] | None = None, draft_model=None, layerskip_layers: int | None = None):
+             draft: str | Sequence[str] | None = None, draft_model=None, layerskip_layers: int | None = None,
+             sampler: str = "masked", particles: int = 4, ess_threshold: float = 0.5,
+             resampling: str = "systematic", critic: Callable[[Any], float] | None = None, asap=None):
     """Generate constrained text with a ``transformers`` causal LM.
 
     ``prompt``: a string (one result), a list of strings (a batch: a list of
@@ -183,12 +190,24 @@ def generate(model, tokenizer, prompt: str | Sequence[str] | Sequence[dict], *, 
     ``fast_forward="verify"``.  ``GenerationResult.stats`` counts target and draft
     forward passes, proposed/accepted drafts per source and mask time.
 
+    ``sampler``: ``"masked"`` (default: mask, warp, draw; fastest, but renormalising
+    each step distorts the model's distribution towards prefixes with little valid
+    future), ``"awrs"`` (exact token-level draws with a weight: ``log_weight``),
+    ``"smc"`` (``particles`` weighted AWRS particles, ``ess_threshold``,
+    ``resampling``; ``particles``/``log_weights``/``log_ml`` on the result; ``critic``:
+    a log-potential on the parsed value, e.g. a validator for keywords the mask
+    cannot express) or ``"asap"`` (grammar-aligned: pass a
+    :class:`~structgen.sampling.ASAp` as ``asap=`` to reuse what it learnt across
+    calls).  See :mod:`structgen.integrations.samplers`.
+
     Returns :class:`GenerationResult` (or a list), or a :class:`GenerationStream`
     with ``stream=True``."""
     if fast_forward not in ("verify", "inject", False, None):
         raise ConfigurationError(f"fast_forward must be 'verify', 'inject' or False, got {fast_forward!r}")
     if max_new_tokens < 1:
         raise ConfigurationError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+    check_sampler_options(sampler, temperature=temperature, top_k=top_k, top_p=top_p, draft=draft, stream=stream,
+                          particles=particles, asap=asap)
     single = isinstance(prompt, str) or (isinstance(prompt, (list, tuple)) and prompt
                                           and isinstance(prompt[0], dict))
     prompts = [prompt] if single else list(prompt)
@@ -260,6 +279,25 @@ def generate(model, tokenizer, prompt: str | Sequence[str] | Sequence[dict], *, 
         if m.must_terminate():
             r.finish_with("complete")  # the empty output is the only one
 
+    if sampler != "masked":
+        if compiled is None:
+            raise ConfigurationError(f"sampler={sampler!r} needs a constraint (schema=, regex=, grammar= or type=)")
+        out = []
+        for r in rows:
+            log_critic = None if critic is None else _critic_on_values(critic, parse, vocab)
+            got = sample_exact(model, sampler, r.pending, r.matcher, max_new_tokens=max_new_tokens,
+                               temperature=temperature, seed=None if seed is None else seed + r.index, eos_ids=eos,
+                               particles=particles, ess_threshold=ess_threshold, resampling=resampling,
+                               critic=log_critic, asap=asap)
+            for t in got["tokens"]:
+                r._append(t, forced=False)
+            r.finish_with(got["finish"])
+            res = _result(r, parse)
+            res.stats, res.log_weight, res.log_ml = got["stats"], got["log_weight"], got["log_ml"]
+            res.particles, res.log_weights = got["particles"], got["log_weights"]
+            out.append(res)
+        return out[0] if single else out
+
     sampler = TokenSampler(temperature, top_k, top_p, seed)
     deadline = None if max_time is None else time.perf_counter() + max_time
     events = run(model, rows, sampler, fast_forward or False, pad_id, deadline, drafting)
@@ -277,6 +315,20 @@ def generate(model, tokenizer, prompt: str | Sequence[str] | Sequence[dict], *, 
         for _ in events:
             pass
     return results()
+
+
+def _critic_on_values(critic, parse, vocab: Vocabulary):
+    """SMC's critic on token ids, from the user's critic on parsed values (an output
+    that does not parse gets weight 0)."""
+    def on_tokens(ids) -> float:
+        text = vocab.decode(ids).decode("utf-8", "replace")
+        try:
+            value = parse(text) if parse is not None else text
+        except ValueError:  # json.JSONDecodeError and pydantic's ValidationError are ValueErrors
+            return float("-inf")
+        return float(critic(value))
+
+    return on_tokens
 
 
 def _draft_sources(draft, fast_forward) -> list[str]:
