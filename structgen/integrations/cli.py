@@ -48,6 +48,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     g.add_argument("--draft", default=None,
                    help="speculative draft sources, comma-separated: grammar,prompt,layerskip (default: grammar)")
     g.add_argument("--layerskip-layers", type=int, default=None, help="layers of the layerskip draft (default: a quarter)")
+    g.add_argument("--sampler", default="masked", choices=["masked", "awrs", "smc", "asap"],
+                   help="masked (default), or an exact sampler: awrs, smc (with --particles), asap")
+    g.add_argument("--particles", type=int, default=4, help="SMC particles")
     g.add_argument("--stats", action="store_true",
                    help="print forward passes, drafts proposed/accepted per source and mask time")
     g.set_defaults(fn=cmd_generate)
@@ -109,7 +112,7 @@ def cmd_generate(args) -> int:
     r = generate(model, tok, prompt, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
                  top_p=args.top_p, top_k=args.top_k, seed=args.seed, stream=stream, chat=not args.no_chat,
                  heal_prompt=args.heal, draft=None if args.draft is None else [x for x in args.draft.split(",") if x],
-                 layerskip_layers=args.layerskip_layers, **kw)
+                 layerskip_layers=args.layerskip_layers, sampler=args.sampler, particles=args.particles, **kw)
     t2 = time.perf_counter()
     if args.json:
         value = r.value
@@ -120,7 +123,7 @@ def cmd_generate(args) -> int:
         print(json.dumps({"text": r.text, "value": value, "token_ids": r.token_ids,
                           "forced_tokens": r.forced_tokens, "closed_by_budget": r.closed_by_budget,
                           "finish_reason": r.finish_reason, "healed": r.healed, "error": r.error,
-                          "stats": r.stats},
+                          "stats": r.stats, "log_weight": r.log_weight, "log_ml": r.log_ml},
                          ensure_ascii=False, indent=1))
     else:
         if stream is None:
@@ -130,7 +133,11 @@ def cmd_generate(args) -> int:
     print(f"[{n} tokens ({r.forced_tokens} fast-forwarded) in {t2 - t1:.1f} s, {n / max(t2 - t1, 1e-9):.1f} tok/s; "
           f"model loaded in {t1 - t0:.1f} s; finish: {r.finish_reason}"
           + ("; closed by budget" if r.closed_by_budget else "") + "]", file=sys.stderr)
-    if args.stats:
+    if args.stats and args.sampler != "masked":
+        extra = f"; log weight {r.log_weight:.3f}" if r.log_weight is not None else ""
+        extra += f"; log P(constraint) estimate {r.log_ml:.3f}" if r.log_ml is not None else ""
+        print(f"[stats: {r.stats}{extra}]", file=sys.stderr)
+    elif args.stats:
         st = r.stats
         per_token = st["target_forward_passes"] / max(n, 1)
         print(f"[stats: {st['target_forward_passes']} target forward passes ({per_token:.2f} per token), "
