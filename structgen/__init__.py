@@ -57,7 +57,15 @@ _LAZY = {
 }
 
 
+#: subpackages reachable as attributes without an explicit import (``structgen.sampling.ASAp``)
+_SUBPACKAGES = ("sampling", "json_schema", "integrations", "api", "testing")
+
+
 def __getattr__(name):
+    if name in _SUBPACKAGES:
+        import importlib
+
+        return importlib.import_module(f"structgen.{name}")
     if name in _LAZY:
         import importlib
 
