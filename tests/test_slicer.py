@@ -76,7 +76,7 @@ def test_trie_states_and_slice_cover_twins_agree():
 
 def test_cover_means_every_pattern_string_stays_alive():
     """A state that loops on [0-9] covers 'digits'; one where '0' ends the lexeme does not."""
-    vocab = Vocabulary.byte_level()
+    vocab = Vocabulary.from_strings([str(i) for i in range(100)] + ["x", "y"])
     c = compile_regex(r"[1-9][0-9]*x|0y", vocab)
     slicer = Slicer(vocab, get_kernels("numba"))
     m = c.matcher()
@@ -103,7 +103,12 @@ def _random_states(compiled, rng: random.Random, walks: int = 3, steps: int = 25
 
 def _same_masks(make, vocab, backend, seed):
     rng = random.Random(seed)
-    states = _random_states(make(), rng)
+    c = make()
+    states = _random_states(c, rng)
+    for prefix in PREFIXES:  # states inside a string, where slices apply
+        m = c.matcher()
+        if m.accept_string(prefix):
+            states.append(m.state)
     grammar = make().grammar
     sliced = CompiledGrammar(grammar, vocab, kernels=backend)
     plain = CompiledGrammar(grammar, vocab, kernels=backend)
@@ -115,6 +120,8 @@ def _same_masks(make, vocab, backend, seed):
         used.add(part and part.name)
     return used
 
+
+PREFIXES = ['["ab', '{"name": "Ada L', '{"tags": ["x', "name: 12.ab", "ab cd"]
 
 WORKLOADS = {
     "json": lambda v: compile_grammar(load_grammar("json"), v),

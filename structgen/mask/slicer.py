@@ -13,8 +13,8 @@ Exact by construction: a sliced token never leaves the lexeme, so it raises no
 lexeme-end event; an event's subtree holds no sliced token (its prefix is not
 read by the pattern), so the rest trie holds that subtree whole.
 
-Slices are built once per vocabulary (and kernel backend), lazily, on the first
-lexer state they cover, and shared by every grammar over that vocabulary.
+Slices are built once per vocabulary (and kernel backend), when its first
+grammar is compiled, and shared by every grammar over that vocabulary.
 """
 
 from __future__ import annotations
@@ -44,8 +44,9 @@ DEFAULT_SLICES: tuple[tuple[str, str], ...] = (
     ("whitespace", r"[ \t\n\r]*"),
 )
 
-# A slice smaller than this is not worth its rest trie.
+# A slice smaller than this (tokens, fraction of the text tokens) is not worth its rest trie.
 MIN_SLICE_TOKENS = 64
+MIN_SLICE_FRACTION = 0.05
 # Product states (lexer state, pattern state) explored before giving up on coverage.
 MAX_COVER_STATES = 512
 
@@ -110,6 +111,18 @@ class Slicer:
         self._slices: dict[str, Slice] = {}
         self._choice: dict[tuple[bytes, int], str | None] = {}
         self._lock = threading.Lock()
+        # Built now, once per vocabulary (like its trie), so that no mask pays for
+        # it; a slice too small to shorten walks is dropped (its walk dies early anyway).
+        n_text = sum(1 for b in vocab.token_bytes if b)
+        keep = []
+        for p, name in enumerate(self.names):
+            sl = build_slice(name, self.patterns[name], vocab, kernels)
+            if sl.n_tokens >= max(MIN_SLICE_TOKENS, MIN_SLICE_FRACTION * n_text):
+                self._slices[name] = sl
+                keep.append(p)
+        self.names = [self.names[p] for p in keep]
+        self.patterns = {n: self.patterns[n] for n in self.names}
+        self._pat_next, self._pat_start = self._pat_next[keep], self._pat_start[keep]
 
     def slice(self, name: str) -> Slice:
         sl = self._slices.get(name)
