@@ -23,6 +23,7 @@ outlines-core uses its own default ``whitespace_pattern`` (``[ ]?``) unless
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 from typing import Any
@@ -66,6 +67,25 @@ def classify_message(msg: str) -> str:
 def short(msg: Any, n: int = 300) -> str:
     msg = " ".join(str(msg).split())
     return msg if len(msg) <= n else msg[: n - 3] + "..."
+
+
+def foreign_failure(e: Exception) -> CompileFailure:
+    """A foreign engine's compile error as a :class:`CompileFailure`, classified by its
+    message (their error types say nothing portable)."""
+    msg = short(f"{type(e).__name__}: {e}", 500)
+    return CompileFailure(classify_message(msg), msg, type(e).__name__)
+
+
+@contextlib.contextmanager
+def foreign_compile_errors():
+    """:func:`foreign_failure` for whatever the block raises; MemoryError passes, for
+    the worker to handle."""
+    try:
+        yield
+    except (MemoryError, CompileFailure):
+        raise
+    except Exception as e:  # noqa: BLE001
+        raise foreign_failure(e) from None
 
 
 def bit(row: np.ndarray, tid: int) -> bool:
@@ -125,6 +145,19 @@ class JsonEngine:
         return any(bit(self.row, e) for e in self.eos_ids)
 
 
+class GrammarMatcherAPI:
+    """``fill``/``accept`` for matchers with xgrammar's ``GrammarMatcher`` methods
+    (structgen's ``Matcher`` has the same ones)."""
+
+    bitmask: Any
+
+    def fill(self, m) -> None:
+        m.fill_next_token_bitmask(self.bitmask, 0)
+
+    def accept(self, m, tid: int) -> bool:
+        return bool(m.accept_token(tid))
+
+
 # --------------------------------------------------------------------------- structgen
 def structgen_compiler():
     """``structgen.json_schema.compile_json_schema`` (ImportError while it does not exist)."""
@@ -152,7 +185,7 @@ def structgen_option_names() -> set[str]:
     return names
 
 
-class StructgenEngine(JsonEngine):
+class StructgenEngine(GrammarMatcherAPI, JsonEngine):
     name = "structgen"
 
     def __init__(self, tok, *, whitespace: str | None = None, lenient: bool = False,
@@ -216,12 +249,6 @@ class StructgenEngine(JsonEngine):
             raise CompileFailure("compile_error", short(f"{type(e).__name__}: {e}", 500), type(e).__name__,
                                  internal=True) from None
 
-    def fill(self, m):
-        m.fill_next_token_bitmask(self.bitmask, 0)
-
-    def accept(self, m, tid):
-        return bool(m.accept_token(tid))
-
     def can_end(self, m):
         return bool(m.can_terminate())
 
@@ -249,17 +276,12 @@ class LLGuidanceEngine(JsonEngine):
 
     def compile(self, schema, *, registry=None, draft=None, options=None):
         M = self.llg.LLMatcher
-        try:
+        with foreign_compile_errors():
             if isinstance(schema, dict):
                 g = M.grammar_from_json_schema(schema, defaults=self.options)
             else:  # true / false: options can only be applied to an object schema
                 g = M.grammar_from_json_schema(json.dumps(schema))
             m = M(self.lltok, g, log_level=0)
-        except MemoryError:
-            raise
-        except Exception as e:  # noqa: BLE001
-            msg = short(f"{type(e).__name__}: {e}", 500)
-            raise CompileFailure(classify_message(msg), msg, type(e).__name__) from None
         if m.is_error():
             msg = short(m.get_error(), 500)
             raise CompileFailure(classify_message(msg), msg, "LLMatcher.is_error")
@@ -276,7 +298,7 @@ class LLGuidanceEngine(JsonEngine):
 
 
 # --------------------------------------------------------------------------- xgrammar
-class XGrammarEngine(JsonEngine):
+class XGrammarEngine(GrammarMatcherAPI, JsonEngine):
     name = "xgrammar"
 
     def __init__(self, tok, vocab_size: int | None = None, **_):
@@ -295,21 +317,9 @@ class XGrammarEngine(JsonEngine):
         return {"compile_json_schema": self.options}
 
     def compile(self, schema, *, registry=None, draft=None, options=None):
-        try:
+        with foreign_compile_errors():
             cg = self.compiler.compile_json_schema(json.dumps(schema), **self.options)
             return self.xgr.GrammarMatcher(cg)
-        except MemoryError:
-            raise
-        except Exception as e:  # noqa: BLE001
-            msg = short(f"{type(e).__name__}: {e}", 500)
-            raise CompileFailure(classify_message(msg), msg, type(e).__name__) from None
-
-    def fill(self, m):
-        m.fill_next_token_bitmask(self.bitmask, 0)
-
-    def accept(self, m, tid):
-        return bool(m.accept_token(tid))
-
 
 
 # --------------------------------------------------------------------------- outlines-core
@@ -389,18 +399,13 @@ class OutlinesCoreEngine(JsonEngine):
         return {"whitespace_pattern": self.whitespace, "token_bytes": self.token_kind}
 
     def compile(self, schema, *, registry=None, draft=None, options=None):
-        try:
+        with foreign_compile_errors():
             if self.whitespace is None:
                 regex = self.build_regex(json.dumps(schema))
             else:
                 regex = self.build_regex(json.dumps(schema), self.whitespace)
             index = self.oc.Index(regex, self.vocab)
             return self.oc.Guide(index)
-        except MemoryError:
-            raise
-        except Exception as e:  # noqa: BLE001
-            msg = short(f"{type(e).__name__}: {e}", 500)
-            raise CompileFailure(classify_message(msg), msg, type(e).__name__) from None
 
     def fill(self, m):
         m.write_mask_into(self.bitmask.ctypes.data, self.bitmask.size, self.bitmask.itemsize)

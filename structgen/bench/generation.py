@@ -34,7 +34,7 @@ import time
 import warnings
 from dataclasses import dataclass
 
-from .engines import CompileFailure, classify_message, short
+from .engines import CompileFailure, foreign_failure, short
 
 #: engine name -> import name of the package it needs (None: structgen itself)
 GEN_ENGINES = {"unconstrained": None, "structgen": None, "structgen-inject": None, "structgen-canonical": None,
@@ -206,11 +206,6 @@ class GenEngine:
         return {}
 
 
-def _failure(e: Exception) -> CompileFailure:
-    msg = short(f"{type(e).__name__}: {e}", 500)
-    return CompileFailure(classify_message(msg), msg, type(e).__name__)
-
-
 class Unconstrained(GenEngine):
     name = "unconstrained"
     constrained = False
@@ -246,7 +241,7 @@ class StructgenLoop(GenEngine):
                     warnings.simplefilter("ignore")  # the record lists what was dropped
                     return compile_json_schema(schema, self.vocab, **self.options, lenient=True)
         except StructgenError as e:
-            raise _failure(e) from e
+            raise foreign_failure(e) from e
         except RecursionError as e:
             raise CompileFailure("compile_error", f"RecursionError: {short(e, 200)}", "RecursionError") from e
 
@@ -307,7 +302,7 @@ class XGrammarGen(GenEngine):
         try:
             return self.compiler.compile_json_schema(json.dumps(schema))
         except Exception as e:  # noqa: BLE001 - xgrammar raises RuntimeError/ValueError for what it cannot do
-            raise _failure(e) from e
+            raise foreign_failure(e) from e
 
     def generate(self, handle, prompt_ids, prompt_text, max_new_tokens, max_time):
         import xgrammar.contrib.hf as xhf
@@ -352,9 +347,9 @@ class LLGuidanceGen(GenEngine):
             g = self.llg.LLMatcher.grammar_from_json_schema(json.dumps(schema))
             m = self.llg.LLMatcher(self.lltok, g)
         except Exception as e:  # noqa: BLE001
-            raise _failure(e) from e
+            raise foreign_failure(e) from e
         if m.is_error():
-            raise _failure(RuntimeError(m.get_error()))
+            raise foreign_failure(RuntimeError(m.get_error()))
         return m
 
     def generate(self, handle, prompt_ids, prompt_text, max_new_tokens, max_time):
@@ -378,7 +373,7 @@ class OutlinesGen(GenEngine):
         try:
             return self.make("outlines_core", self.om, json.dumps(schema))
         except Exception as e:  # noqa: BLE001
-            raise _failure(e) from e
+            raise foreign_failure(e) from e
 
     def generate(self, handle, prompt_ids, prompt_text, max_new_tokens, max_time):
         handle.reset()
