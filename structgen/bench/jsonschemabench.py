@@ -40,6 +40,7 @@ import sys
 from pathlib import Path
 
 from .env import default_data_dir
+from .figures import save_figure
 from .generation import COMPILE_FAILED, prompt_text_for, timed_run, worker_model
 from .stats import fmt, md_table
 
@@ -330,10 +331,7 @@ def plots(out: Path, agg: dict, engines: list[str], subsets: list[str], records:
     ax.set_ylim(0, 1.3)  # room for the legend above the bars
     ax.legend(fontsize=7, ncol=4, loc="upper center")
     ax.set_title("JSONSchemaBench: empirical coverage per subset")
-    fig.tight_layout()
-    fig.savefig(out / "coverage.png", dpi=110)
-    plt.close(fig)
-    made.append("coverage.png")
+    made.append(save_figure(fig, out, "coverage.png"))
     data = [[r["tpot_ms"] for r in records if r["engine"] == e and finished(r) and r.get("tpot_ms")]
             for e in engines]
     if any(data):
@@ -342,10 +340,7 @@ def plots(out: Path, agg: dict, engines: list[str], subsets: list[str], records:
         ax.set_xticks(range(1, len(engines) + 1), engines, rotation=30, ha="right")
         ax.set_ylabel("TPOT, ms (per schema)")
         ax.set_title("Time per output token")
-        fig.tight_layout()
-        fig.savefig(out / "tpot.png", dpi=110)
-        plt.close(fig)
-        made.append("tpot.png")
+        made.append(save_figure(fig, out, "tpot.png"))
     return made
 
 

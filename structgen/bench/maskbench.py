@@ -40,8 +40,9 @@ import time
 from pathlib import Path
 
 from .engines import ALL_ENGINES, installed, short
+from .figures import cdf_figure, save_figure
 from .env import REPO, default_data_dir, environment, loadavg, machine_line, print_header, results_dir, versions_line
-from .replay import compile_timed, replay, serialise
+from .replay import Replays, compile_timed, recording_runtime_errors, serialise
 from .stats import dist, fmt, fmt_pct, fmt_ratio, geomean, md_table, ratio
 
 HANDLER = "structgen.bench.maskbench:run_task"
@@ -181,32 +182,22 @@ def run_schema_engine(eng, schema, vitems, iitems, tok, on_compiled=None) -> dic
         return rec
     if on_compiled is not None:
         on_compiled(dict(rec))
-    first = True
+    replay = Replays(eng, m, tok)
     valid_out, invalid_out = [], []
     mismatch = 0
-    try:
+    with recording_runtime_errors(rec):
         for i, style, ids, _text in vitems:
-            if not first:
-                eng.reset(m)
-            r = replay(eng, m, ids, tok, first_filled=first)
-            first = False
+            r = replay(ids)
             mismatch += bool(r.pop("can_end_mismatch", False))
             valid_out.append({"i": i, "style": style, **r})
         for i, ids, f, _text in iitems:
-            if not first:
-                eng.reset(m)
-            r = replay(eng, m, ids, tok, first_filled=first)
-            first = False
+            r = replay(ids)
             mismatch += bool(r.pop("can_end_mismatch", False))
             item = {"i": i, "blocked": not r["ok"], "format_only": f, "tokens": r["tokens"], "tbm_ns": r["tbm_ns"]}
             if "fail" in r:
                 item["at"] = r["fail"]["pos"]
                 item["why"] = r["fail"]["why"]
             invalid_out.append(item)
-    except MemoryError:
-        raise
-    except Exception as e:  # noqa: BLE001
-        rec.update(status="runtime_error", error=short(f"{type(e).__name__}: {e}", 500), error_type=type(e).__name__)
     rec["valid"] = valid_out
     rec["invalid"] = invalid_out
     bad_valid = sorted({v["i"] for v in valid_out if not v["ok"]})
@@ -519,40 +510,20 @@ def plots(out: Path, records: list[dict], engines: list[str]) -> list[str]:
     except Exception as e:  # noqa: BLE001
         return [f"plots skipped: matplotlib not importable ({short(e, 100)})"]
     made = []
-    # TBM CDF
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for e in engines:
-        t = np.sort(np.asarray([x for r in records if r["engine"] == e for x in valid_tbms(r)], dtype=float)) / 1e3
-        if t.size:
-            ax.plot(t, np.arange(1, t.size + 1) / t.size, label=f"{e} (n={t.size:,})", color=ENGINE_COLORS.get(e))
-    ax.set_xscale("log")
-    ax.set_xlabel("time per mask (µs, log)")
-    ax.set_ylabel("fraction of masks")
-    ax.set_title("TBM: mask fill time, valid-instance replays")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out / "tbm_cdf.png", dpi=110)
-    plt.close(fig)
-    made.append("tbm_cdf.png")
-    # TTFM CDF over all schemas (a schema that did not compile never reaches the curve)
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    tbm_us = {e: [x / 1e3 for r in records if r["engine"] == e for x in valid_tbms(r)] for e in engines}
+    fig = cdf_figure([(t, len(t), f"{e} (n={len(t):,})", ENGINE_COLORS.get(e)) for e, t in tbm_us.items()],
+                     xlabel="time per mask (µs, log)", ylabel="fraction of masks",
+                     title="TBM: mask fill time, valid-instance replays")
+    made.append(save_figure(fig, out, "tbm_cdf.png"))
+    # over all schemas: one that did not compile never reaches the curve
+    curves = []
     for e in engines:
         rs = [r for r in records if r["engine"] == e]
-        t = np.sort(np.asarray([r["ttfm_ms"] for r in rs if r.get("ttfm_ms") is not None], dtype=float))
-        if t.size:
-            ax.plot(t, np.arange(1, t.size + 1) / len(rs), label=f"{e} ({t.size}/{len(rs)} compiled)",
-                    color=ENGINE_COLORS.get(e))
-    ax.set_xscale("log")
-    ax.set_xlabel("TTFM: compile + first mask (ms, log)")
-    ax.set_ylabel("fraction of all schemas")
-    ax.set_title("TTFM (schemas that did not compile never reach the curve)")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out / "ttfm_cdf.png", dpi=110)
-    plt.close(fig)
-    made.append("ttfm_cdf.png")
+        t = [r["ttfm_ms"] for r in rs if r.get("ttfm_ms") is not None]
+        curves.append((t, len(rs), f"{e} ({len(t)}/{len(rs)} compiled)", ENGINE_COLORS.get(e)))
+    fig = cdf_figure(curves, xlabel="TTFM: compile + first mask (ms, log)", ylabel="fraction of all schemas",
+                     title="TTFM (schemas that did not compile never reach the curve)")
+    made.append(save_figure(fig, out, "ttfm_cdf.png"))
     # pass rate per subset
     subsets = sorted({r["subset"] for r in records})
     fig, ax = plt.subplots(figsize=(min(16.0, max(7.0, 0.65 * len(subsets))), 5.0))
@@ -570,10 +541,7 @@ def plots(out: Path, records: list[dict], engines: list[str]) -> list[str]:
     ax.set_title("Schemas passing (compiled, valid accepted, invalid blocked)")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax.grid(True, axis="y", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out / "pass_rate.png", dpi=110)
-    plt.close(fig)
-    made.append("pass_rate.png")
+    made.append(save_figure(fig, out, "pass_rate.png"))
     return made
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 
@@ -66,6 +67,34 @@ def replay(engine: JsonEngine, m, ids: list[int], tok, *, first_filled: bool = F
     if mismatch:
         out["can_end_mismatch"] = True
     return out
+
+
+class Replays:
+    """Replays instance after instance through one matcher, reset between them; the
+    first reuses the mask :func:`compile_timed` filled (counted in TTFM), untimed."""
+
+    def __init__(self, engine: JsonEngine, m, tok):
+        self.engine, self.m, self.tok = engine, m, tok
+        self.first = True
+
+    def __call__(self, ids: list[int]) -> dict:
+        if not self.first:
+            self.engine.reset(self.m)
+        r = replay(self.engine, self.m, ids, self.tok, first_filled=self.first)
+        self.first = False
+        return r
+
+
+@contextlib.contextmanager
+def recording_runtime_errors(rec: dict):
+    """An exception inside marks ``rec`` ``runtime_error`` and ends the block (what was
+    recorded before it stays); MemoryError passes, for the worker to handle."""
+    try:
+        yield
+    except MemoryError:
+        raise
+    except Exception as e:  # noqa: BLE001
+        rec.update(status="runtime_error", error=short(f"{type(e).__name__}: {e}", 500), error_type=type(e).__name__)
 
 
 def compile_timed(engine: JsonEngine, schema, **kw) -> tuple[object, dict]:

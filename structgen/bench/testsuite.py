@@ -34,7 +34,7 @@ from pathlib import Path
 
 from .engines import ALL_ENGINES, short
 from .env import REPO, default_data_dir, environment, loadavg, machine_line, results_dir, versions_line
-from .replay import compile_timed, replay, serialise
+from .replay import Replays, compile_timed, recording_runtime_errors, serialise
 from .stats import fmt_pct, md_table
 
 HANDLER = "structgen.bench.testsuite:run_task"
@@ -171,26 +171,19 @@ def run_group(eng, schema, items, tok, registry, draft=None, options=None) -> di
     if m is None:
         rec.update(instances=[], correct=0, over=0, under=0, passing=False, n_instances=len(items))
         return rec
-    first = True
-    try:
+    replay = Replays(eng, m, tok)
+    with recording_runtime_errors(rec):
         for i, t, ids_by_style in items:
             res = {"i": i, "valid": bool(t["valid"])}
             accepted = {}
             for style, ids in ids_by_style.items():
-                if not first:
-                    eng.reset(m)
-                r = replay(eng, m, ids, tok, first_filled=first)
-                first = False
+                r = replay(ids)
                 accepted[style] = r["ok"]
                 if not r["ok"] and t["valid"]:
                     res.setdefault("fail", dict(r["fail"], style=style))
             res["accepted"] = accepted
             res["correct"] = all(accepted.values()) if t["valid"] else not accepted["compact"]
             insts.append(res)
-    except MemoryError:
-        raise
-    except Exception as e:  # noqa: BLE001
-        rec.update(status="runtime_error", error=short(f"{type(e).__name__}: {e}", 500), error_type=type(e).__name__)
     rec["instances"] = insts
     rec["n_instances"] = len(items)
     rec["correct"] = sum(1 for x in insts if x["correct"])
