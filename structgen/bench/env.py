@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import subprocess
@@ -24,6 +25,13 @@ def single_threaded_env(env: dict | None = None) -> dict:
     env.setdefault("HF_HUB_OFFLINE", "1")
     env.setdefault("TRANSFORMERS_VERBOSITY", "error")
     return env
+
+
+def runner_parser(runner: str, doc: str) -> argparse.ArgumentParser:
+    """The parser of ``structgen bench <runner>``: the module docstring's first paragraph as
+    description, kept as written."""
+    return argparse.ArgumentParser(prog=f"structgen bench {runner}", description=doc.split("\n\n")[0],
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
 def default_data_dir() -> Path:

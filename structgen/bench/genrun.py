@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import re
+import sys
 import time
 from pathlib import Path
 
@@ -117,11 +118,30 @@ def rebuild_report(args, write_report) -> bool:
     return True
 
 
+def start_runner(argv, parse_args, write_report):
+    """The start every generation runner shares: parse ``argv`` (``sys.argv[1:]`` when None),
+    rebuild the report for ``--report-only`` (then None), resolve ``--engines``.
+    Returns ``(argv, args, engines, notes)``."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parse_args(argv)
+    if rebuild_report(args, write_report):
+        return None
+    engines, notes = resolve_engines(args.engines)
+    return argv, args, engines, notes
+
+
+def common_protocol(args) -> dict:
+    """The protocol fields of :func:`add_common_args` every generation runner records."""
+    return {"model": args.model, "max_new_tokens": args.max_new_tokens, "compile_timeout": args.compile_timeout,
+            "gen_timeout": args.gen_timeout, "decoding": "greedy", "seed": args.seed,
+            "structgen_disk_cache": args.structgen_disk_cache}
+
+
 def run(args, *, runner: str, tasks: list[dict], handler: str, protocol: dict, report, notes: list[str],
         engines: list[str], argv: list[str]) -> Path:
     """Run ``tasks`` (dicts with ``id``; every engine runs on each) through the pool and write
     the records; then ``report(folder, records, metas)`` builds the report.  Returns the folder."""
-    from .pool import Pool, RecordLog, run_interruptible
+    from .pool import Pool, RecordLog, logging_callbacks, run_interruptible
 
     shard_i, shard_n = parse_shard(args.shard)
     tasks = tasks[shard_i::shard_n]
@@ -151,24 +171,14 @@ def run(args, *, runner: str, tasks: list[dict], handler: str, protocol: dict, r
     setup: dict = {}
     log = RecordLog(jsonl, engines, total, progress=not args.no_progress, good="ok", width=6)
 
-    def on_record(task, engine, rec):
-        if engine == "__prep__":
-            return
-        log.add(engine, {"task": task["id"], "engine": engine, **{k: task[k] for k in task.get("keys", ())}, **rec})
-
-    def on_note(text):
-        notes.append(text)
-        log.say(f"note: {text}")
-
-    def on_setup(what, info):
-        setup.setdefault(what, info)
-
+    callbacks = logging_callbacks(log, notes, setup, lambda task, engine, rec: {
+        "task": task["id"], "engine": engine, **{k: task[k] for k in task.get("keys", ())}, **rec})
     cfg = {"handler": handler, "model": args.model, "device": args.device, "threads": threads,
            "seed": args.seed, "structgen_disk_cache": args.structgen_disk_cache, "memory_limit": None,
            "protocol": protocol}
     limit = args.compile_timeout + args.gen_timeout + 60.0  # + prefill and bookkeeping; the worker enforces each
     pool = Pool(args.workers, cfg, log_dir=out / "logs", timeout=limit, setup_timeout=1800.0,
-                on_record=on_record, on_note=on_note, on_setup=on_setup)
+                **callbacks)
     t0 = time.perf_counter()
     run_interruptible(pool, todo, notes=notes, interrupted_note="interrupted: run again with --resume",
                       close=[log.close])

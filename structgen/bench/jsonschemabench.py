@@ -31,7 +31,6 @@ Metrics, per subset and overall, as the paper defines them:
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import re
@@ -39,7 +38,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from .env import default_data_dir
+from .env import default_data_dir, runner_parser
 from .figures import save_figure
 from .generation import COMPILE_FAILED, prompt_text_for, timed_run, worker_model
 from .stats import fmt, md_table
@@ -364,8 +363,7 @@ def write_report(out: Path, records: list[dict], metas: list[dict], make_plots: 
 def parse_args(argv):
     from .genrun import add_common_args
 
-    ap = argparse.ArgumentParser(prog="structgen bench jsonschemabench", description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = runner_parser("jsonschemabench", __doc__)
     ap.add_argument("--data", type=Path, default=None,
                     help="data folder holding jsonschemabench/ (default $STRUCTGEN_DATA or ../shared/data)")
     ap.add_argument("--subsets", default=",".join(PAPER_SUBSETS),
@@ -379,13 +377,12 @@ def parse_args(argv):
 
 
 def run_jsonschemabench(argv=None) -> int:
-    from .genrun import rebuild_report, resolve_engines, run
+    from .genrun import common_protocol, run, start_runner
 
-    argv = sys.argv[1:] if argv is None else list(argv)
-    args = parse_args(argv)
-    if rebuild_report(args, write_report):
+    started = start_runner(argv, parse_args, write_report)
+    if started is None:
         return 0
-    engines, notes = resolve_engines(args.engines)
+    argv, args, engines, notes = started
     if not engines:
         print("no engine to run", file=sys.stderr)
         return 2
@@ -400,13 +397,11 @@ def run_jsonschemabench(argv=None) -> int:
     tasks = [{"id": s["id"], "subset": s["subset"], "path": s["path"], "keys": ["subset"]} for s in chosen]
     import jsonschema
 
-    protocol = {"model": args.model, "max_new_tokens": args.max_new_tokens, "compile_timeout": args.compile_timeout,
-                "gen_timeout": args.gen_timeout, "max_prompt_tokens": args.max_prompt_tokens,
-                "decoding": "greedy", "samples": 1, "subsets": subsets, "limit": args.limit, "seed": args.seed,
+    protocol = {**common_protocol(args), "max_prompt_tokens": args.max_prompt_tokens, "samples": 1,
+                "subsets": subsets, "limit": args.limit,
                 "prompt": {"system": SYSTEM, "examples": len(EXAMPLES), "schema_in": "last user turn"},
                 "validator": "jsonschema.Draft202012Validator + FORMAT_CHECKER",
-                "format_checkers": sorted(jsonschema.Draft202012Validator.FORMAT_CHECKER.checkers),
-                "structgen_disk_cache": args.structgen_disk_cache}
+                "format_checkers": sorted(jsonschema.Draft202012Validator.FORMAT_CHECKER.checkers)}
     out = run(args, runner="jsonschemabench", tasks=tasks, handler=HANDLER, protocol=protocol,
               report=write_report, notes=notes, engines=engines, argv=argv)
     summary = json.loads((out / "summary.json").read_text())

@@ -17,7 +17,6 @@ The unconstrained model's answer is read from its JSON when it wrote one, else f
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import random
@@ -26,6 +25,7 @@ import statistics
 import sys
 from pathlib import Path
 
+from .env import runner_parser
 from .generation import prompt_text_for, timed_run, worker_model
 from .stats import fmt, md_table
 
@@ -174,8 +174,7 @@ def write_report(out: Path, records: list[dict], metas: list[dict], make_plots: 
 def parse_args(argv):
     from .genrun import add_common_args
 
-    ap = argparse.ArgumentParser(prog="structgen bench last-letters", description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = runner_parser("last-letters", __doc__)
     ap.add_argument("--n", type=int, default=50, help="questions (default 50)")
     ap.add_argument("--words", type=int, default=4, help="names per question (default 4)")
     add_common_args(ap, max_new_tokens=256, gen_timeout=60.0)
@@ -183,20 +182,16 @@ def parse_args(argv):
 
 
 def run_last_letters(argv=None) -> int:
-    from .genrun import rebuild_report, resolve_engines, run
+    from .genrun import common_protocol, run, start_runner
 
-    argv = sys.argv[1:] if argv is None else list(argv)
-    args = parse_args(argv)
-    if rebuild_report(args, write_report):
+    started = start_runner(argv, parse_args, write_report)
+    if started is None:
         return 0
+    argv, args, engines, notes = started
     if not 1 <= args.words <= len(NAMES):
         raise SystemExit(f"--words must be between 1 and {len(NAMES)}")
-    engines, notes = resolve_engines(args.engines)
     tasks = [dict(x, keys=["words", "target"]) for x in make_examples(args.n, args.words, args.seed)]
-    protocol = {"model": args.model, "n": args.n, "words": args.words, "seed": args.seed, "shots": len(SHOTS),
-                "max_new_tokens": args.max_new_tokens, "compile_timeout": args.compile_timeout,
-                "gen_timeout": args.gen_timeout, "decoding": "greedy", "schema": SCHEMA,
-                "structgen_disk_cache": args.structgen_disk_cache}
+    protocol = {**common_protocol(args), "n": args.n, "words": args.words, "shots": len(SHOTS), "schema": SCHEMA}
     out = run(args, runner="last-letters", tasks=tasks, handler=HANDLER, protocol=protocol, report=write_report,
               notes=notes, engines=engines, argv=argv)
     print((out / "report.md").read_text())

@@ -31,7 +31,6 @@ Writes ``results.jsonl`` (one line per schema x engine, all TBMs in ns), ``summa
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import random
@@ -41,7 +40,8 @@ from pathlib import Path
 
 from .engines import ALL_ENGINES, installed, short
 from .figures import cdf_figure, save_figure
-from .env import REPO, default_data_dir, environment, loadavg, machine_line, print_header, results_dir, versions_line
+from .env import (REPO, default_data_dir, environment, loadavg, machine_line, print_header, results_dir,
+                  runner_parser, versions_line)
 from .replay import Replays, compile_timed, recording_runtime_errors, serialise
 from .stats import dist, fmt, fmt_pct, fmt_ratio, geomean, md_table, ratio
 
@@ -574,8 +574,7 @@ def write_outputs(out: Path, records: list[dict], meta: dict, make_plots: bool =
 
 # --------------------------------------------------------------------------- main
 def parse_args(argv):
-    ap = argparse.ArgumentParser(prog="structgen bench maskbench", description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = runner_parser("maskbench", __doc__)
     ap.add_argument("--data", type=Path, default=None,
                     help="data directory (default: $STRUCTGEN_DATA or ../shared/data from the repo root)")
     ap.add_argument("--tokenizer", default="deepseek", help="structgen.vocab.known name (default deepseek)")
@@ -647,7 +646,7 @@ def resolve_engines(spec: str | None) -> tuple[list[str], list[str]]:
 
 
 def run_maskbench(argv=None) -> int:
-    from .pool import Pool, RecordLog, run_interruptible
+    from .pool import Pool, RecordLog, logging_callbacks, run_interruptible
 
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
@@ -729,26 +728,14 @@ def run_maskbench(argv=None) -> int:
     setup_info: dict = {}
     log = RecordLog(jsonl, engines, total, progress=not args.no_progress, good="passing", every=50)
 
-    def on_record(task, engine, rec):
-        if engine == "__prep__":
-            return
-        line = {"schema": task["id"], "subset": task["subset"], "engine": engine, "tokenizer": args.tokenizer}
-        line.update(rec)
-        log.add(engine, line)
-
-    def on_note(text):
-        notes.append(text)
-        log.say(f"note: {text}")
-
-    def on_setup(what, info):
-        setup_info.setdefault(what, info)
-
+    callbacks = logging_callbacks(log, notes, setup_info, lambda task, engine, rec: {
+        "schema": task["id"], "subset": task["subset"], "engine": engine, "tokenizer": args.tokenizer, **rec})
     cfg = {"handler": HANDLER, "tokenizer": args.tokenizer, "memory_limit": int(args.memory_gb * 2**30),
            "ensure_ascii": args.ensure_ascii, "structgen_disk_cache": args.structgen_disk_cache,
            "engine_opts": {"outlines_whitespace": args.outlines_whitespace,
                            "structgen_options": parse_options(args.structgen_option)}}
-    pool = Pool(args.workers, cfg, log_dir=out / "logs", timeout=args.timeout, on_record=on_record,
-                on_note=on_note, on_setup=on_setup, engine_timeouts=engine_timeouts)
+    pool = Pool(args.workers, cfg, log_dir=out / "logs", timeout=args.timeout, engine_timeouts=engine_timeouts,
+                **callbacks)
     t0 = time.perf_counter()
     run_interruptible(pool, tasks, notes=notes, interrupted_note="interrupted: run again with --resume",
                       close=[log.close])

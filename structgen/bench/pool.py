@@ -502,6 +502,27 @@ class RecordLog:
             self.bar.close()
 
 
+def logging_callbacks(log: RecordLog, notes: list, setup: dict, line_for, records: list | None = None) -> dict:
+    """:class:`Pool`'s ``on_record``/``on_note``/``on_setup`` for a runner: each record (not
+    the workers' ``__prep__`` ones) becomes ``line_for(task, engine, record)`` in ``log`` (and
+    in ``records`` when given); notes go to ``notes`` and on screen; the first setup info of
+    each engine lands in ``setup``."""
+
+    def on_record(task, engine, rec):
+        if engine == "__prep__":
+            return
+        line = line_for(task, engine, rec)
+        if records is not None:
+            records.append(line)
+        log.add(engine, line)
+
+    def on_note(text):
+        notes.append(text)
+        log.say(f"note: {text}")
+
+    return {"on_record": on_record, "on_note": on_note, "on_setup": setup.setdefault}
+
+
 def _term_as_interrupt():
     """SIGTERM -> KeyboardInterrupt, so a killed run still writes its summary (resume with --resume)."""
     def handler(signum, frame):

@@ -26,14 +26,14 @@ tokenizer (gpt2 unless ``--tokenizer`` says otherwise).
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
 from pathlib import Path
 
 from .engines import ALL_ENGINES, short
-from .env import REPO, default_data_dir, environment, loadavg, machine_line, results_dir, versions_line
+from .env import (REPO, default_data_dir, environment, loadavg, machine_line, results_dir, runner_parser,
+                  versions_line)
 from .replay import Replays, compile_timed, recording_runtime_errors, serialise
 from .stats import fmt_pct, md_table
 
@@ -315,8 +315,7 @@ def problems_md(records: list[dict], limit: int = 150) -> str:
 
 # --------------------------------------------------------------------------- main
 def parse_args(argv):
-    ap = argparse.ArgumentParser(prog="structgen bench test-suite", description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = runner_parser("test-suite", __doc__)
     ap.add_argument("--data", type=Path, default=None,
                     help="data directory (default: $STRUCTGEN_DATA or ../shared/data from the repo root)")
     ap.add_argument("--drafts", default=",".join(DRAFTS), help=f"comma list (default {','.join(DRAFTS)})")
@@ -348,7 +347,7 @@ def parse_args(argv):
 
 def run_schema_test_suite(argv=None) -> int:
     from .maskbench import parse_options, resolve_engines
-    from .pool import Pool, RecordLog, run_interruptible
+    from .pool import Pool, RecordLog, logging_callbacks, run_interruptible
 
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
@@ -397,9 +396,7 @@ def run_schema_test_suite(argv=None) -> int:
     log = RecordLog(out / "results.jsonl", engines, len(tasks) * len(engines), progress=not args.no_progress,
                     good="passing", every=10**9, append=False, unit="group")
 
-    def on_record(task, engine, rec):
-        if engine == "__prep__":
-            return
+    def line_for(task, engine, rec):
         line = {"draft": task["draft"], "file": task["file"], "group": task["group"],
                 "description": task["description"], "engine": engine, "tokenizer": tokenizer}
         line.update(rec)
@@ -411,19 +408,14 @@ def run_schema_test_suite(argv=None) -> int:
             line.setdefault("over", 0)
             line.setdefault("under", 0)
             line.setdefault("passing", False)
-        records.append(line)
-        log.add(engine, line)
-
-    def on_note(text):
-        notes.append(text)
-        log.say(f"note: {text}")
+        return line
 
     setup_info: dict = {}
     cfg = {"handler": HANDLER, "tokenizer": tokenizer, "memory_limit": int(args.memory_gb * 2**30),
            "ensure_ascii": args.ensure_ascii, "structgen_disk_cache": False,
            "engine_opts": {"structgen_options": sg_options}}
-    pool = Pool(args.workers, cfg, log_dir=out / "logs", timeout=args.timeout, on_record=on_record,
-                on_note=on_note, on_setup=lambda w, i: setup_info.setdefault(w, i))
+    pool = Pool(args.workers, cfg, log_dir=out / "logs", timeout=args.timeout,
+                **logging_callbacks(log, notes, setup_info, line_for, records))
     t0 = time.perf_counter()
     run_interruptible(pool, tasks, notes=notes, interrupted_note="interrupted",
                       close=[log.close])
