@@ -409,6 +409,8 @@ from dataclasses import dataclass as _dataclass  # noqa: E402
 
 import numpy as _np  # noqa: E402
 
+from .sampling.awrs import allowed_bool as _allowed_bool  # noqa: E402  (the engine's mask, not an oracle)
+
 __all__ = list(globals().get("__all__", ())) + [
     "ToyLM", "ExactDistributions", "exact_distributions", "kl_divergence", "chi2_sf", "chi2_test",
     "weighted_chi2_test",
@@ -471,14 +473,6 @@ class ExactDistributions:
     posterior: dict   # x -> P(x | L): what exact samplers target
     gcd: dict         # x -> Q_gcd(x) = prod p·m / sum p·m: what plain masking samples
     gcd_dead: float   # masking's mass on prefixes where nothing allowed has probability
-
-
-def _allowed_bool(matcher, width: int) -> _np.ndarray:
-    bits = _np.unpackbits(_np.ascontiguousarray(matcher.next_token_mask()).view(_np.uint8), bitorder="little")
-    out = _np.zeros(width, dtype=bool)
-    n = min(width, len(bits))
-    out[:n] = bits[:n].astype(bool)
-    return out
 
 
 def exact_distributions(lm: ToyLM, compiled) -> ExactDistributions:

@@ -33,7 +33,7 @@ import numpy as np
 from ..errors import ConfigurationError
 
 __all__ = ["AWRS", "AWRSDraw", "recursive_awrs", "geometric_awrs", "awrs_step", "matcher_check",
-           "never_allowed"]
+           "never_allowed", "allowed_bool"]
 
 Check = Callable[[int], bool]
 FullMask = Callable[[], np.ndarray]  # -> bool[V] allowed
@@ -239,7 +239,8 @@ def matcher_check(matcher) -> Check:
     return check
 
 
-def _mask_bool(matcher, width: int) -> np.ndarray:
+def allowed_bool(matcher, width: int) -> np.ndarray:
+    """``matcher``'s next-token mask as bool[``width``] (ids past the mask: not allowed)."""
     bits = np.unpackbits(np.ascontiguousarray(matcher.next_token_mask()).view(np.uint8), bitorder="little")
     out = np.zeros(width, dtype=bool)
     n = min(width, len(bits))
@@ -253,7 +254,7 @@ def awrs_step(logprobs: np.ndarray, matcher, *, rng: np.random.Generator, varian
     ``"geometric"`` or ``"auto"`` (geometric when the top probability ≥ 2/3, as genlm-control)."""
     if variant == "auto":
         variant = "geometric" if float(np.max(logprobs)) >= math.log(2 / 3) else "recursive"
-    fallback = lambda: _mask_bool(matcher, len(logprobs))  # noqa: E731
+    fallback = lambda: allowed_bool(matcher, len(logprobs))  # noqa: E731
     kw = dict(rng=rng, max_rejects=max_rejects, full_mask=fallback, invalid=invalid)
     if variant == "recursive":
         return recursive_awrs(logprobs, matcher_check(matcher), **kw)
