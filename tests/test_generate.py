@@ -10,7 +10,7 @@ import re
 import pytest
 
 import torch
-import transformers
+from models_fixture import tiny_llama_for
 from tokenizers_fixture import gpt2
 
 from structgen import compile_regex
@@ -23,20 +23,10 @@ from structgen.mask.completion import shortest_completion
 pytestmark = pytest.mark.hf
 
 
-
-def tiny_llama(tok, seed: int, init: float = 0.3):
-    torch.manual_seed(seed)
-    cfg = transformers.LlamaConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
-                                   intermediate_size=128, vocab_size=len(tok), initializer_range=init,
-                                   eos_token_id=tok.eos_token_id, pad_token_id=tok.eos_token_id,
-                                   bos_token_id=tok.eos_token_id)
-    return transformers.LlamaForCausalLM(cfg).eval()
-
-
 @pytest.fixture(scope="module")
 def tm():
     tok = gpt2()
-    return tiny_llama(tok, 0), tok
+    return tiny_llama_for(tok, 0), tok
 
 
 def _valid_json(text: str):
@@ -143,7 +133,7 @@ def test_fast_forward_feeds_forced_text(tm, fast_forward):
 
 def test_constrained_greedy_equals_unconstrained_when_allowed():
     tok = gpt2()
-    model = tiny_llama(tok, 3, init=1.0)  # peaked logits: no argmax near-ties
+    model = tiny_llama_for(tok, 3, init=1.0)  # peaked logits: no argmax near-ties
     for prompt in ("The", "Once upon a time"):
         free = generate(model, tok, prompt, max_new_tokens=16)
         data = tok.decode(free.token_ids).encode()

@@ -12,7 +12,7 @@ import re
 import pytest
 
 import torch
-import transformers
+from models_fixture import tiny_llama_for
 from tokenizers_fixture import gpt2
 
 from structgen import compile_grammar, compile_regex, load_grammar
@@ -31,21 +31,12 @@ DATE = r"\d{4}-\d{2}-\d{2}"
 ANSWER = r"(yes|no|maybe)"
 
 
-def tiny_llama(tok, seed: int):
-    torch.manual_seed(seed)
-    cfg = transformers.LlamaConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
-                                   intermediate_size=128, vocab_size=len(tok), initializer_range=0.3,
-                                   eos_token_id=tok.eos_token_id, pad_token_id=tok.eos_token_id,
-                                   bos_token_id=tok.eos_token_id)
-    return transformers.LlamaForCausalLM(cfg).eval()
-
-
 @pytest.fixture(scope="module")
 def setup():
     tok = gpt2()
     tok.pad_token = tok.eos_token
     tok.padding_side = "left"
-    model = tiny_llama(tok, 0)
+    model = tiny_llama_for(tok, 0)
     vocab = vocabulary_for(tok, model.config.vocab_size)
     constraints = {
         "date": compile_regex(DATE, vocab),
@@ -122,7 +113,7 @@ def test_beam_search_outputs_are_valid(setup):
 
 def test_assisted_decoding_outputs_are_valid(setup):
     tok, model, _, cs = setup
-    assistant = tiny_llama(tok, 1)  # disagrees with the target: candidates get rejected
+    assistant = tiny_llama_for(tok, 1)  # disagrees with the target: candidates get rejected
     for c, n in ((cs["date"], 12), (cs["json"], 10)):
         batch = tok(["hello there"], return_tensors="pt")
         proc = StructgenLogitsProcessor(c)

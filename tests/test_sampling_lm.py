@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
+pytest.importorskip("transformers")
 
+from models_fixture import tiny_llama_for  # noqa: E402
 from tokenizers_fixture import gpt2  # noqa: E402
 
 from structgen import compile_regex  # noqa: E402
@@ -24,12 +25,7 @@ pytestmark = pytest.mark.hf
 @pytest.fixture(scope="module")
 def tm():
     tok = gpt2()
-    torch.manual_seed(0)
-    cfg = transformers.LlamaConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
-                                   intermediate_size=128, vocab_size=len(tok), initializer_range=0.3,
-                                   eos_token_id=tok.eos_token_id, pad_token_id=tok.eos_token_id,
-                                   bos_token_id=tok.eos_token_id)
-    return transformers.LlamaForCausalLM(cfg).eval(), tok
+    return tiny_llama_for(tok, 0), tok
 
 
 def reference(model, prefix):

@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pytest
 import torch
-import transformers
+from models_fixture import tiny_llama
 
 from structgen import Vocabulary, compile_regex
 from structgen.integrations.drafters import DraftModel, layerskip_model
@@ -31,11 +31,7 @@ PROMPT = [8, 0, 1, 2, 5, 8, 0, 3]  # q x a b c q x ab: n-grams prompt lookup can
 @pytest.fixture(scope="module")
 def setup():
     vocab = Vocabulary.from_strings(TOKENS)
-    torch.manual_seed(3)
-    cfg = transformers.LlamaConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                                   intermediate_size=64, vocab_size=vocab.size, initializer_range=0.6,
-                                   eos_token_id=vocab.size - 1, pad_token_id=vocab.size - 1)
-    model = transformers.LlamaForCausalLM(cfg).eval()
+    model = tiny_llama(vocab.size, vocab.size - 1, seed=3, hidden_size=32, heads=2, init=0.6)
     return vocab, model, compile_regex(PATTERN, vocab)
 
 
