@@ -177,7 +177,7 @@ def run_structgen(model, tok, prompt: str, regex: str, sampler: str, args) -> di
     # compiled once and warmed up untimed, like genlm-control's FSA and first forward
     regex = structgen.compile_regex(regex, vocabulary_for(tok, model.config.vocab_size))
     structgen.generate(model, tok, prompt, regex=regex, sampler=sampler, particles=args.particles, temperature=1.0,
-                       max_new_tokens=args.max_tokens, seed=args.seed - 1)
+                       max_new_tokens=args.max_tokens, seed=args.seed + 10_000)
     for i in range(args.samples):
         t = time.perf_counter()
         r = structgen.generate(model, tok, prompt, regex=regex, sampler=sampler, particles=args.particles,
