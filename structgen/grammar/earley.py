@@ -5,16 +5,18 @@ A row is the set of Earley items after some prefix.  Item origins point at
 are one object and every cache keyed by row (advance, steps, masks) is shared
 between positions, sequences and requests.
 
-Rows are objects, not ids, so that they can be freed: a row lives while a
-matcher, a cache or a later row (through an origin) holds it.  Interning is
-weak (a row that died is rebuilt as a new object if it is reached again, and
-the caches that could have named the old one held it alive, so none does) and
-the transition memo is bounded (``max_rows``): a constraint serving millions
-of tokens keeps a bounded set of rows and never fails mid-generation.  Rows
-hash and compare by identity; they have no order.
+Parser states are ``Row`` objects, not ids, so that rows can be freed: a row
+lives while a matcher, a cache or a later row (through ``origins``) holds it.
+Interning is weak (a row that died is rebuilt as a new object if it is
+reached again; the caches that could name the old one held it alive, so none
+does) and the transition memo is bounded (``max_rows``): a constraint serving
+millions of tokens keeps a bounded set of rows and never fails
+mid-generation.  Rows hash and compare by identity; they have no order.
 
-Items are ``(rule, dot, origin)``; ``origin is None`` means "predicted in this
-row".  A row splits into its *dynamic* items (scanned or completed, carrying
+Items are ``(rule, dot, origin)`` of ints: ``origin`` is the ``serial`` of the
+origin row (serials are never reused) or -1 for "predicted in this row".
+Plain-int items matter for speed: the garbage collector stops tracking
+tuples of ints, and a chart has many.  A row splits into its *dynamic* items (scanned or completed, carrying
 real origins) and its *predicted* items, which depend only on the set of
 nonterminals the dynamic items predict: that static part is computed once per
 such set and shared, so building a row costs only its few dynamic items.
@@ -24,7 +26,7 @@ construction."""
 
 from __future__ import annotations
 
-import threading
+import itertools
 import weakref
 
 from ..limits import DEFAULT_LIMITS
@@ -65,15 +67,17 @@ class _Part:
 class Row:
     """One canonical chart row: ``allowed`` (bitmask of the terminals it can
     scan) and ``accepts`` (the prefix is a complete sentence).  ``serial``
-    numbers rows in creation order (debugging only)."""
+    names it in items (unique per parser, never reused); ``origins`` (a row
+    or a tuple of rows) keeps the rows its items point at alive."""
 
-    __slots__ = ("dynamic", "static", "allowed", "accepts", "serial", "__weakref__")
+    __slots__ = ("dynamic", "static", "allowed", "accepts", "serial", "origins", "__weakref__")
 
-    def __init__(self, dynamic: _Part, static: _Part, accepts: bool, serial: int):
+    def __init__(self, dynamic: _Part, static: _Part, accepts: bool, serial: int, origins):
         self.dynamic, self.static = dynamic, static
         self.allowed = dynamic.allowed | static.allowed
         self.accepts = accepts
         self.serial = serial
+        self.origins = origins
 
     def __repr__(self) -> str:
         return f"<Row {self.serial}>"
@@ -87,7 +91,12 @@ class Row:
 
 class EarleyParser:
     """The rows of one grammar; ``advance`` is memoised (at most ``max_rows``
-    transitions, then the memo restarts).  Safe to share between threads."""
+    transitions, then the memo restarts).
+
+    Safe to share between threads without a lock: every shared structure
+    changes by single dict operations, and serials come from an atomic
+    counter.  Two threads building the same row at once may get two equal
+    row objects; both are correct (only cache sharing is lost)."""
 
     def __init__(self, grammar: Grammar, *, max_rows: int = DEFAULT_LIMITS.max_earley_rows):
         self.grammar = grammar
@@ -102,13 +111,14 @@ class EarleyParser:
         self.nullable = self._nullable()
         self._closures: dict[int, frozenset] = {}
         self._static: dict[frozenset, _Part] = {}
-        # content -> row, weakly: the key (items) holds the origins, the row holds itself
-        self._ids: "weakref.WeakValueDictionary[frozenset, Row]" = weakref.WeakValueDictionary()
-        self._advance: dict[tuple[Row, int], Row | int] = {}
-        self._lock = threading.RLock()
-        self._serial = 0
-        self.initial: Row | None = None
-        self.initial = self._make_row([(self.accept_rule, 0, None)])
+        # items -> row and serial -> row, both weak (one reference in both): a row
+        # lives while something else holds it; dead entries are swept now and then
+        self._ids: dict[frozenset, weakref.ref] = {}
+        self._live: dict[int, weakref.ref] = {}
+        self._sweep_at = 1024
+        self._advance: dict[tuple[int, int], Row | int] = {}  # (row serial, terminals): int keys
+        self._serials = itertools.count()  # atomic: threads never share a serial
+        self.initial: Row = self._make_row([(self.accept_rule, 0, -1)])  # serial 0
 
     def _nullable(self) -> frozenset[int]:
         nullable: set[int] = set()
@@ -122,14 +132,14 @@ class EarleyParser:
         return frozenset(nullable)
 
     def _prediction(self, x: int) -> frozenset:
-        """Every item predicted (origin None) in a row that predicts nonterminal ``x``."""
+        """Every item predicted (origin -1) in a row that predicts nonterminal ``x``."""
         hit = self._closures.get(x)
         if hit is not None:
             return hit
         rules, nullable = self.rules, self.nullable
         seen_nt = {x}
         items: set = set()
-        agenda = [(r, 0, None) for r in self.by_lhs.get(x, ())]
+        agenda = [(r, 0, -1) for r in self.by_lhs.get(x, ())]
         items.update(agenda)
         while agenda:
             r, d, _ = agenda.pop()
@@ -140,12 +150,12 @@ class EarleyParser:
             if y not in seen_nt:
                 seen_nt.add(y)
                 for r2 in self.by_lhs.get(y, ()):
-                    it = (r2, 0, None)
+                    it = (r2, 0, -1)
                     if it not in items:
                         items.add(it)
                         agenda.append(it)
             if y in nullable:
-                it = (r, d + 1, None)
+                it = (r, d + 1, -1)
                 if it not in items:
                     items.add(it)
                     agenda.append(it)
@@ -163,7 +173,7 @@ class EarleyParser:
 
     # --- rows -----------------------------------------------------------
     def _make_row(self, kernel) -> Row:
-        rules, nullable = self.rules, self.nullable
+        rules, nullable, live = self.rules, self.nullable, self._live
         items = set(kernel)
         agenda = list(items)
         roots: set[int] = set()
@@ -171,10 +181,10 @@ class EarleyParser:
             r, d, o = agenda.pop()
             rhs = rules[r][1]
             if d == len(rhs):
-                if o is None:  # nullable completion: already stepped over at prediction
+                if o < 0:  # nullable completion: already stepped over at prediction
                     continue
-                for r2, d2, o2 in o.waiting(rules[r][0]):
-                    it = (r2, d2 + 1, o if o2 is None else o2)
+                for r2, d2, o2 in live[o]().waiting(rules[r][0]):  # alive: a live row points at it
+                    it = (r2, d2 + 1, o if o2 < 0 else o2)
                     if it not in items:
                         items.add(it)
                         agenda.append(it)
@@ -188,16 +198,31 @@ class EarleyParser:
                         items.add(it)
                         agenda.append(it)
         key = frozenset(items)  # the predicted part is a function of these items
-        row = self._ids.get(key)
+        ref = self._ids.get(key)
+        row = ref() if ref is not None else None
         if row is not None:
             return row
-        # S' -> start . predicted here (empty sentence) or from the initial row
-        acc = self.accept_rule
-        accepts = (acc, 1, None) in key or (self.initial is not None and (acc, 1, self.initial) in key)
-        row = Row(_Part(key, rules), self._static_part(frozenset(roots)), accepts, self._serial)
-        self._serial += 1
-        self._ids[key] = row
+        if len(live) >= self._sweep_at:
+            self._sweep()
+        # S' -> start . predicted here (empty sentence) or from the initial row (serial 0)
+        accepts = (self.accept_rule, 1, -1) in key or (self.accept_rule, 1, 0) in key
+        serials = {o for _, _, o in key if o >= 0}
+        # the rows the items point at, kept alive by this one (a lone one unwrapped: fewer objects)
+        origins = live[serials.pop()]() if len(serials) == 1 else tuple(live[o]() for o in serials)
+        serial = next(self._serials)
+        row = Row(_Part(key, rules), self._static_part(frozenset(roots)), accepts, serial, origins)
+        live[serial] = self._ids[key] = weakref.ref(row)
         return row
+
+    def _sweep(self) -> None:
+        """Drop the index entries of dead rows (amortised: the threshold doubles)."""
+        for serial, ref in list(self._live.items()):
+            if ref() is None:
+                self._live.pop(serial, None)
+        for key, ref in list(self._ids.items()):
+            if ref() is None:
+                self._ids.pop(key, None)
+        self._sweep_at = max(1024, 2 * len(self._live))
 
     def allowed(self, row: Row) -> int:
         """Bitmask of the terminals the parser can take next."""
@@ -209,31 +234,29 @@ class EarleyParser:
     def advance(self, row: Row, terminals: int) -> Row | int:
         """Row after scanning one lexeme that matched every terminal in the bitmask
         ``terminals`` (Earley takes all readings at once); DEAD if none fits."""
-        key = (row, terminals)
+        key = (row.serial, terminals)
         hit = self._advance.get(key)
         if hit is not None:
             return hit
-        with self._lock:
-            kernel = []
-            t, bits = 0, terminals & row.allowed
-            while bits:
-                if bits & 1:
-                    for r, d, o in row.scan(t):
-                        kernel.append((r, d + 1, row if o is None else o))
-                bits >>= 1
-                t += 1
-            nxt = self._make_row(kernel) if kernel else DEAD
-            if len(self._advance) >= self.max_rows:
-                self._advance.clear()  # rows only the memo held are freed
-            self._advance[key] = nxt
+        kernel = []
+        t, bits, serial = 0, terminals & row.allowed, row.serial
+        while bits:
+            if bits & 1:
+                for r, d, o in row.scan(t):
+                    kernel.append((r, d + 1, serial if o < 0 else o))
+            bits >>= 1
+            t += 1
+        nxt = self._make_row(kernel) if kernel else DEAD
+        if len(self._advance) >= self.max_rows:
+            self._advance.clear()  # rows only the memo held are freed
+        self._advance[key] = nxt
         return nxt
 
     def clear_cache(self) -> None:
         """Forget the transition memo (rows still held elsewhere stay canonical)."""
-        with self._lock:
-            self._advance.clear()
+        self._advance.clear()
 
     @property
     def num_rows(self) -> int:
         """Rows alive now (held by a matcher, a cache or a later row's origins)."""
-        return len(self._ids)
+        return sum(1 for ref in list(self._live.values()) if ref() is not None)

@@ -69,7 +69,7 @@ class CompiledGrammar:
         self._inner = walk_cache if walk_cache is not None else ByteLRU(limits.mask_cache_bytes)
         self._lock = threading.Lock()  # the mask kernel's scratch buffers
         self._masks = ByteLRU(limits.mask_cache_bytes if cache_bytes is None else cache_bytes, freeze=True)
-        self._steps: dict[tuple[Row, int, int], State | None] = {}
+        self._steps: dict[tuple[int, int, int], State | None] = {}  # (row serial, lex, token)
         self._eos = np.zeros(vocab.num_words, np.uint32)
         for t in vocab.eos_ids:
             self._eos[t >> 5] |= np.uint32(1 << (t & 31))
@@ -163,7 +163,7 @@ class CompiledGrammar:
         return row, s
 
     def advance_token(self, state: State, token_id: int) -> State | None:
-        key = (state[0], state[1], token_id)
+        key = (state[0].serial, state[1], token_id)  # serials are never reused
         nxt = self._steps.get(key, _MISSING)  # one dict read: safe while another thread clears
         if nxt is not _MISSING:
             return nxt
@@ -178,14 +178,17 @@ class CompiledGrammar:
     def mask(self, state: State) -> np.ndarray:
         """uint32[num_words] bitset of allowed tokens (EOS included when complete).
         The returned array is cached and read-only."""
-        hit = self._masks.get(state)
+        key = (state[0].serial, state[1])  # plain ints: a key the garbage collector ignores
+        hit = self._masks.get(key)
         if hit is not None:
             return hit[0]
         with self._lock:  # the kernel releases the GIL; scratch buffers are per grammar
-            hit = self._masks.get(state)  # another thread may have computed it meanwhile
+            hit = self._masks.get(key)  # another thread may have computed it meanwhile
             if hit is not None:
                 return hit[0]
-            return self._compute_mask(state)
+            bits = self._compute_mask(state)
+            self._masks.put(key, bits, bits.nbytes)  # made read-only here
+            return bits
 
     def _compute_mask(self, state: State) -> np.ndarray:
         bits = np.zeros(self.vocab.num_words, np.uint32)
@@ -224,7 +227,6 @@ class CompiledGrammar:
                     work.append((nxt, 0, ev_lo[sel], ev_hi[sel]))
         if self.can_end(state):
             bits |= self._eos
-        self._masks.put(state, bits, bits.nbytes)
         return bits
 
     def _walk(self, lex: Lexer, s: int, los: np.ndarray, his: np.ndarray, part: Slice | None = None):
