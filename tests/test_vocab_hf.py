@@ -89,6 +89,13 @@ def joined(vocab: Vocabulary, ids) -> bytes:
     return b"".join(parts)
 
 
+def assert_roundtrip(case, text: str) -> None:
+    """The vocabulary's bytes of the tokenizer's own encoding of ``text`` are ``text``'s bytes."""
+    name, tok, vocab = case
+    ids = tok.encode(text, add_special_tokens=False)
+    assert joined(vocab, ids) == expected_bytes(name, text)
+
+
 # --------------------------------------------------------------------------- sizes, EOS, specials
 def test_size_eos_prefix(case):
     name, tok, vocab = case
@@ -155,24 +162,18 @@ PROPERTY = settings(max_examples=60, deadline=None, derandomize=True,
 @PROPERTY
 @given(text=TEXT)
 def test_roundtrip_unicode_text(case, text):
-    name, tok, vocab = case
-    ids = tok.encode(text, add_special_tokens=False)
-    assert joined(vocab, ids) == expected_bytes(name, text)
+    assert_roundtrip(case, text)
 
 
 @PROPERTY
 @given(text=JSON_TEXT)
 def test_roundtrip_json_text(case, text):
-    name, tok, vocab = case
-    ids = tok.encode(text, add_special_tokens=False)
-    assert joined(vocab, ids) == expected_bytes(name, text)
+    assert_roundtrip(case, text)
 
 
 @pytest.mark.parametrize("text", ["", " ", "a", " a", "  a", "\na", "a  b", "x\u2581y", "{\n  \"k\": 1\n}"])
 def test_roundtrip_edge_cases(case, text):
-    name, tok, vocab = case
-    ids = tok.encode(text, add_special_tokens=False)
-    assert joined(vocab, ids) == expected_bytes(name, text)
+    assert_roundtrip(case, text)
 
 
 # --------------------------------------------------------------------------- scheme details
