@@ -378,6 +378,7 @@ def test_declare_is_unsupported_and_named():
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
+from regex_strategies import regexes  # noqa: E402
 from structgen.testing import GreedyLexerOracle, check_grammar_masks, multibyte_vocabulary  # noqa: E402
 
 ALPHABET = "ab-é中 "  # 1-, 2- and 3-byte characters; " " is only ever an %ignore terminal
@@ -386,16 +387,7 @@ RANDOM_SETTINGS = settings(max_examples=30, deadline=None, derandomize=True, dat
 _ATOMS = ["a", "b", "-", "é", "中", "ab", "a中", "é-", "[ab]", "[a-é]", "[^a ]", "[中é]", "[-b]"]
 
 
-@st.composite
-def _terminal_regexes(draw, depth=0):
-    kind = draw(st.sampled_from(["atom", "atom", "cat", "alt", "star", "plus", "opt"] if depth < 2 else ["atom"]))
-    if kind == "atom":
-        return draw(st.sampled_from(_ATOMS))
-    a = draw(_terminal_regexes(depth + 1))
-    if kind in ("cat", "alt"):
-        b = draw(_terminal_regexes(depth + 1))
-        return f"(?:{a}{'|' if kind == 'alt' else ''}{b})"
-    return f"(?:{a}){ {'star': '*', 'plus': '+', 'opt': '?'}[kind] }"
+_TERMINAL_REGEXES = regexes(_ATOMS, kinds=["atom", "atom", "cat", "alt", "star", "plus", "opt"])
 
 
 @st.composite
@@ -404,7 +396,7 @@ def random_lark_grammars(draw):
     terminals only, so the start rule is always productive."""
     terminals = {}
     for i in range(draw(st.integers(2, 4))):
-        rx = draw(_terminal_regexes().filter(lambda r: re.fullmatch(r, "") is None))
+        rx = draw(_TERMINAL_REGEXES.filter(lambda r: re.fullmatch(r, "") is None))
         terminals[f"T{i}"] = rx
     names = ["start"] + [f"r{i}" for i in range(1, draw(st.integers(1, 3)))]
     symbols = st.sampled_from(names + list(terminals))

@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from oracles import cfg_viable, regex_complete, regex_viable
+from regex_strategies import regexes
 from structgen.automata.regex import literal_dfa
 from structgen.errors import GrammarError
 from structgen.grammar.ir import Grammar, Terminal, term_symbol
@@ -91,27 +92,13 @@ REGEX_TOKENS = ["a", "b", "c", "0", "1", "ab", "bc", "a1", "10", "01", "abc", "c
                 "é", "aé", "x", " ", " a", "  "]
 
 
-@st.composite
-def random_regexes(draw, depth=0):
-    atoms = ["a", "b", "c", "[ab]", "[0-9]", "[^a]", "ö", "é", "-", " ", "x", "\\d", "."]
-    if depth >= 2:
-        return draw(st.sampled_from(atoms))
-    kind = draw(st.sampled_from(["atom", "cat", "alt", "star", "plus", "opt", "count"]))
-    if kind == "atom":
-        return draw(st.sampled_from(atoms))
-    a = draw(random_regexes(depth + 1))
-    if kind in ("cat", "alt"):
-        b = draw(random_regexes(depth + 1))
-        return f"(?:{a}{'|' if kind == 'alt' else ''}{b})"
-    if kind == "count":
-        lo = draw(st.integers(0, 2))
-        return f"(?:{a}){{{lo},{lo + draw(st.integers(0, 2))}}}"
-    return f"(?:{a}){ {'star': '*', 'plus': '+', 'opt': '?'}[kind] }"
+REGEX_ATOMS = ["a", "b", "c", "[ab]", "[0-9]", "[^a]", "ö", "é", "-", " ", "x", "\\d", "."]
+RANDOM_REGEXES = regexes(REGEX_ATOMS, kinds=["atom", "cat", "alt", "star", "plus", "opt", "count"])
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @SETTINGS
-@given(pattern=random_regexes(), seed=st.integers(0, 1000))
+@given(pattern=RANDOM_REGEXES, seed=st.integers(0, 1000))
 def test_regex_masks_match_partial_match_oracle(backend, pattern, seed):
     vocab = Vocabulary.from_strings(REGEX_TOKENS)
     compiled = compile_regex(pattern, vocab, kernels=backend)
