@@ -4,7 +4,8 @@ One compiler per vocabulary (as xgrammar's ``GrammarCompiler``) holds
 
 * the trie-walk cache every constraint over the vocabulary shares (walk
   results depend only on the vocabulary and a lexer automaton, so e.g. the
-  JSON-string interior walk is computed once for all schemas), and
+  JSON-string interior walk is computed once for all schemas) and the
+  vocabulary's mask slicers, and
 * the compiled constraints, memoised by kind + a digest of the source text +
   options: compiling the same source again returns the same object.
 
@@ -60,6 +61,7 @@ class GrammarCompiler:
         self.kernels = kernels
         self.cache_limit_bytes = cache_limit_bytes
         self.walk_cache = ByteLRU(cache_limit_bytes // 2)
+        self.slicers: dict = {}  # kernel backend -> the vocabulary's mask slicer (mask/slicer.py)
         self._compiled: OrderedDict[tuple, tuple[CompiledGrammar, int]] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -124,12 +126,13 @@ class GrammarCompiler:
         return self.walk_cache.used + sum(ir + c.cache_size_bytes for c, ir in entries)
 
     def clear_cache(self) -> None:
-        """Empty the walk cache and forget the memoised constraints (and their caches).
+        """Empty the walk cache and slicers and forget the memoised constraints (and their caches).
         Constraints and matchers in use stay valid; they refill what they need."""
         with self._lock:
             entries = list(self._compiled.values())
             self._compiled.clear()
         self.walk_cache.clear()
+        self.slicers.clear()
         for c, _ in entries:
             c.clear_cache()
 
@@ -157,7 +160,7 @@ class GrammarCompiler:
 
     def _build(self, grammar: Grammar, kind: str, engine: dict, report: CompileReport | None = None):
         return CompiledGrammar(grammar, self.vocab, kind=kind, limits=self.limits, walk_cache=self.walk_cache,
-                               report=report, **engine)
+                               slicers=self.slicers, report=report, **engine)
 
 
 # --- front-ends: source text -> grammar IR ------------------------------------------

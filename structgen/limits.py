@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
+from .automata.regex import DEFAULT_MAX_STATES
 from .errors import ConfigurationError
 
 __all__ = ["Limits", "DEFAULT_LIMITS"]
@@ -36,7 +37,7 @@ class Limits:
     * ``mask_cache_bytes``: bytes of token masks cached per constraint (LRU).
     """
 
-    max_regex_states: int = 100_000
+    max_regex_states: int = DEFAULT_MAX_STATES
     max_lexer_states: int = 200_000
     max_compile_seconds: float | None = 60.0
     max_earley_rows: int = 200_000

@@ -177,6 +177,7 @@ def test_module_functions_use_one_default_compiler_per_fingerprint():
     # the walk cache is the compiler's, shared by its constraints
     assert compile_regex("[12]+", v1)._inner is compile_grammar(NESTED, v1)._inner
     assert default_compiler(v1).walk_cache is compile_regex("[12]+", v1)._inner
+    assert compile_regex("[12]+", v1)._slicer is compile_grammar(NESTED, v1)._slicer
 
 
 # --- long-lived constraints ---------------------------------------------------------

@@ -257,6 +257,11 @@ class EarleyParser:
         self._advance.clear()
 
     @property
+    def indexed_rows(self) -> int:
+        """Rows in the index, dead ones not yet swept included (cheap: for size estimates)."""
+        return len(self._live)
+
+    @property
     def num_rows(self) -> int:
         """Rows alive now (held by a matcher, a cache or a later row's origins)."""
         return sum(1 for ref in list(self._live.values()) if ref() is not None)
