@@ -84,7 +84,7 @@ def test_batch_cold_masks_in_parallel_equal_row_by_row_gpt2():
 
 
 def test_batch_indices_and_torch():
-    torch = pytest.importorskip("torch")
+    import torch
     vocab = Vocabulary.byte_level()
     matchers = _matchers(vocab, seed=1, n=3)
     want = _row_by_row(matchers, vocab.size)

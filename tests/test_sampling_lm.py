@@ -8,16 +8,14 @@ import re
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("transformers")
+import torch
+from models_fixture import tiny_llama_for
+from tokenizers_fixture import gpt2
 
-from models_fixture import tiny_llama_for  # noqa: E402
-from tokenizers_fixture import gpt2  # noqa: E402
-
-from structgen import compile_regex  # noqa: E402
-from structgen.integrations.lm import TransformersLM  # noqa: E402
-from structgen.integrations.transformers import vocabulary_for  # noqa: E402
-from structgen.sampling import AWRS, ASAp, smc  # noqa: E402
+from structgen import compile_regex
+from structgen.integrations.lm import TransformersLM
+from structgen.integrations.transformers import vocabulary_for
+from structgen.sampling import AWRS, ASAp, smc
 
 pytestmark = pytest.mark.hf
 
