@@ -178,6 +178,10 @@ def test_module_functions_use_one_default_compiler_per_fingerprint():
     assert compile_regex("[12]+", v1)._inner is compile_grammar(NESTED, v1)._inner
     assert default_compiler(v1).walk_cache is compile_regex("[12]+", v1)._inner
     assert compile_regex("[12]+", v1)._slicer is compile_grammar(NESTED, v1)._slicer
+    from structgen.json_schema import compile_json_schema as json_schema_entry
+
+    schema = {"type": "array", "items": {"type": "integer"}}
+    assert json_schema_entry(schema, v1) is structgen.compile_json_schema(schema, v2)
 
 
 # --- long-lived constraints ---------------------------------------------------------
