@@ -38,6 +38,7 @@ from .vocab.vocabulary import Vocabulary
 __all__ = ["GrammarCompiler", "Limits", "default_compiler", "regex_grammar", "text_grammar"]
 
 DEFAULT_CACHE_LIMIT_BYTES = 1 << 30
+_REMEASURE_EVERY = 32
 #: options of the compiled constraint itself (the rest of a call's options go to the front-end)
 _ENGINE_OPTIONS = ("kernels", "cache_bytes")
 
@@ -62,7 +63,12 @@ class GrammarCompiler:
         self.cache_limit_bytes = cache_limit_bytes
         self.walk_cache = ByteLRU(cache_limit_bytes // 2)
         self.slicers: dict = {}  # kernel backend -> the vocabulary's mask slicer (mask/slicer.py)
-        self._compiled: OrderedDict[tuple, tuple[CompiledGrammar, int]] = OrderedDict()
+        self._compiled: OrderedDict[tuple, tuple[CompiledGrammar, int]] = OrderedDict()  # (constraint, IR bytes)
+        # bytes of the memoised constraints as last measured (constraints' caches grow
+        # after insertion, so every so many inserts all are measured again)
+        self._sizes: dict[tuple, int] = {}
+        self._used = 0
+        self._inserts = 0
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -131,6 +137,8 @@ class GrammarCompiler:
         with self._lock:
             entries = list(self._compiled.values())
             self._compiled.clear()
+            self._sizes.clear()
+            self._used = 0
         self.walk_cache.clear()
         self.slicers.clear()
         for c, _ in entries:
@@ -147,16 +155,23 @@ class GrammarCompiler:
             hit = self._compiled.get(key)
             if hit is not None:
                 return hit[0]
-            self._compiled[key] = (compiled, _ir_bytes(compiled.grammar))
+            ir = _ir_bytes(compiled.grammar)
+            self._compiled[key] = (compiled, ir)
+            self._sizes[key] = ir
+            self._used += ir
             self._evict()
         return compiled
 
     def _evict(self) -> None:
+        """Drop least recently used constraints past the budget (called with the lock held)."""
+        self._inserts += 1
+        if self._inserts % _REMEASURE_EVERY == 0:  # amortised O(1) per insert
+            self._sizes = {k: ir + c.cache_size_bytes for k, (c, ir) in self._compiled.items()}
+            self._used = sum(self._sizes.values())
         budget = self.cache_limit_bytes - self.cache_limit_bytes // 2
-        used = sum(ir + c.cache_size_bytes for c, ir in self._compiled.values())
-        while used > budget and len(self._compiled) > 1:
-            _, (c, ir) = self._compiled.popitem(last=False)
-            used -= ir + c.cache_size_bytes
+        while self._used > budget and len(self._compiled) > 1:
+            key, _ = self._compiled.popitem(last=False)
+            self._used -= self._sizes.pop(key)
 
     def _build(self, grammar: Grammar, kind: str, engine: dict, report: CompileReport | None = None):
         return CompiledGrammar(grammar, self.vocab, kind=kind, limits=self.limits, walk_cache=self.walk_cache,
