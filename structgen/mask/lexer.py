@@ -48,13 +48,16 @@ class Lexer:
 class LexerFactory:
     """Builds the lexer of any allowed-terminal set of one grammar.
 
-    A product state is the tuple of its *live* components (terminal j, state of
-    j); its transitions do not depend on which other terminals are allowed, so
-    they are computed once per grammar over the grammar-wide byte classes and
-    shared by every lexer (e.g. the many "remaining keys" sets of a large
-    object).  Each lexer is then put in a canonical form (merged byte classes
-    numbered by first byte, states numbered by BFS) so equal automata from
-    different grammars share trie-walk caches."""
+    A product state is the vector of its components' states (one per allowed
+    terminal, a shared dead index once a terminal is out).  The product is
+    built breadth first, one level per array operation: a frontier of ``m``
+    states steps through every byte class at once in one table that stacks
+    the allowed terminals' DFAs, so the Python work is one dictionary lookup
+    per new state, not one per (state, byte class).  Byte classes are those
+    the allowed terminals tell apart (a big object's grammar has many more).
+    Each lexer is then put in a canonical form (merged byte classes numbered
+    by first byte, states numbered by BFS) so equal automata from different
+    grammars share trie-walk caches."""
 
     def __init__(self, terminals: list[Terminal], *, max_states: int = DEFAULT_LIMITS.max_lexer_states):
         self.terminals = terminals
@@ -67,35 +70,6 @@ class LexerFactory:
             self._uniq, cls = np.zeros((1, 0), np.uint8), np.zeros(256, np.int64)
         self.classes = cls.astype(np.uint8).reshape(256)
         self.n_cls = len(self._uniq)
-        self._per_term: dict[int, list] = {}
-        self._rows: dict[tuple, list] = {}
-        self._acc: dict[tuple, int] = {}
-
-    def _term_rows(self, j: int) -> list:
-        rows = self._per_term.get(j)
-        if rows is None:
-            rows = self._per_term[j] = self.dfas[j].trans[:, self._uniq[:, j]].tolist()
-        return rows
-
-    def _row(self, key: tuple) -> list:
-        """Next product state (or None) for every grammar-wide byte class."""
-        row = self._rows.get(key)
-        if row is None:
-            cols = zip(*[self._term_rows(j)[q] for j, q in key])
-            js = [j for j, _ in key]
-            row = [tuple((j, q) for j, q in zip(js, col) if q >= 0) or None for col in cols]
-            self._rows[key] = row
-        return row
-
-    def _acc_terms(self, key: tuple) -> int:
-        m = self._acc.get(key)
-        if m is None:
-            m = 0
-            for j, q in key:
-                if self.dfas[j].accepting[q]:
-                    m |= 1 << j
-            self._acc[key] = m
-        return m
 
     def build(self, mask: int) -> Lexer:
         ids = [t for t in range(len(self.terminals)) if mask >> t & 1]
@@ -107,30 +81,75 @@ class LexerFactory:
             trans = np.vstack([shifted[d.start][None], shifted])
             return Lexer.make(mask, trans, np.asarray(d.classes, np.uint8),
                               [0] + [(1 << ids[0]) if a else 0 for a in d.accepting.tolist()])
-        start = tuple((j, self.dfas[j].start) for j in ids)
+        table, classes, acc_rows = self._product(ids)
+        acc_of: dict[bytes, int] = {}  # accepting-components pattern -> terminal bitmask
+        acc_terms = []
+        for key in map(bytes, acc_rows):
+            m = acc_of.get(key)
+            if m is None:
+                m = acc_of[key] = sum(1 << ids[p] for p, a in enumerate(key) if a)
+            acc_terms.append(m)
+        return _canonical(mask, table, classes, acc_terms)
+
+    def _product(self, ids: list[int]):
+        """(int32[S, C] transitions, uint8[256] byte classes, bool[S, k] accepting
+        components) of the product of the terminals ``ids``; state 0 is the start."""
+        k = len(ids)
+        # Byte classes of these terminals only.
+        local, inv = np.unique(self._uniq[:, ids], axis=0, return_inverse=True)
+        classes = inv.reshape(-1).astype(np.uint8)[self.classes]
+        # All terminals' DFAs in one table: component p's state q is row offs[p] + q;
+        # the last row is the shared dead state (it loops on itself).
+        sizes = [self.dfas[j].num_states for j in ids]
+        offs = np.zeros(k + 1, np.int64)
+        np.cumsum(sizes, out=offs[1:])
+        dead = int(offs[-1])
+        big = np.empty((dead + 1, len(local)), np.int32)
+        acc = np.zeros(dead + 1, bool)
+        for p, j in enumerate(ids):
+            d = self.dfas[j]
+            t = d.trans[:, local[:, p]]
+            big[offs[p]:offs[p + 1]] = np.where(t >= 0, t + offs[p], dead)
+            acc[offs[p]:offs[p + 1]] = d.accepting
+        big[dead] = dead
+        n_cls = len(local)
+        start = np.array([[offs[p] + self.dfas[j].start for p, j in enumerate(ids)]], np.int32)
         # State 0 means "no pending bytes": it is kept out of ``index`` so that a
-        # transition back to the start tuple (e.g. /(ab)*c/ after "ab") gets its own state.
-        index: dict[tuple, int] = {}
-        queue = [start]
-        table = []
-        for st in queue:
-            out = []
-            for nk in self._row(st):
-                if nk is None:
-                    out.append(-1)
-                    continue
-                k = index.get(nk)
-                if k is None:
-                    k = index[nk] = len(queue)
-                    queue.append(nk)
-                    if len(queue) > self.max_states:
-                        names = ", ".join(self.terminals[t].name for t in ids[:8])
-                        raise BudgetExceeded(f"lexer for terminals {{{names}...}} exceeds "
-                                             f"{self.max_states} states")
-                out.append(k)
-            table.append(out)
-        return _canonical(mask, np.array(table, np.int32), self.classes,
-                          [self._acc_terms(st) for st in queue])
+        # transition back to the start vector (e.g. /(ab)*c/ after "ab") gets its own state.
+        index: dict[bytes, int] = {}
+        states = [start]
+        rows = []
+        frontier = start
+        n_states = 1
+        chunk = max(1, (1 << 22) // (n_cls * k))  # frontier states per array step (memory bound)
+        while len(frontier):
+            new = []
+            for c0 in range(0, len(frontier), chunk):
+                part = frontier[c0:c0 + chunk]
+                nxt = big[part].transpose(0, 2, 1).reshape(-1, k)  # [(state, class), component]
+                alive = np.flatnonzero((nxt != dead).any(axis=1))
+                raw = nxt[alive].tobytes()
+                width = 4 * k
+                target = []
+                for r in range(len(alive)):
+                    key = raw[r * width:(r + 1) * width]
+                    s = index.get(key)
+                    if s is None:
+                        s = index[key] = n_states
+                        n_states += 1
+                        new.append(key)
+                    target.append(s)
+                if n_states > self.max_states:
+                    names = ", ".join(self.terminals[t].name for t in ids[:8])
+                    raise BudgetExceeded(f"lexer for terminals {{{names}...}} exceeds "
+                                         f"{self.max_states} states")
+                out = np.full(len(nxt), -1, np.int32)
+                out[alive] = target
+                rows.append(out.reshape(len(part), n_cls))
+            frontier = np.frombuffer(b"".join(new), np.int32).reshape(-1, k)
+            states.append(frontier)
+        table = np.concatenate(rows)
+        return table, classes, acc[np.concatenate(states)]
 
 
 def _canonical(mask: int, trans: np.ndarray, classes: np.ndarray, acc_terms: list[int]) -> Lexer:
