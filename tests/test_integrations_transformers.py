@@ -162,7 +162,7 @@ def test_state_comes_from_input_ids_rollback_and_permutation(setup):
     assert not torch.equal(short[0], short[1])
     m = c.matcher()
     assert m.accept_tokens(a[:3])
-    allowed = torch.from_numpy(m.next_token_mask().view("int32")).unsqueeze(-1)
+    allowed = torch.from_numpy(m.next_token_mask().view("int32").copy()).unsqueeze(-1)  # masks are read-only
     bits = ((allowed >> torch.arange(32, dtype=torch.int32)) & 1).bool().flatten()[:vocab.size]
     assert torch.equal(short[0], bits)
 

@@ -31,12 +31,12 @@ from __future__ import annotations
 import builtins
 import json
 import time
-import weakref
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Callable, Sequence
 
 from ..api.types import normalize_schema
+from ..compiler import default_compiler
 from ..errors import ConfigurationError
 from ..mask.engine import CompiledGrammar
 from ..sampling.warpers import TokenSampler
@@ -86,33 +86,8 @@ class GenerationResult:
 
 # --- constraints -----------------------------------------------------------------
 
-_COMPILED: "weakref.WeakKeyDictionary[Vocabulary, dict]" = weakref.WeakKeyDictionary()
-
-
-def _cached(vocab: Vocabulary, key, build: Callable[[], CompiledGrammar]) -> CompiledGrammar:
-    per = _COMPILED.setdefault(vocab, {})
-    c = per.get(key)
-    if c is None:
-        if len(per) >= 32:
-            per.pop(next(iter(per)))
-        c = per[key] = build()
-    return c
-
-
-def _json_schema_compiler():
-    try:
-        from ..json_schema import compile_json_schema
-    except ImportError as e:
-        raise ConfigurationError(
-            f"schema= and type= need structgen.json_schema (compile_json_schema), which is not available: {e}") from e
-    return compile_json_schema
-
-
 def _compile_schema(vocab: Vocabulary, schema: dict, options: dict | None) -> CompiledGrammar:
-    compile_json_schema = _json_schema_compiler()
-    opts = dict(options or {})
-    key = ("schema", json.dumps(schema, sort_keys=True), json.dumps(opts, sort_keys=True, default=repr))
-    return _cached(vocab, key, lambda: compile_json_schema(schema, vocab, **opts))
+    return default_compiler(vocab).compile_json_schema(schema, **dict(options or {}))
 
 
 def resolve_constraint(vocab: Vocabulary, *, schema=None, regex=None, grammar=None, type=None,
@@ -123,17 +98,18 @@ def resolve_constraint(vocab: Vocabulary, *, schema=None, regex=None, grammar=No
              if v is not None]
     if len(given) > 1:
         raise ConfigurationError(f"pass at most one of schema=, regex=, grammar=, type= (got {', '.join(given)})")
-    from .. import compile_grammar, compile_regex, list_grammars, load_grammar
+    from .. import list_grammars, load_grammar
 
+    compiler = default_compiler(vocab)  # memoises constraints: a repeated call compiles nothing
     if regex is not None:
         if isinstance(regex, CompiledGrammar):
             return regex, None
-        return _cached(vocab, ("regex", regex), lambda: compile_regex(regex, vocab)), None
+        return compiler.compile_regex(regex), None
     if grammar is not None:
         if isinstance(grammar, CompiledGrammar):
             return grammar, None
         text = load_grammar(grammar) if grammar in list_grammars() else grammar
-        return _cached(vocab, ("grammar", text), lambda: compile_grammar(text, vocab)), None
+        return compiler.compile_grammar(text), None
     if schema is not None:
         if isinstance(schema, CompiledGrammar):
             return schema, json.loads
@@ -233,9 +209,7 @@ def generate(model, tokenizer, prompt: str | Sequence[str] | Sequence[dict], *, 
         pad_id = min(eos) if eos else 0
 
     if heal_prompt and compiled is None:  # healing needs a constraint to prefix: "anything"
-        from .. import compile_regex
-
-        compiled = _cached(vocab, ("regex", "(?s).*"), lambda: compile_regex("(?s).*", vocab))
+        compiled = default_compiler(vocab).compile_regex("(?s).*")
     encode = partial(encode_bytes, tokenizer, vocab)  # canonical spelling of forced/closing bytes
     sources = _draft_sources(draft, fast_forward)
     drafting = Drafting(grammar=GrammarDrafts(encode) if "grammar" in sources and compiled is not None else None,

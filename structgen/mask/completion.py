@@ -17,6 +17,8 @@ from ..grammar.earley import DEAD
 
 __all__ = ["CompletionCache", "shortest_completion", "greedy_completion"]
 
+_MISSING = object()
+
 #: bytes a greedy completion tries first: what closes strings, objects, arrays and groups
 _CLOSERS = b'}])"'
 
@@ -33,6 +35,12 @@ class _Memo(dict):
             self.clear()
         self[key] = value
         return value
+
+
+def state_key(state) -> tuple[int, int]:
+    """A memo key for a parser state that neither keeps its Earley row alive nor is
+    scanned by the garbage collector: (row serial, lexer state)."""
+    return state[0].serial, state[1]
 
 
 class CompletionCache:
@@ -101,11 +109,12 @@ def greedy_completion(compiled, state, *, max_steps: int = 20_000) -> bytes | No
     """*A* completion of ``state`` (not always the shortest): depth-first over bytes,
     closers first, never revisiting a state; None when none is found within
     ``max_steps`` advances.  Memoised per state."""
-    memo = compiled.completion_cache.greedy
-    if state in memo:
-        return memo[state]
+    memo, key = compiled.completion_cache.greedy, state_key(state)
+    hit = memo.get(key, _MISSING)  # one lookup: another thread may clear the memo
+    if hit is not _MISSING:
+        return hit
     if compiled.can_end(state):
-        return memo.put(state, b"")
+        return memo.put(key, b"")
     seen = {state}
     stack = [(state, iter(_greedy_order(compiled, state)))]
     path = bytearray()
@@ -120,16 +129,16 @@ def greedy_completion(compiled, state, *, max_steps: int = 20_000) -> bytes | No
             continue
         steps += 1
         if steps > max_steps:
-            return memo.put(state, None)
+            return memo.put(key, None)
         s2 = compiled.advance_bytes(s, bytes((b,)))
         if s2 is None or s2 in seen:
             continue
         seen.add(s2)
         path.append(b)
         if compiled.can_end(s2):
-            return memo.put(state, bytes(path))
+            return memo.put(key, bytes(path))
         stack.append((s2, iter(_greedy_order(compiled, s2))))
-    return memo.put(state, None)
+    return memo.put(key, None)
 
 
 def shortest_completion(compiled, state, *, max_states: int = 5_000) -> bytes | None:
@@ -139,11 +148,12 @@ def shortest_completion(compiled, state, *, max_states: int = 5_000) -> bytes | 
     :func:`greedy_completion`).  Memoised per state, with every state on a found path
     (suffixes of shortest paths are shortest); a memoised tail met during the search
     is a candidate, and the search goes on while a shorter total is still possible."""
-    memo = compiled.completion_cache.shortest
-    if state in memo:
-        return memo[state]
+    memo, key = compiled.completion_cache.shortest, state_key(state)
+    hit = memo.get(key, _MISSING)  # one lookup: another thread may clear the memo
+    if hit is not _MISSING:
+        return hit
     if compiled.can_end(state):
-        return memo.put(state, b"")
+        return memo.put(key, b"")
     parent: dict = {state: None}
     frontier = [state]
     depth = 0
@@ -159,7 +169,7 @@ def shortest_completion(compiled, state, *, max_states: int = 5_000) -> bytes | 
                 if compiled.can_end(s2):
                     tail = b""
                 else:
-                    tail = memo.get(s2)
+                    tail = memo.get(state_key(s2))
                     if tail is None:
                         nxt.append(s2)
                         continue
@@ -170,7 +180,7 @@ def shortest_completion(compiled, state, *, max_states: int = 5_000) -> bytes | 
         frontier = nxt
         depth += 1
     if best is None:
-        return memo.put(state, None) if not frontier else None
+        return memo.put(key, None) if not frontier else None
     _, s, tail = best
     path = bytearray()
     chain = [s]
@@ -181,6 +191,6 @@ def shortest_completion(compiled, state, *, max_states: int = 5_000) -> bytes | 
     path.reverse()
     full = bytes(path) + tail
     for k, st in enumerate(chain):  # chain[k]: the state after len(path) - k bytes
-        if st not in memo:
-            memo.put(st, full[len(path) - k:])
-    return memo[state] if state in memo else full
+        if state_key(st) not in memo:
+            memo.put(state_key(st), full[len(path) - k:])
+    return memo.get(key, full)

@@ -17,12 +17,12 @@ import numpy as np
 
 from ..errors import ConfigurationError, StructgenError, VocabularyError
 from ..vocab.tokenize import bytewise_tokenize, greedy_tokenize
-from .completion import greedy_completion, shortest_completion
+from .completion import greedy_completion, shortest_completion, state_key
 from .engine import CompiledGrammar, State
 
 __all__ = ["Matcher"]
 
-# A step: (row, lexer state, required prefix still to produce, terminated, depth, previous step)
+# A step: (Earley row, lexer state, required prefix still to produce, terminated, depth, previous step)
 _ROW, _LEX, _PREFIX, _DONE, _DEPTH, _PREV = range(6)
 
 Encoder = Callable[[bytes], list]
@@ -94,7 +94,7 @@ class Matcher:
         if self._extra_eos is None:
             return words
         memo = c.completion_cache.prefix_masks
-        key = ("eos", self.eos_ids, state)
+        key = ("eos", self.eos_ids, state_key(state))
         hit = memo.get(key)
         if hit is None:
             hit = words & ~c._eos
@@ -108,7 +108,7 @@ class Matcher:
         """Tokens spelling a prefix of ``prefix``, or ``prefix`` and a valid continuation."""
         c = self.compiled
         memo = c.completion_cache.prefix_masks
-        key = ("prefix", prefix, state)
+        key = ("prefix", prefix, state_key(state))
         hit = memo.get(key)
         if hit is not None:
             return hit
@@ -273,7 +273,7 @@ class Matcher:
         if self.is_terminated():
             return []
         c, top = self.compiled, self._top
-        key = (top[_PREFIX], top[_ROW], top[_LEX])
+        key = (top[_PREFIX], top[_ROW].serial, top[_LEX])
         memo = c.completion_cache.closing
         ids = memo.get(key, False)
         if ids is False:
