@@ -2,10 +2,16 @@
 
 * :mod:`structgen.integrations.transformers` -- a ``LogitsProcessor`` and a
   ``StoppingCriteria`` for ``model.generate`` (sampling, beam search, assisted
-  decoding, left padding), state kept in a prefix trie of matcher snapshots.
-* :mod:`structgen.integrations.generate` -- structgen's own generation loop
-  (KV cache, batches with left padding, fast-forward of forced text,
-  budget-safe closing, prompt healing, streaming): :func:`generate`.
+  decoding, left padding), state kept in a prefix trie of matchers.
+* :mod:`structgen.integrations.generate` -- the front door :func:`generate`
+  (constraint, prompts, options, results).
+* :mod:`structgen.integrations.loop` -- the KV-cached decoding loop (batches
+  with left padding, drafts and their verification, budget-safe closing,
+  streaming), one ``Matcher`` per prompt.
+* :mod:`structgen.integrations.drafters` -- draft models (a smaller LM, or the
+  target's own first layers).
+* :mod:`structgen.integrations.samplers` and :mod:`structgen.integrations.lm`
+  -- the exact samplers (AWRS, SMC, ASAp) on a transformers model.
 
 Nothing here is imported by ``import structgen``; torch and transformers are
 imported only when these modules are.  Use ``structgen.generate`` or
