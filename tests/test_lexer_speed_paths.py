@@ -10,7 +10,10 @@ import pytest
 
 from structgen import Vocabulary, compile_grammar, compile_json_schema
 from structgen.errors import BudgetExceeded
+from structgen.mask.kernels import get_kernels
 from structgen.mask.lexer import LexerFactory, _canonical
+
+BACKENDS = ["numba", "reference"]
 
 SCHEMA = {
     "type": "object",
@@ -62,11 +65,12 @@ def _grammars():
     return [compile_json_schema(SCHEMA, vocab).grammar, compile_grammar(GRAMMAR, vocab).grammar]
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("which", [0, 1])
-def test_product_lexer_equals_plain_product(which):
+def test_product_lexer_equals_plain_product(which, backend):
     grammar = _grammars()[which]
     terms = grammar.terminals
-    factory = LexerFactory(terms)
+    factory = LexerFactory(terms, kernels=get_kernels(backend))
     rng = random.Random(5 + which)
     masks = [(1 << len(terms)) - 1] + [rng.getrandbits(len(terms)) for _ in range(25)]
     for mask in masks:
@@ -78,9 +82,36 @@ def test_product_lexer_equals_plain_product(which):
         assert got.acc_terms == want.acc_terms
 
 
-def test_product_lexer_budget_is_enforced():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_product_lexer_budget_is_enforced(backend):
     grammar = _grammars()[1]
     mask = (1 << len(grammar.terminals)) - 1
-    full = LexerFactory(grammar.terminals).build(mask)
+    kernels = get_kernels(backend)
+    full = LexerFactory(grammar.terminals, kernels=kernels).build(mask)
+    n = full.trans.shape[0]
+    assert LexerFactory(grammar.terminals, max_states=n, kernels=kernels).build(mask).walk_key == full.walk_key
     with pytest.raises(BudgetExceeded):
-        LexerFactory(grammar.terminals, max_states=full.trans.shape[0] // 2).build(mask)
+        LexerFactory(grammar.terminals, max_states=n - 1, kernels=kernels).build(mask)
+
+
+def test_lexer_product_twins_agree_on_random_tables():
+    """numba and pure-Python ``lexer_product`` on random stacked tables, including
+    a too-small output (-1) and returns to the start vector."""
+    rng = np.random.default_rng(21)
+    nb, ref = get_kernels("numba"), get_kernels("reference")
+    for _ in range(40):
+        rows, n_cls, k = int(rng.integers(2, 9)), int(rng.integers(1, 5)), int(rng.integers(1, 4))
+        dead = rows - 1
+        big = rng.integers(0, rows, size=(rows, n_cls)).astype(np.int32)
+        big[dead] = dead
+        start = rng.integers(0, rows - 1, size=k).astype(np.int32)
+        cap = int(rng.integers(1, 40))
+        cols = rng.permutation(n_cls)[:int(rng.integers(1, n_cls + 1))]  # columns read, in this order
+        outs = []
+        for kern in (nb, ref):
+            trans, vecs = np.full((cap, len(cols)), -7, np.int32), np.full((cap, k), -7, np.int32)
+            n = kern.lexer_product(big, cols, dead, start, trans, vecs, np.full(128, -1, np.int32))
+            outs.append((n, trans[:max(n, 0)].copy(), vecs[:max(n, 0)].copy()))
+        assert outs[0][0] == outs[1][0]
+        if outs[0][0] > 0:
+            assert np.array_equal(outs[0][1], outs[1][1]) and np.array_equal(outs[0][2], outs[1][2])

@@ -71,7 +71,8 @@ class CompiledGrammar:
             if self._slicer is None:
                 self._slicer = slicers.setdefault(self._k.__name__, Slicer(vocab, self._k))
         self._lexers: dict[int, Lexer] = {}
-        self._lexer_factory = LexerFactory(grammar.terminals, max_states=limits.max_lexer_states)
+        self._lexer_factory = LexerFactory(grammar.terminals, max_states=limits.max_lexer_states,
+                                           kernels=self._k)
         self._lexer_lock = threading.Lock()
         self._inner = walk_cache if walk_cache is not None else ByteLRU(limits.mask_cache_bytes)
         self._lock = threading.Lock()  # the mask kernel's scratch buffers

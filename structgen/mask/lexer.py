@@ -10,6 +10,7 @@ import numpy as np
 from ..errors import BudgetExceeded
 from ..grammar.ir import Terminal
 from ..limits import DEFAULT_LIMITS
+from .kernels import get_kernels
 
 
 @dataclass(frozen=True, eq=False)
@@ -49,27 +50,26 @@ class LexerFactory:
     """Builds the lexer of any allowed-terminal set of one grammar.
 
     A product state is the vector of its components' states (one per allowed
-    terminal, a shared dead index once a terminal is out).  The product is
-    built breadth first, one level per array operation: a frontier of ``m``
-    states steps through every byte class at once in one table that stacks
-    the allowed terminals' DFAs, so the Python work is one dictionary lookup
-    per new state, not one per (state, byte class).  Byte classes are those
-    the allowed terminals tell apart (a big object's grammar has many more).
-    Each lexer is then put in a canonical form (merged byte classes numbered
+    terminal, a shared dead index once a terminal is out).  The allowed
+    terminals' DFAs are stacked in one table over the byte classes they tell
+    apart (a big object's grammar has many more), and one kernel call
+    (``lexer_product``) explores the product breadth first.  Each lexer is then put in a canonical form (merged byte classes numbered
     by first byte, states numbered by BFS) so equal automata from different
     grammars share trie-walk caches."""
 
-    def __init__(self, terminals: list[Terminal], *, max_states: int = DEFAULT_LIMITS.max_lexer_states):
+    def __init__(self, terminals: list[Terminal], *, max_states: int = DEFAULT_LIMITS.max_lexer_states,
+                 kernels=None):
         self.terminals = terminals
+        self._k = get_kernels() if kernels is None else kernels
         self.max_states = max_states
         self.dfas = [t.dfa for t in terminals]
-        if self.dfas:
-            sig = np.stack([d.classes for d in self.dfas], axis=1)
-            self._uniq, cls = np.unique(sig, axis=0, return_inverse=True)
-        else:
-            self._uniq, cls = np.zeros((1, 0), np.uint8), np.zeros(256, np.int64)
-        self.classes = cls.astype(np.uint8).reshape(256)
-        self.n_cls = len(self._uniq)
+        # Grammar-wide byte classes, numbered by first byte (so are the classes of
+        # any terminal subset, numbered by first occurrence: see _product).
+        sig = np.stack([d.classes for d in self.dfas], axis=1) if self.dfas else np.zeros((256, 0), np.uint8)
+        self.classes, first = _first_occurrence_ids(sig)
+        self._uniq = sig[first]  # [grammar class, terminal] -> the terminal's own class
+        self.n_cls = len(first)
+        self._stack = None
 
     def build(self, mask: int) -> Lexer:
         ids = [t for t in range(len(self.terminals)) if mask >> t & 1]
@@ -89,71 +89,82 @@ class LexerFactory:
             if m is None:
                 m = acc_of[key] = sum(1 << ids[p] for p, a in enumerate(key) if a)
             acc_terms.append(m)
-        return _canonical(mask, table, classes, acc_terms)
+        return _canonical(mask, table, classes, acc_terms, bfs_numbered=True)
+
+    def _stacked(self):
+        """Every terminal's DFA in one table over the grammar's byte classes
+        (int32[rows, classes]): terminal j's state q is row ``offs[j] + q``; the
+        last row is the shared dead state (it loops on itself); ``acc[row]``:
+        that state accepts.  Built at the first product, then shared by all."""
+        st = self._stack
+        if st is None:
+            offs = np.zeros(len(self.dfas) + 1, np.int64)
+            np.cumsum([d.num_states for d in self.dfas], out=offs[1:])
+            dead = int(offs[-1])
+            big = np.empty((dead + 1, self.n_cls), np.int32)
+            acc = np.zeros(dead + 1, bool)
+            for j, d in enumerate(self.dfas):
+                t = d.trans[:, self._uniq[:, j]]
+                big[offs[j]:offs[j + 1]] = np.where(t >= 0, t + offs[j], dead)
+                acc[offs[j]:offs[j + 1]] = d.accepting
+            big[dead] = dead
+            st = self._stack = (big, offs, acc)
+        return st
 
     def _product(self, ids: list[int]):
         """(int32[S, C] transitions, uint8[256] byte classes, bool[S, k] accepting
         components) of the product of the terminals ``ids``; state 0 is the start."""
         k = len(ids)
-        # Byte classes of these terminals only.
-        local, inv = np.unique(self._uniq[:, ids], axis=0, return_inverse=True)
-        classes = inv.reshape(-1).astype(np.uint8)[self.classes]
-        # All terminals' DFAs in one table: component p's state q is row offs[p] + q;
-        # the last row is the shared dead state (it loops on itself).
-        sizes = [self.dfas[j].num_states for j in ids]
-        offs = np.zeros(k + 1, np.int64)
-        np.cumsum(sizes, out=offs[1:])
-        dead = int(offs[-1])
-        big = np.empty((dead + 1, len(local)), np.int32)
-        acc = np.zeros(dead + 1, bool)
-        for p, j in enumerate(ids):
-            d = self.dfas[j]
-            t = d.trans[:, local[:, p]]
-            big[offs[p]:offs[p + 1]] = np.where(t >= 0, t + offs[p], dead)
-            acc[offs[p]:offs[p + 1]] = d.accepting
-        big[dead] = dead
-        n_cls = len(local)
-        start = np.array([[offs[p] + self.dfas[j].start for p, j in enumerate(ids)]], np.int32)
-        # State 0 means "no pending bytes": it is kept out of ``index`` so that a
-        # transition back to the start vector (e.g. /(ab)*c/ after "ab") gets its own state.
-        index: dict[bytes, int] = {}
-        states = [start]
-        rows = []
-        frontier = start
-        n_states = 1
-        chunk = max(1, (1 << 22) // (n_cls * k))  # frontier states per array step (memory bound)
-        while len(frontier):
-            new = []
-            for c0 in range(0, len(frontier), chunk):
-                part = frontier[c0:c0 + chunk]
-                nxt = big[part].transpose(0, 2, 1).reshape(-1, k)  # [(state, class), component]
-                alive = np.flatnonzero((nxt != dead).any(axis=1))
-                raw = nxt[alive].tobytes()
-                width = 4 * k
-                target = []
-                for r in range(len(alive)):
-                    key = raw[r * width:(r + 1) * width]
-                    s = index.get(key)
-                    if s is None:
-                        s = index[key] = n_states
-                        n_states += 1
-                        new.append(key)
-                    target.append(s)
-                if n_states > self.max_states:
-                    names = ", ".join(self.terminals[t].name for t in ids[:8])
-                    raise BudgetExceeded(f"lexer for terminals {{{names}...}} exceeds "
-                                         f"{self.max_states} states")
-                out = np.full(len(nxt), -1, np.int32)
-                out[alive] = target
-                rows.append(out.reshape(len(part), n_cls))
-            frontier = np.frombuffer(b"".join(new), np.int32).reshape(-1, k)
-            states.append(frontier)
-        table = np.concatenate(rows)
-        return table, classes, acc[np.concatenate(states)]
+        # Byte classes of these terminals only, numbered by first byte: the
+        # breadth-first scan of the kernel (parents in order, classes in order)
+        # then numbers states as _canonical would, and it can skip that pass.
+        of_grammar_cls, first = _first_occurrence_ids(self._uniq[:, ids])
+        classes = of_grammar_cls[self.classes]
+        big, offs, acc = self._stacked()
+        dead = len(big) - 1
+        start = np.array([offs[j] + self.dfas[j].start for j in ids], np.int32)
+        cap = min(self.max_states, 1024)
+        while True:  # grow the output until the product fits (or passes the budget)
+            trans = np.empty((cap, len(first)), np.int32)
+            vectors = np.empty((cap, k), np.int32)
+            table = np.full(1 << (2 * cap - 1).bit_length(), -1, np.int32)
+            n = self._k.lexer_product(big, first, dead, start, trans, vectors, table)
+            if n >= 0:
+                return trans[:n], classes, acc[vectors[:n]]
+            if cap >= self.max_states:
+                names = ", ".join(self.terminals[t].name for t in ids[:8])
+                raise BudgetExceeded(f"lexer for terminals {{{names}...}} exceeds "
+                                     f"{self.max_states} states")
+            cap = min(self.max_states, cap * 4)
 
 
-def _canonical(mask: int, trans: np.ndarray, classes: np.ndarray, acc_terms: list[int]) -> Lexer:
-    """Merge identical byte-class columns, number classes by first byte and states by BFS."""
+def _first_occurrence_ids(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(uint8 id of every row, numbering distinct rows by first occurrence; index
+    of each distinct row's first occurrence)."""
+    rows = np.ascontiguousarray(rows)
+    raw, width = rows.tobytes(), rows.shape[1] * rows.itemsize
+    ids: dict[bytes, int] = {}
+    first = []
+    out = np.empty(len(rows), np.uint8)
+    for r in range(len(rows)):
+        key = raw[r * width:(r + 1) * width]
+        i = ids.get(key)
+        if i is None:
+            i = ids[key] = len(first)
+            first.append(r)
+        out[r] = i
+    return out, np.array(first, np.int64)
+
+
+def _canonical(mask: int, trans: np.ndarray, classes: np.ndarray, acc_terms: list[int], *,
+               bfs_numbered: bool = False) -> Lexer:
+    """Merge identical byte-class columns, number classes by first byte and states by BFS.
+
+    ``bfs_numbered``: the states already are, scanning classes in first-byte order
+    (merging columns then keeps that numbering)."""
+    if bfs_numbered:  # merged classes numbered by first occurrence keep first-byte order
+        cols_of, first = _first_occurrence_ids(trans.T)
+        return Lexer.make(mask, np.ascontiguousarray(trans[:, first]), cols_of[classes], acc_terms)
     cols, inv = np.unique(trans.T, axis=0, return_inverse=True)
     byte_cls = inv.reshape(-1)[classes]
     _, first = np.unique(byte_cls, return_index=True)

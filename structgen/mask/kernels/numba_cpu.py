@@ -118,3 +118,55 @@ def apply_bitmask(logits, bitmask, vocab_size):
                     logits[b, t] = ninf
         for t in range(bitmask.shape[1] * 32, width):
             logits[b, t] = ninf
+
+
+@numba.njit(**_JIT)
+def lexer_product(big, cols, dead, start, trans_out, states_out, table):
+    cap, n_cls = trans_out.shape
+    k = start.shape[0]
+    mask = table.shape[0] - 1
+    vec = np.empty(k, np.int32)
+    for p in range(k):
+        states_out[0, p] = start[p]
+    n = 1
+    head = 0
+    while head < n:
+        for c in range(n_cls):
+            alive = False
+            h = np.int64(0)
+            for p in range(k):
+                v = big[states_out[head, p], cols[c]]
+                vec[p] = v
+                if v != dead:
+                    alive = True
+                h = (h ^ v) * np.int64(0x100000001B3)
+            if not alive:
+                trans_out[head, c] = -1
+                continue
+            h ^= h >> 29
+            slot = h & mask
+            found = -1
+            while True:
+                s = table[slot]
+                if s < 0:
+                    break
+                same = True
+                for p in range(k):
+                    if states_out[s, p] != vec[p]:
+                        same = False
+                        break
+                if same:
+                    found = s
+                    break
+                slot = (slot + 1) & mask
+            if found < 0:
+                if n >= cap:
+                    return -1
+                for p in range(k):
+                    states_out[n, p] = vec[p]
+                table[slot] = n
+                found = n
+                n += 1
+            trans_out[head, c] = found
+        head += 1
+    return n

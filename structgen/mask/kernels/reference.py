@@ -100,6 +100,41 @@ def slice_cover(trans, classes, state, pat_next, pat_start, max_pairs, visited, 
     return result
 
 
+def lexer_product(big, cols, dead, start, trans_out, states_out, table):
+    """Breadth-first product of the DFAs stacked in ``big``, over its byte-class
+    columns ``cols`` (product class ``c`` reads column ``cols[c]``): a state is the
+    vector of its components' rows of ``big`` (``dead``: the component is out), state 0
+    the vector ``start``.  States are numbered in scan order (parents in order,
+    then byte classes in order); state 0 is never a target, so a return to the
+    start vector gets its own number.
+
+    ``trans_out[s, c]``: the product transitions (-1: every component dead);
+    ``states_out[s]``: state ``s``'s vector; ``table``: a power-of-two int32 hash
+    table filled with -1 (the numba kernel's; unused here).  Returns the number
+    of states, or -1 when more than ``trans_out`` holds are reachable."""
+    cap, n_cls = trans_out.shape
+    states_out[0] = start
+    index: dict[tuple, int] = {}
+    n, head = 1, 0
+    while head < n:
+        row = states_out[head]
+        for c in range(n_cls):
+            vec = tuple(int(big[q, cols[c]]) for q in row)
+            if all(v == dead for v in vec):
+                trans_out[head, c] = -1
+                continue
+            s = index.get(vec)
+            if s is None:
+                if n >= cap:
+                    return -1
+                s = index[vec] = n
+                states_out[n] = vec
+                n += 1
+            trans_out[head, c] = s
+        head += 1
+    return n
+
+
 def apply_bitmask(logits, bitmask, vocab_size):
     """Set ``logits[b, t] = -inf`` where bit ``t`` of row ``b`` is 0 (``t < vocab_size``);
     columns past ``vocab_size`` (padding) are always masked."""
