@@ -115,3 +115,48 @@ def test_lexer_product_twins_agree_on_random_tables():
         assert outs[0][0] == outs[1][0]
         if outs[0][0] > 0:
             assert np.array_equal(outs[0][1], outs[1][1]) and np.array_equal(outs[0][2], outs[1][2])
+
+
+@pytest.mark.hf
+def test_bounded_string_states_use_a_bounded_slice_and_stay_exact():
+    """Inside a string with a length budget no state loops; the bounded JSON string
+    slices cover it while 16 (then 8) characters fit, and masks equal unsliced ones."""
+    from tokenizers_fixture import gpt2
+
+    from structgen.mask.engine import CompiledGrammar
+    from structgen.mask.slicer import Slicer
+
+    vocab = Vocabulary.from_tokenizer(gpt2())
+    schema = {"type": "object", "properties": {"s": {"type": "string", "maxLength": 30}}, "required": ["s"]}
+    grammar = compile_json_schema(schema, vocab).grammar
+    sliced = CompiledGrammar(grammar, vocab, kernels="numba")
+    plain = CompiledGrammar(grammar, vocab, kernels="numba")
+    plain._slicer = Slicer(vocab, plain._k, patterns=())
+    chosen = []
+    for n in (0, 5, 13, 14, 20, 22, 23, 27, 30):
+        text = '{"s": "' + "é" * (n // 2) + "x" * (n - n // 2)
+        m, ref = sliced.matcher(), plain.matcher()  # each constraint reads its own rows
+        assert m.accept_string(text) and ref.accept_string(text)
+        row, s = m.state
+        part = sliced._slicer.choose(sliced.lexer(row), s)
+        chosen.append(part and part.name)
+        assert np.array_equal(m.next_token_mask(), ref.next_token_mask()), n
+    assert chosen == ["json_string_16"] * 4 + ["json_string_8"] * 2 + [None] * 3, chosen
+
+
+def test_slice_cover_first_only_twins_agree():
+    rng = np.random.default_rng(4)
+    nb, ref = get_kernels("numba"), get_kernels("reference")
+    pat_next = rng.integers(-1, 3, size=(4, 3, 256)).astype(np.int32)
+    for _ in range(30):
+        n_s, n_c = int(rng.integers(1, 6)), int(rng.integers(1, 4))
+        trans = rng.integers(-1, n_s, size=(n_s, n_c)).astype(np.int32)
+        trans[:, 0] = rng.integers(0, n_s, size=n_s)  # some states never die on class 0
+        classes = rng.integers(0, n_c, size=256).astype(np.uint8)
+        for s in range(n_s):
+            got = [[k.slice_cover(trans, classes, s, pat_next, np.zeros(4, np.int32), 64,
+                                  np.zeros(n_s * 3, np.uint8), np.empty(64, np.int32), np.empty(64, np.int32),
+                                  first) for k in (nb, ref)] for first in (False, True)]
+            assert got[0][0] == got[0][1] and got[1][0] == got[1][1]
+            every, first = got[0][0], got[1][0]
+            assert first == (every & -every)  # the lowest covered pattern only

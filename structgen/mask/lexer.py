@@ -82,13 +82,17 @@ class LexerFactory:
             return Lexer.make(mask, trans, np.asarray(d.classes, np.uint8),
                               [0] + [(1 << ids[0]) if a else 0 for a in d.accepting.tolist()])
         table, classes, acc_rows = self._product(ids)
-        acc_of: dict[bytes, int] = {}  # accepting-components pattern -> terminal bitmask
-        acc_terms = []
-        for key in map(bytes, acc_rows):
-            m = acc_of.get(key)
-            if m is None:
-                m = acc_of[key] = sum(1 << ids[p] for p, a in enumerate(key) if a)
-            acc_terms.append(m)
+        # Distinct accepting-component patterns (few) -> the grammar's terminal bitmasks.
+        packed = np.packbits(acc_rows, axis=1, bitorder="little")
+        if packed.shape[1] <= 8:  # patterns as uint64 keys: one sort, no per-state Python
+            keys = np.zeros((len(packed), 8), np.uint8)
+            keys[:, :packed.shape[1]] = packed
+            _, patterns, which = np.unique(keys.view(np.uint64).ravel(), return_index=True,
+                                           return_inverse=True)
+        else:
+            which, patterns = _first_occurrence_ids(packed, np.int32)
+        terms = [sum(1 << ids[p] for p in np.flatnonzero(acc_rows[r]).tolist()) for r in patterns.tolist()]
+        acc_terms = [terms[i] for i in which.tolist()]
         return _canonical(mask, table, classes, acc_terms, bfs_numbered=True)
 
     def _stacked(self):
@@ -138,22 +142,22 @@ class LexerFactory:
             cap = min(self.max_states, cap * 4)
 
 
-def _first_occurrence_ids(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(uint8 id of every row, numbering distinct rows by first occurrence; index
-    of each distinct row's first occurrence)."""
+def _first_occurrence_ids(rows: np.ndarray, dtype=np.uint8) -> tuple[np.ndarray, np.ndarray]:
+    """(id of every row, numbering distinct rows by first occurrence; index of each
+    distinct row's first occurrence)."""
     rows = np.ascontiguousarray(rows)
     raw, width = rows.tobytes(), rows.shape[1] * rows.itemsize
     ids: dict[bytes, int] = {}
-    first = []
-    out = np.empty(len(rows), np.uint8)
+    first: list[int] = []
+    out = []
     for r in range(len(rows)):
         key = raw[r * width:(r + 1) * width]
         i = ids.get(key)
         if i is None:
             i = ids[key] = len(first)
             first.append(r)
-        out[r] = i
-    return out, np.array(first, np.int64)
+        out.append(i)
+    return np.array(out, dtype), np.array(first, np.int64)
 
 
 def _canonical(mask: int, trans: np.ndarray, classes: np.ndarray, acc_terms: list[int], *,

@@ -32,11 +32,15 @@ from .lexer import Lexer
 
 __all__ = ["DEFAULT_SLICES", "Slice", "Slicer", "slicer_for", "MIN_SLICE_TOKENS"]
 
-# The byte classes lexers loop on.  Each pattern must be of the form ``[...]*``
-# so that its trimmed DFA reads exactly the prefixes of its strings.
+# The byte classes lexers loop on.  Each pattern must be prefix-closed (``[...]*``
+# or ``[...]{0,n}``) so that its trimmed DFA reads exactly the prefixes of its strings.
+# The bounded JSON string slices cover the interior of a string with a length
+# budget left (``maxLength``, a counted pattern), where no state loops.
 DEFAULT_SLICES: tuple[tuple[str, str], ...] = (
     ("line", r"[^\n\r]*"),
     ("json_string", r'[^"\\\x00-\x1f]*'),
+    ("json_string_16", r'[^"\\\x00-\x1f]{0,16}'),
+    ("json_string_8", r'[^"\\\x00-\x1f]{0,8}'),
     ("identifier", r"[A-Za-z0-9_]*"),
     ("words", r"[A-Za-z ]*"),
     ("lower", r"[a-z]*"),
@@ -48,7 +52,7 @@ DEFAULT_SLICES: tuple[tuple[str, str], ...] = (
 MIN_SLICE_TOKENS = 64
 MIN_SLICE_FRACTION = 0.05
 # Product states (lexer state, pattern state) explored before giving up on coverage.
-MAX_COVER_STATES = 512
+MAX_COVER_STATES = 4096
 
 
 @dataclass(frozen=True, eq=False)
@@ -120,6 +124,8 @@ class Slicer:
             if sl.n_tokens >= max(MIN_SLICE_TOKENS, MIN_SLICE_FRACTION * n_text):
                 self._slices[name] = sl
                 keep.append(p)
+        # largest first: the first pattern that covers a state is the slice to use
+        keep.sort(key=lambda p: -self._slices[self.names[p]].n_tokens)
         self.names = [self.names[p] for p in keep]
         self.patterns = {n: self.patterns[n] for n in self.names}
         self._pat_next, self._pat_start = self._pat_next[keep], self._pat_start[keep]
@@ -133,8 +139,9 @@ class Slicer:
                     sl = self._slices[name] = build_slice(name, self.patterns[name], self.vocab, self._k)
         return sl
 
-    def covering(self, lex: Lexer, state: int) -> list[str]:
-        """The patterns every string of which keeps ``state`` of ``lex`` alive."""
+    def covering(self, lex: Lexer, state: int, *, first_only: bool = False) -> list[str]:
+        """The patterns every string of which keeps ``state`` of ``lex`` alive
+        (``first_only``: only the largest such slice's)."""
         if not self.names:
             return []
         with self._lock:  # one scratch buffer
@@ -142,7 +149,7 @@ class Slicer:
             if len(self._visited) < need:
                 self._visited = np.zeros(need, np.uint8)
             bits = self._k.slice_cover(lex.trans, lex.classes, state, self._pat_next, self._pat_start,
-                                       MAX_COVER_STATES, self._visited, *self._queue)
+                                       MAX_COVER_STATES, self._visited, *self._queue, first_only)
         return [name for p, name in enumerate(self.names) if bits >> p & 1]
 
     def choose(self, lex: Lexer, state: int) -> Slice | None:
@@ -150,8 +157,7 @@ class Slicer:
         key = (lex.walk_key, state)
         name = self._choice.get(key, "")
         if name == "":
-            best = max((self.slice(c) for c in self.covering(lex, state)),
-                       key=lambda sl: sl.n_tokens, default=None)
+            best = next((self.slice(c) for c in self.covering(lex, state, first_only=True)), None)
             name = None if best is None or best.n_tokens < MIN_SLICE_TOKENS else best.name
             if len(self._choice) >= 1 << 16:
                 self._choice.clear()

@@ -62,7 +62,8 @@ def trie_states(trans, classes, start_state, node_byte, node_depth, out_state, s
 
 
 @numba.njit(**_JIT)
-def slice_cover(trans, classes, state, pat_next, pat_start, max_pairs, visited, queue_q, queue_u):
+def slice_cover(trans, classes, state, pat_next, pat_start, max_pairs, visited, queue_q, queue_u,
+                first_only=False):
     n_pat, n_u, _ = pat_next.shape
     result = 0
     for p in range(n_pat):
@@ -97,6 +98,8 @@ def slice_cover(trans, classes, state, pat_next, pat_start, max_pairs, visited, 
             visited[queue_q[i] * n_u + queue_u[i]] = 0
         if covered:
             result |= 1 << p
+            if first_only:
+                break
     return result
 
 

@@ -64,14 +64,16 @@ def trie_states(trans, classes, start_state, node_byte, node_depth, out_state, s
         stack[d] = t
 
 
-def slice_cover(trans, classes, state, pat_next, pat_start, max_pairs, visited, queue_q, queue_u):
+def slice_cover(trans, classes, state, pat_next, pat_start, max_pairs, visited, queue_q, queue_u,
+                first_only=False):
     """Bit ``p`` set iff every byte string that pattern ``p`` reads keeps lexer
     state ``state`` alive (a search over (lexer state, pattern state) pairs;
     not covered past ``max_pairs`` of them).
 
     ``pat_next[p, u, b]``: pattern ``p``'s state after byte ``b`` from ``u``
     (-1: not read); ``visited``: zeroed uint8[lexer states * pattern states],
-    left zeroed; ``queue_q`` / ``queue_u``: scratch of ``max_pairs`` entries."""
+    left zeroed; ``queue_q`` / ``queue_u``: scratch of ``max_pairs`` entries;
+    ``first_only``: stop at the first pattern covered."""
     n_pat, n_u, _ = pat_next.shape
     result = 0
     for p in range(n_pat):
@@ -97,6 +99,8 @@ def slice_cover(trans, classes, state, pat_next, pat_start, max_pairs, visited, 
                     todo.append((t, u2))
         if covered:
             result |= 1 << p
+            if first_only:
+                break
     return result
 
 
