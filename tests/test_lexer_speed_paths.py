@@ -160,3 +160,20 @@ def test_slice_cover_first_only_twins_agree():
             assert got[0][0] == got[0][1] and got[1][0] == got[1][1]
             every, first = got[0][0], got[1][0]
             assert first == (every & -every)  # the lowest covered pattern only
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_shared_products_map_accepting_terminals_per_grammar(backend):
+    """Equal terminal DFAs at other indices in another grammar reuse the product;
+    its accepting sets name that grammar's terminals."""
+    vocab = Vocabulary.from_strings(["a", "b"])
+    g1 = compile_grammar('start: (IF | NAME | NUM)*\nIF: "if"\nNAME: /[a-z]+/\nNUM: /[0-9]+/', vocab).grammar
+    g2 = compile_grammar('start: (NUM | WORD | ALPHA | KW)*\nNUM: /[0-9]+/\nWORD: /[a-z]+/\n'
+                         'ALPHA: /[a-z]/\nKW: "if"', vocab).grammar
+    kernels = get_kernels(backend)
+    for g in (g1, g2, g1):
+        terms = g.terminals
+        mask = sum(1 << j for j, t in enumerate(terms) if t.name in ("IF", "NAME", "KW", "WORD"))
+        got = LexerFactory(terms, kernels=kernels).build(mask)
+        want = _plain_lexer(terms, mask)
+        assert got.walk_key == want.walk_key and got.acc_terms == want.acc_terms

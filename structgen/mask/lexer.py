@@ -11,6 +11,12 @@ from ..errors import BudgetExceeded
 from ..grammar.ir import Terminal
 from ..limits import DEFAULT_LIMITS
 from .kernels import get_kernels
+from .lru import ByteLRU
+
+
+# Canonical products by the content of their terminals' DFAs, shared by every
+# grammar of the process (bounded: a miss only rebuilds).
+_PRODUCTS = ByteLRU(32 << 20)
 
 
 @dataclass(frozen=True, eq=False)
@@ -32,15 +38,22 @@ class Lexer:
     walk_key: bytes  # digest of what a trie walk reads (trans, classes, accepting)
 
     @classmethod
-    def make(cls, mask, trans, classes, acc_terms) -> "Lexer":
+    def make(cls, mask, trans, classes, acc_terms, *, walk_key: bytes | None = None) -> "Lexer":
+        """``walk_key``: ``walk_digest`` of these arrays when already known."""
         term_sets = tuple(sorted(set(acc_terms)))
         pos = {m: i for i, m in enumerate(term_sets)}
         accepting = np.array([m != 0 for m in acc_terms], dtype=bool)
-        digest = hashlib.blake2b(digest_size=16)
-        for a in (np.asarray(trans.shape, np.int64), trans, classes, accepting):
-            digest.update(np.ascontiguousarray(a).tobytes())
+        if walk_key is None:
+            walk_key = cls.walk_digest(trans, classes, accepting)
         return cls(mask, trans, classes, accepting, tuple(acc_terms), (trans >= 0).any(axis=1),
-                   np.array([pos[m] for m in acc_terms], dtype=np.int32), term_sets, digest.digest())
+                   np.array([pos[m] for m in acc_terms], dtype=np.int32), term_sets, walk_key)
+
+    @staticmethod
+    def walk_digest(trans, classes, accepting) -> bytes:
+        digest = hashlib.blake2b(digest_size=16)
+        for a in (np.asarray(trans.shape, np.int64), trans, classes, np.asarray(accepting, bool)):
+            digest.update(np.ascontiguousarray(a).tobytes())
+        return digest.digest()
 
     def step(self, state: int, byte: int) -> int:
         return int(self.trans[state, self.classes[byte]])
@@ -70,6 +83,7 @@ class LexerFactory:
         self._uniq = sig[first]  # [grammar class, terminal] -> the terminal's own class
         self.n_cls = len(first)
         self._stack = None
+        self._digests: dict[int, bytes] = {}
 
     def build(self, mask: int) -> Lexer:
         ids = [t for t in range(len(self.terminals)) if mask >> t & 1]
@@ -81,19 +95,58 @@ class LexerFactory:
             trans = np.vstack([shifted[d.start][None], shifted])
             return Lexer.make(mask, trans, np.asarray(d.classes, np.uint8),
                               [0] + [(1 << ids[0]) if a else 0 for a in d.accepting.tolist()])
+        # The product depends on the terminals' DFAs only (their grammar indices just
+        # name the accepting sets): built once per process for equal DFAs, e.g. the
+        # same keys in another object or schema.  Components go in digest order.
+        ids = sorted(ids, key=self._digest)
+        key = (self._k.__name__, b"".join(map(self._digest, ids)))
+        hit = _PRODUCTS.get(key)
+        if hit is None:
+            product = self._canonical_product(ids)
+            _PRODUCTS.put(key, product, product[0].nbytes + product[2].nbytes + 256)
+        else:
+            product = hit[0]
+            if len(product[0]) > self.max_states:  # built under a larger budget: same answer as a build
+                self._over_budget(ids)
+        trans, classes, which, patterns, walk_key = product
+        terms = [sum(1 << ids[p] for p in pattern) for pattern in patterns]
+        return Lexer.make(mask, trans, classes, [terms[i] for i in which.tolist()], walk_key=walk_key)
+
+    def _digest(self, j: int) -> bytes:
+        """Content digest of terminal ``j``'s DFA."""
+        d = self._digests.get(j)
+        if d is None:
+            dfa, h = self.dfas[j], hashlib.blake2b(digest_size=12)
+            for a in (np.asarray(dfa.trans.shape + (dfa.start,), np.int64), dfa.trans, dfa.classes,
+                      dfa.accepting):
+                h.update(np.ascontiguousarray(a).tobytes())
+            d = self._digests[j] = h.digest()
+        return d
+
+    def _canonical_product(self, ids: list[int]):
+        """The canonical product of ``ids``: (trans, classes, accepting
+        pattern of every state, patterns as tuples of positions in ``ids``, walk key)."""
         table, classes, acc_rows = self._product(ids)
-        # Distinct accepting-component patterns (few) -> the grammar's terminal bitmasks.
+        # Distinct accepting-component patterns (few), numbered for every state.
         packed = np.packbits(acc_rows, axis=1, bitorder="little")
         if packed.shape[1] <= 8:  # patterns as uint64 keys: one sort, no per-state Python
             keys = np.zeros((len(packed), 8), np.uint8)
             keys[:, :packed.shape[1]] = packed
-            _, patterns, which = np.unique(keys.view(np.uint64).ravel(), return_index=True,
-                                           return_inverse=True)
+            _, first, which = np.unique(keys.view(np.uint64).ravel(), return_index=True,
+                                        return_inverse=True)
         else:
-            which, patterns = _first_occurrence_ids(packed, np.int32)
-        terms = [sum(1 << ids[p] for p in np.flatnonzero(acc_rows[r]).tolist()) for r in patterns.tolist()]
-        acc_terms = [terms[i] for i in which.tolist()]
-        return _canonical(mask, table, classes, acc_terms, bfs_numbered=True)
+            which, first = _first_occurrence_ids(packed, np.int32)
+        patterns = tuple(tuple(np.flatnonzero(acc_rows[r]).tolist()) for r in first.tolist())
+        which = which.reshape(-1).astype(np.int32)
+        # Merge byte classes with equal columns: numbered by first occurrence they keep
+        # first-byte order, and the states already are BFS-numbered (see _product).
+        cols_of, first_col = _first_occurrence_ids(table.T)
+        trans, classes = np.ascontiguousarray(table[:, first_col]), cols_of[classes]
+        accepting = np.array([bool(pattern) for pattern in patterns])[which]
+        walk_key = Lexer.walk_digest(trans, classes, accepting)
+        # Shared by many lexers, never written; left writeable since read-only arrays
+        # are another numba type (a second compilation of every kernel).
+        return trans, classes, which, patterns, walk_key
 
     def _stacked(self):
         """Every terminal's DFA in one table over the grammar's byte classes
@@ -136,10 +189,12 @@ class LexerFactory:
             if n >= 0:
                 return trans[:n], classes, acc[vectors[:n]]
             if cap >= self.max_states:
-                names = ", ".join(self.terminals[t].name for t in ids[:8])
-                raise BudgetExceeded(f"lexer for terminals {{{names}...}} exceeds "
-                                     f"{self.max_states} states")
+                self._over_budget(ids)
             cap = min(self.max_states, cap * 4)
+
+    def _over_budget(self, ids: list[int]):
+        names = ", ".join(self.terminals[t].name for t in ids[:8])
+        raise BudgetExceeded(f"lexer for terminals {{{names}...}} exceeds {self.max_states} states")
 
 
 def _first_occurrence_ids(rows: np.ndarray, dtype=np.uint8) -> tuple[np.ndarray, np.ndarray]:
@@ -160,15 +215,9 @@ def _first_occurrence_ids(rows: np.ndarray, dtype=np.uint8) -> tuple[np.ndarray,
     return np.array(out, dtype), np.array(first, np.int64)
 
 
-def _canonical(mask: int, trans: np.ndarray, classes: np.ndarray, acc_terms: list[int], *,
-               bfs_numbered: bool = False) -> Lexer:
-    """Merge identical byte-class columns, number classes by first byte and states by BFS.
-
-    ``bfs_numbered``: the states already are, scanning classes in first-byte order
-    (merging columns then keeps that numbering)."""
-    if bfs_numbered:  # merged classes numbered by first occurrence keep first-byte order
-        cols_of, first = _first_occurrence_ids(trans.T)
-        return Lexer.make(mask, np.ascontiguousarray(trans[:, first]), cols_of[classes], acc_terms)
+def _canonical(mask: int, trans: np.ndarray, classes: np.ndarray, acc_terms: list[int]) -> Lexer:
+    """Merge identical byte-class columns, number classes by first byte and states by BFS
+    (LexerFactory's products come out in this form; tests compare against it)."""
     cols, inv = np.unique(trans.T, axis=0, return_inverse=True)
     byte_cls = inv.reshape(-1)[classes]
     _, first = np.unique(byte_cls, return_index=True)
