@@ -212,18 +212,24 @@ class CompiledGrammar:
         # lexeme in the same parser row; events are grouped by the terminal set
         # their lexeme matched, since that alone decides the next row.
         work = [(row, s, self._root_lo, his)]
+        lexers, ignore = self._lexers, self.ignore_mask
+        sparse_idx, sparse_words = [], []  # OR-ed in once at the end
         while work:
             row, s, los, his = work.pop()
-            lex = self.lexer(row)
+            lex = lexers.get(row.allowed | ignore) or self.lexer(row)
             idx, words, ev_lo, ev_hi, ev_st = self._walk(lex, s, los, his, part)
             if idx is None:
                 bits |= words
             elif len(idx):
-                bits[idx] |= words
+                sparse_idx.append(idx)
+                sparse_words.append(words)
             if len(ev_st) == 0:
                 continue
-            groups = lex.acc_class[ev_st]
-            classes = set(groups.tolist())
+            if len(lex.term_sets) == 1:  # one terminal set for every event: one next row
+                classes, groups = (0,), None
+            else:
+                groups = lex.acc_class[ev_st]
+                classes = set(groups.tolist())
             for g in classes:
                 nxt = self.after_lexeme(row, lex.term_sets[g])
                 if nxt == DEAD:
@@ -233,6 +239,10 @@ class CompiledGrammar:
                 else:
                     sel = groups == g
                     work.append((nxt, 0, ev_lo[sel], ev_hi[sel]))
+        if len(sparse_idx) == 1:
+            bits[sparse_idx[0]] |= sparse_words[0]
+        elif sparse_idx:
+            np.bitwise_or.at(bits, np.concatenate(sparse_idx), np.concatenate(sparse_words))
         if self.can_end(state):
             bits |= self._eos
         return bits
