@@ -270,3 +270,9 @@ def test_drafts_do_not_change_greedy_outputs(tm, draft):
     assert r.token_ids == base.token_ids
     assert sum(r.stats["draft_tokens_proposed"].values()) > 0
     assert r.stats["target_forward_passes"] <= base.stats["target_forward_passes"]
+
+
+def test_negative_seed_is_a_configuration_error(tm):
+    model, tok = tm
+    with pytest.raises(ConfigurationError, match="seed"):
+        generate(model, tok, "x", regex="[0-9]", sampler="smc", temperature=1.0, seed=-1)

@@ -70,3 +70,16 @@ def test_smc_and_asap_on_a_real_vocabulary(tm):
     samples = asap.sample(lm, compiled.matcher, 4, np.random.default_rng(1), prompt=prompt)
     assert all(re.fullmatch(r"(yes|no), [0-9]{2}", tok.decode(s.tokens)) for s in samples if s.finished)
     assert asap.num_nodes > 1
+
+
+def test_one_prompt_for_many_particles_is_prefilled_once(tm):
+    model, _ = tm
+    lm = TransformersLM(model)
+    prompt = [11, 12, 13, 14]
+    many = lm.logprobs([prompt] * 4)
+    assert lm.tokens_fed == len(prompt)  # not 4 x len(prompt)
+    single = TransformersLM(model).logprobs([prompt])
+    assert np.allclose(many, np.repeat(single, 4, axis=0), atol=1e-5)
+    nxt = lm.logprobs([prompt + [t] for t in (1, 2, 3, 4)])
+    fresh = TransformersLM(model).logprobs([prompt + [3]])
+    assert np.allclose(nxt[2], fresh[0], atol=1e-4)

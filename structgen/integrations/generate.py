@@ -182,6 +182,8 @@ def generate(model, tokenizer, prompt: str | Sequence[str] | Sequence[dict], *, 
         raise ConfigurationError(f"fast_forward must be 'verify', 'inject' or False, got {fast_forward!r}")
     if max_new_tokens < 1:
         raise ConfigurationError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+    if seed is not None and (not isinstance(seed, int) or seed < 0):
+        raise ConfigurationError(f"seed must be None or an int >= 0, got {seed!r}")
     check_sampler_options(sampler, temperature=temperature, top_k=top_k, top_p=top_p, draft=draft, stream=stream,
                           particles=particles, asap=asap)
     single = isinstance(prompt, str) or (isinstance(prompt, (list, tuple)) and prompt

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigurationError
-from .loop import forward_keywords, new_cache
+from .loop import forward_keywords, new_cache, next_cache
 
 __all__ = ["TransformersLM"]
 
@@ -68,6 +68,12 @@ class TransformersLM:
         prefixes = [list(map(int, p)) for p in prefixes]
         if any(not p for p in prefixes):
             raise ConfigurationError("every prefix needs at least one token (a prompt or BOS)")
+        if not self._extends(prefixes) and len(prefixes) > 1 and all(p == prefixes[0] for p in prefixes):
+            # N particles on one prompt: prefill it once, then copy the cache row N times
+            self.reset()
+            one = self.logprobs(prefixes[:1])
+            self.reorder([0] * len(prefixes))
+            return np.repeat(one, len(prefixes), axis=0)
         if not self._extends(prefixes):
             self._cache = new_cache(self.model)
             self._attn = torch.zeros((len(prefixes), 0), dtype=torch.long, device=self.device)
@@ -92,8 +98,7 @@ class TransformersLM:
         with torch.no_grad():
             out = self.model(input_ids=ids.to(self.device), attention_mask=self._attn, position_ids=pos,
                              use_cache=True, **kw)
-        cache = getattr(out, "cache", None)
-        self._cache = cache if cache is not None else out.past_key_values
+        self._cache = next_cache(out)
         self.forward_calls += 1
         self.tokens_fed += sum(len(s) for s in new)
         logits = out.logits[:, -1, :].double() / self.temperature
