@@ -13,16 +13,18 @@ does) and the transition memo is bounded (``max_rows``): a constraint serving
 millions of tokens keeps a bounded set of rows and never fails
 mid-generation.  Rows hash and compare by identity; they have no order.
 
-Items are ``(rule, dot, origin)`` of ints: ``origin`` is the ``serial`` of the
-origin row (serials are never reused) or -1 for "predicted in this row".
-Plain-int items matter for speed: the garbage collector stops tracking
-tuples of ints, and a chart has many.  A row splits into its *dynamic* items (scanned or completed, carrying
-real origins) and its *predicted* items, which depend only on the set of
-nonterminals the dynamic items predict: that static part is computed once per
-such set and shared, so building a row costs only its few dynamic items.
-Nullable nonterminals use the Aycock–Horspool fix (predicting a nullable
-symbol also steps over it), so completion never needs the row under
-construction."""
+An item is one int, ``origin << shift | position``: ``position`` numbers the
+dotted rules (a rule's positions are consecutive, so moving the dot is ``+ 1``)
+and ``origin`` is the ``serial`` of the origin row (serials start at 1 and are
+never reused) or 0 for "predicted in this row".  Ints keep rows cheap: no
+per-item objects, and nothing the garbage collector has to track.  A row
+splits into its *dynamic* items (scanned or completed, carrying real origins;
+few, kept as a frozenset that is also the row's interning key) and its
+*predicted* items, which depend only on the set of nonterminals the dynamic
+items predict: that static part is computed once per such set (a bitmask) and
+shared, so building a row costs only its few dynamic items.  Nullable
+nonterminals use the Aycock–Horspool fix (predicting a nullable symbol also
+steps over it), so completion never needs the row under construction."""
 
 from __future__ import annotations
 
@@ -37,56 +39,76 @@ __all__ = ["DEAD", "EarleyParser", "Row"]
 #: the "no row" result of ``advance`` (no reading of the lexeme fits)
 DEAD = -1
 
+# ``_nt`` of a position at the end of its rule / before a terminal: never a rule's
+# left-hand side (the augmented start rule's is -1), so completion never matches them
+_COMPLETE = -2
+_TERMINAL = -3
 
-class _Part:
-    """Items indexed for completion (``waiting``) and scanning (``scan``)."""
 
-    __slots__ = ("waiting", "scan", "allowed")
+class _Static:
+    """The predicted items of a row, as dotted positions *after* the step (the
+    caller puts the origin in): ``waiting[x]`` for completing nonterminal ``x``,
+    ``scan[t]`` for terminal ``t``, and ``scans`` memoising the union per
+    terminal bitmask (one advance = one dict hit)."""
 
-    def __init__(self, items, rules):
+    __slots__ = ("waiting", "scan", "scans", "allowed")
+
+    def __init__(self, positions, rhs_at):
         waiting: dict[int, list] = {}
         scan: dict[int, list] = {}
         allowed = 0
-        for it in items:
-            r, d, _ = it
-            rhs = rules[r][1]
-            if d == len(rhs):
+        for p in positions:
+            x = rhs_at[p]
+            if x is None:
                 continue
-            x = rhs[d]
             if x >= 0:
-                waiting.setdefault(x, []).append(it)
+                waiting.setdefault(x, []).append(p + 1)
             else:
                 t = symbol_term(x)
-                scan.setdefault(t, []).append(it)
+                scan.setdefault(t, []).append(p + 1)
                 allowed |= 1 << t
         self.waiting = {k: tuple(v) for k, v in waiting.items()}
         self.scan = {k: tuple(v) for k, v in scan.items()}
+        self.scans: dict[int, tuple] = {}
         self.allowed = allowed
+
+    def scanned(self, bits: int) -> tuple:
+        """Positions after scanning any terminal of ``bits`` (memoised)."""
+        key = bits
+        hit = self.scans.get(key)
+        if hit is None:
+            out: list = []
+            t = 0
+            while bits:
+                if bits & 1:
+                    out.extend(self.scan.get(t, ()))
+                bits >>= 1
+                t += 1
+            hit = tuple(out)
+            if len(self.scans) >= 4096:  # bounded like every other memo
+                self.scans.clear()
+            self.scans[key] = hit
+        return hit
 
 
 class Row:
     """One canonical chart row: ``allowed`` (bitmask of the terminals it can
     scan) and ``accepts`` (the prefix is a complete sentence).  ``serial``
     names it in items (unique per parser, never reused); ``origins`` (a row
-    or a tuple of rows) keeps the rows its items point at alive."""
+    or a tuple of rows) keeps the rows its items point at alive; ``items``
+    are its dynamic items and ``static`` its predicted part."""
 
-    __slots__ = ("dynamic", "static", "allowed", "accepts", "serial", "origins", "__weakref__")
+    __slots__ = ("items", "static", "allowed", "accepts", "serial", "origins", "__weakref__")
 
-    def __init__(self, dynamic: _Part, static: _Part, accepts: bool, serial: int, origins):
-        self.dynamic, self.static = dynamic, static
-        self.allowed = dynamic.allowed | static.allowed
+    def __init__(self, items: frozenset, static: _Static, allowed: int, accepts: bool, serial: int, origins):
+        self.items, self.static = items, static
+        self.allowed = allowed | static.allowed
         self.accepts = accepts
         self.serial = serial
         self.origins = origins
 
     def __repr__(self) -> str:
         return f"<Row {self.serial}>"
-
-    def waiting(self, x: int):
-        return self.dynamic.waiting.get(x, ()) + self.static.waiting.get(x, ())
-
-    def scan(self, t: int):
-        return self.dynamic.scan.get(t, ()) + self.static.scan.get(t, ())
 
 
 class EarleyParser:
@@ -104,21 +126,39 @@ class EarleyParser:
         # augmented start rule S' -> start, appended last
         self.rules = list(grammar.rules) + [(-1, (grammar.start,))]
         self.accept_rule = len(self.rules) - 1
+        self.nullable = self._nullable()
+        # dotted positions: rule r's are base[r] .. base[r] + len(rhs)
+        base, rhs_at, lhs_at = [], [], []
+        for lhs, rhs in self.rules:
+            base.append(len(rhs_at))
+            rhs_at.extend(rhs)
+            rhs_at.append(None)
+            lhs_at.extend([lhs] * (len(rhs) + 1))
+        self._base = base
+        self._rhs_at = rhs_at
+        self._lhs_at = lhs_at
+        # per position, what the closure needs in one list read each
+        self._nt = [(_COMPLETE if x is None else x if x >= 0 else _TERMINAL) for x in rhs_at]
+        self._term_bit = [(1 << symbol_term(x)) if x is not None and x < 0 else 0 for x in rhs_at]
+        self._steps_null = [x is not None and x >= 0 and x in self.nullable for x in rhs_at]
+        self.shift = shift = max(1, len(rhs_at).bit_length())
+        self._pos_mask = (1 << shift) - 1
         by_lhs: dict[int, list[int]] = {}
         for i, (lhs, _) in enumerate(self.rules[:-1]):
-            by_lhs.setdefault(lhs, []).append(i)
+            by_lhs.setdefault(lhs, []).append(base[i])
         self.by_lhs = {k: tuple(v) for k, v in by_lhs.items()}
-        self.nullable = self._nullable()
         self._closures: dict[int, frozenset] = {}
-        self._static: dict[frozenset, _Part] = {}
+        self._static: dict[int, _Static] = {}  # bitmask of predicted nonterminals -> part
         # items -> row and serial -> row, both weak (one reference in both): a row
         # lives while something else holds it; dead entries are swept now and then
         self._ids: dict[frozenset, weakref.ref] = {}
         self._live: dict[int, weakref.ref] = {}
         self._sweep_at = 1024
         self._advance: dict[tuple[int, int], Row | int] = {}  # (row serial, terminals): int keys
-        self._serials = itertools.count()  # atomic: threads never share a serial
-        self.initial: Row = self._make_row([(self.accept_rule, 0, -1)])  # serial 0
+        self._serials = itertools.count(1)  # atomic: threads never share a serial; 0 = "this row"
+        accept0 = base[self.accept_rule]
+        self._accepting = (accept0 + 1, (1 << shift) | (accept0 + 1))  # S' -> start . from here / the initial row
+        self.initial: Row = self._make_row([accept0])  # serial 1
 
     def _nullable(self) -> frozenset[int]:
         nullable: set[int] = set()
@@ -132,71 +172,80 @@ class EarleyParser:
         return frozenset(nullable)
 
     def _prediction(self, x: int) -> frozenset:
-        """Every item predicted (origin -1) in a row that predicts nonterminal ``x``."""
+        """Every position predicted (origin: this row) in a row that predicts nonterminal ``x``."""
         hit = self._closures.get(x)
         if hit is not None:
             return hit
-        rules, nullable = self.rules, self.nullable
+        nt, steps_null, by_lhs = self._nt, self._steps_null, self.by_lhs
         seen_nt = {x}
-        items: set = set()
-        agenda = [(r, 0, -1) for r in self.by_lhs.get(x, ())]
-        items.update(agenda)
+        agenda = list(by_lhs.get(x, ()))
+        items = set(agenda)
         while agenda:
-            r, d, _ = agenda.pop()
-            rhs = rules[r][1]
-            if d == len(rhs) or rhs[d] < 0:
+            p = agenda.pop()
+            y = nt[p]
+            if y < 0:
                 continue
-            y = rhs[d]
             if y not in seen_nt:
                 seen_nt.add(y)
-                for r2 in self.by_lhs.get(y, ()):
-                    it = (r2, 0, -1)
-                    if it not in items:
-                        items.add(it)
-                        agenda.append(it)
-            if y in nullable:
-                it = (r, d + 1, -1)
-                if it not in items:
-                    items.add(it)
-                    agenda.append(it)
+                for q in by_lhs.get(y, ()):
+                    if q not in items:
+                        items.add(q)
+                        agenda.append(q)
+            if steps_null[p] and p + 1 not in items:
+                items.add(p + 1)
+                agenda.append(p + 1)
         result = self._closures[x] = frozenset(items)
         return result
 
-    def _static_part(self, roots: frozenset) -> _Part:
+    def _static_part(self, roots: int) -> _Static:
         part = self._static.get(roots)
         if part is None:
             items: set = set()
-            for x in roots:
-                items |= self._prediction(x)
-            part = self._static[roots] = _Part(items, self.rules)
+            x, bits = 0, roots
+            while bits:
+                if bits & 1:
+                    items |= self._prediction(x)
+                bits >>= 1
+                x += 1
+            part = self._static[roots] = _Static(items, self._rhs_at)
         return part
 
     # --- rows -----------------------------------------------------------
     def _make_row(self, kernel) -> Row:
-        rules, nullable, live = self.rules, self.nullable, self._live
+        nt, term_bit, steps_null, live = self._nt, self._term_bit, self._steps_null, self._live
+        shift, pmask = self.shift, self._pos_mask
         items = set(kernel)
         agenda = list(items)
-        roots: set[int] = set()
+        roots = allowed = 0
         while agenda:
-            r, d, o = agenda.pop()
-            rhs = rules[r][1]
-            if d == len(rhs):
-                if o < 0:  # nullable completion: already stepped over at prediction
-                    continue
-                for r2, d2, o2 in live[o]().waiting(rules[r][0]):  # alive: a live row points at it
-                    it = (r2, d2 + 1, o if o2 < 0 else o2)
-                    if it not in items:
-                        items.add(it)
-                        agenda.append(it)
-                continue
-            x = rhs[d]
+            it = agenda.pop()
+            p = it & pmask
+            x = nt[p]
             if x >= 0:
-                roots.add(x)
-                if x in nullable:
-                    it = (r, d + 1, o)
-                    if it not in items:
-                        items.add(it)
-                        agenda.append(it)
+                roots |= 1 << x
+                if steps_null[p] and it + 1 not in items:
+                    items.add(it + 1)
+                    agenda.append(it + 1)
+            elif x == _TERMINAL:
+                allowed |= term_bit[p]
+            else:  # complete
+                o = it >> shift
+                if not o:  # nullable completion: already stepped over at prediction
+                    continue
+                orow = live[o]()  # alive: a live row points at it
+                lhs = self._lhs_at[p]
+                for it2 in orow.items:
+                    if nt[it2 & pmask] == lhs:
+                        nit = it2 + 1 if it2 > pmask else (o << shift) | (it2 + 1)
+                        if nit not in items:
+                            items.add(nit)
+                            agenda.append(nit)
+                base = o << shift
+                for q in orow.static.waiting.get(lhs, ()):
+                    nit = base | q
+                    if nit not in items:
+                        items.add(nit)
+                        agenda.append(nit)
         key = frozenset(items)  # the predicted part is a function of these items
         ref = self._ids.get(key)
         row = ref() if ref is not None else None
@@ -204,13 +253,14 @@ class EarleyParser:
             return row
         if len(live) >= self._sweep_at:
             self._sweep()
-        # S' -> start . predicted here (empty sentence) or from the initial row (serial 0)
-        accepts = (self.accept_rule, 1, -1) in key or (self.accept_rule, 1, 0) in key
-        serials = {o for _, _, o in key if o >= 0}
+        acc_here, acc_initial = self._accepting
+        accepts = acc_here in key or acc_initial in key
+        serials = {it >> shift for it in key}
+        serials.discard(0)
         # the rows the items point at, kept alive by this one (a lone one unwrapped: fewer objects)
         origins = live[serials.pop()]() if len(serials) == 1 else tuple(live[o]() for o in serials)
         serial = next(self._serials)
-        row = Row(_Part(key, rules), self._static_part(frozenset(roots)), accepts, serial, origins)
+        row = Row(key, self._static_part(roots), allowed, accepts, serial, origins)
         live[serial] = self._ids[key] = weakref.ref(row)
         return row
 
@@ -238,15 +288,15 @@ class EarleyParser:
         hit = self._advance.get(key)
         if hit is not None:
             return hit
-        kernel = []
-        t, bits, serial = 0, terminals & row.allowed, row.serial
-        while bits:
-            if bits & 1:
-                for r, d, o in row.scan(t):
-                    kernel.append((r, d + 1, serial if o < 0 else o))
-            bits >>= 1
-            t += 1
-        nxt = self._make_row(kernel) if kernel else DEAD
+        bits = terminals & row.allowed
+        nxt: Row | int = DEAD
+        if bits:
+            term_bit, pmask = self._term_bit, self._pos_mask
+            base = row.serial << self.shift
+            kernel = [it + 1 if it > pmask else base | (it + 1)
+                      for it in row.items if term_bit[it & pmask] & bits]
+            kernel.extend([base | q for q in row.static.scanned(bits)])
+            nxt = self._make_row(kernel)
         if len(self._advance) >= self.max_rows:
             self._advance.clear()  # rows only the memo held are freed
         self._advance[key] = nxt
