@@ -28,6 +28,7 @@ adaptive token masks at compile time.
 
     python benchmarks/bench_mask.py                       # everything
     python benchmarks/bench_mask.py --quick               # smoke run (< 60 s)
+    python benchmarks/bench_mask.py --quick --gc-freeze   # setup objects frozen out of full GCs
     python benchmarks/bench_mask.py --tokenizers qwen --engines structgen,llguidance \\
         --grammars json,csv --regexes none --repeat 3
 
@@ -670,6 +671,9 @@ def worker_main(cfg: dict) -> int:
     t0 = time.perf_counter()
     warm = warm_up(engine, tok)
     warm_s = time.perf_counter() - t0
+    if cfg.get("gc_freeze"):  # --gc-freeze: setup objects leave the collector's generations
+        gc.collect()
+        gc.freeze()
     emit(type="setup", setup={"tokenizer": tname, "engine": ename, "len_tok": width,
                               "tokenizer_load_s": load_s, "vocab_setup_s": setup_s, "warmup_s": warm_s,
                               "mask_width": engine.vocab_size, "eos_ids": engine.eos_ids,
@@ -824,6 +828,10 @@ def main(argv=None) -> int:
                          "workers, so every compile is a cold compile)")
     ap.add_argument("--timeout", type=float, default=600.0,
                     help="seconds per (tokenizer, workload, engine) before giving up (Python-level work only)")
+    ap.add_argument("--gc-freeze", action="store_true",
+                    help="after the warm-up, gc.collect() then gc.freeze() in every worker, so full "
+                         "collections skip the objects of the imports and the vocabulary setup (what a "
+                         "server does after loading; every engine alike, the libraries never change GC)")
     ap.add_argument("--no-save", action="store_true", help="do not write the JSON results file")
     args = ap.parse_args(argv)
 
@@ -878,7 +886,7 @@ def main(argv=None) -> int:
     results: list[dict] = []
     setup: list[dict] = []
     worker_opts = {"grammars": grammars, "regexes": regexes, "repeat": args.repeat, "timeout": args.timeout,
-                   "max_samples": args.max_samples}
+                   "max_samples": args.max_samples, "gc_freeze": args.gc_freeze}
     worker_env = dict(os.environ)
     if not args.structgen_disk_cache:
         worker_env["STRUCTGEN_DISK_CACHE"] = "0"
@@ -915,7 +923,7 @@ def main(argv=None) -> int:
     print(f"\nwall time {elapsed:.1f} s")
 
     out = {"started": started, "wall_s": elapsed, "argv": argv,
-           "protocol": {"repeat": args.repeat, "isolation": args.isolation,
+           "protocol": {"repeat": args.repeat, "isolation": args.isolation, "gc_freeze": args.gc_freeze,
                         "structgen_disk_cache": args.structgen_disk_cache, "max_samples": args.max_samples,
                         "tokenizers": tokenizers, "engines": engines,
                         "grammars": grammars, "regexes": regexes, "timer": "time.perf_counter_ns",

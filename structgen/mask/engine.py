@@ -77,6 +77,8 @@ class CompiledGrammar:
         self._inner = walk_cache if walk_cache is not None else ByteLRU(limits.mask_cache_bytes)
         self._lock = threading.Lock()  # the mask kernel's scratch buffers
         self._masks = ByteLRU(limits.mask_cache_bytes if cache_bytes is None else cache_bytes, freeze=True)
+        # walks split by terminal set, per (lexer, ranges): see _plan (a quarter of the mask budget)
+        self._plans = ByteLRU(max(1, limits.mask_cache_bytes // 4))
         self._steps: dict[tuple[int, int, int], State | None] = {}  # (row serial, lex, token)
         self._eos = np.zeros(vocab.num_words, np.uint32)
         for t in vocab.eos_ids:
@@ -104,12 +106,13 @@ class CompiledGrammar:
     def cache_size_bytes(self) -> int:
         """Approximate bytes held by this constraint's own caches (masks, steps, rows);
         the shared walk cache is counted by its compiler."""
-        return (self._masks.used + 120 * len(self._steps) + 600 * self.parser.indexed_rows
+        return (self._masks.used + self._plans.used + 120 * len(self._steps) + 600 * self.parser.indexed_rows
                 + sum(lex.trans.nbytes for lex in list(self._lexers.values())))
 
     def clear_cache(self) -> None:
         """Forget masks, steps and memoised rows (live matchers stay valid)."""
         self._masks.clear()
+        self._plans.clear()
         self._steps.clear()
         self.parser.clear_cache()
         self.__dict__.pop("completion_cache", None)
@@ -208,37 +211,32 @@ class CompiledGrammar:
         if part is not None:
             bits |= part.bits
             his = np.full(1, part.rest.num_nodes, np.int32)
-        # Level by level: one kernel call walks every trie range that starts a
-        # lexeme in the same parser row; events are grouped by the terminal set
-        # their lexeme matched, since that alone decides the next row.
-        work = [(row, s, self._root_lo, his)]
-        lexers, ignore = self._lexers, self.ignore_mask
+        # Level by level: one walk (a plan, see _plan) covers every trie range
+        # that starts a lexeme in the same parser row; its branches are the
+        # terminal sets the lexemes matched, since that alone decides the next row.
+        lexers, ignore, plans, advance = self._lexers, self.ignore_mask, self._plans.data, self.parser.advance
+        name = part and part.name
+        work = [(row, s, self._root_lo, his, (s, b"", name))]
         sparse_idx, sparse_words = [], []  # OR-ed in once at the end
         while work:
-            row, s, los, his = work.pop()
+            row, s, los, his, rkey = work.pop()
             lex = lexers.get(row.allowed | ignore) or self.lexer(row)
-            idx, words, ev_lo, ev_hi, ev_st = self._walk(lex, s, los, his, part)
+            hit = plans.get((lex.mask, rkey))  # no recency update: plans are cheap to redo
+            plan = hit[0] if hit is not None else self._plan(lex, s, los, his, rkey, part)
+            idx, words, branches = plan
             if idx is None:
                 bits |= words
             elif len(idx):
                 sparse_idx.append(idx)
                 sparse_words.append(words)
-            if len(ev_st) == 0:
-                continue
-            if len(lex.term_sets) == 1:  # one terminal set for every event: one next row
-                classes, groups = (0,), None
-            else:
-                groups = lex.acc_class[ev_st]
-                classes = set(groups.tolist())
-            for g in classes:
-                nxt = self.after_lexeme(row, lex.term_sets[g])
+            for terms, ev_lo, ev_hi, ckey in branches:
+                grammar_terms = terms & ~ignore  # after_lexeme, inlined
+                nxt = advance(row, grammar_terms) if grammar_terms else DEAD
                 if nxt == DEAD:
-                    continue
-                if len(classes) == 1:
-                    work.append((nxt, 0, ev_lo, ev_hi))
-                else:
-                    sel = groups == g
-                    work.append((nxt, 0, ev_lo[sel], ev_hi[sel]))
+                    if not terms & ignore:
+                        continue
+                    nxt = row
+                work.append((nxt, 0, ev_lo, ev_hi, ckey))
         if len(sparse_idx) == 1:
             bits[sparse_idx[0]] |= sparse_words[0]
         elif sparse_idx:
@@ -246,6 +244,31 @@ class CompiledGrammar:
         if self.can_end(state):
             bits |= self._eos
         return bits
+
+    def _plan(self, lex: Lexer, s: int, los: np.ndarray, his: np.ndarray, rkey: tuple, part: Slice | None):
+        """The walk of ``lex`` from ``s`` over the ranges ``los``/``his`` with its events
+        split by terminal set: (word index or None, words, branches), a branch being
+        (terminals, events lo, hi, ranges key of the next walk).  Memoised per
+        (lexer, ranges) in ``_plans``, so a repeated walk costs one dict read."""
+        idx, words, ev_lo, ev_hi, ev_st = self._walk(lex, s, los, his, part)
+        name = rkey[2]
+        if len(ev_st) == 0:
+            branches: tuple = ()
+        elif len(lex.term_sets) == 1:  # one terminal set for every event
+            branches = ((lex.term_sets[0], ev_lo, ev_hi, (0, ev_lo.tobytes() + ev_hi.tobytes(), name)),)
+        else:
+            groups = lex.acc_class[ev_st]
+            out = []
+            for g in sorted(set(groups.tolist())):
+                sel = groups == g
+                lo, hi = ev_lo[sel], ev_hi[sel]
+                out.append((lex.term_sets[g], lo, hi, (0, lo.tobytes() + hi.tobytes(), name)))
+            branches = tuple(out)
+        plan = (idx, words, branches)
+        nbytes = (words.nbytes * (1 if idx is None else 3) + 24 * len(ev_st) + len(rkey[1]) + 200
+                  + 100 * len(branches))
+        self._plans.put((lex.mask, rkey), plan, nbytes)
+        return plan
 
     def _walk(self, lex: Lexer, s: int, los: np.ndarray, his: np.ndarray, part: Slice | None = None):
         """One cached kernel call over the whole trie, or ``part``'s rest trie:

@@ -1,0 +1,113 @@
+"""The speed paths of the Earley rows and of the mask loop stay exact.
+
+* rows hold int items (``origin << shift | position``); the augmented start
+  rule's left-hand side (-1) must never be mistaken for a position marker;
+* rows stay collectable and serials are never reused;
+* ``_compute_mask``'s plans (walks split by terminal set, memoised per
+  lexer and ranges) give the masks a cold computation gives."""
+
+from __future__ import annotations
+
+import gc
+import random
+import weakref
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from structgen.automata.regex import literal_dfa
+from structgen.compile import compile_grammar
+from structgen.grammar.earley import DEAD, EarleyParser
+from structgen.grammar.ir import Grammar, Terminal, term_symbol
+from structgen.mask.engine import CompiledGrammar
+from structgen.vocab import Vocabulary
+
+BACKENDS = ["numba", "reference"]
+GRAMMARS = Path(__file__).resolve().parent.parent / "grammars"
+TOKENS = ["1", "2", "12", "x", "y", "+", "-", "*", "/", "(", ")", " ", "1+", "+2", "(1", "2)", "))",
+          "((", "x)", ")*", "**", "^", "f(", ",", " (", ") ", "1 ", "+ "]
+
+
+def _grammar(rules, terms=("a", "b")):
+    names = list(dict.fromkeys(lhs for lhs, _ in rules))
+    terminals = [Terminal(t.upper(), literal_dfa(t.encode()), t) for t in terms]
+    ir_rules = [(names.index(lhs), tuple(term_symbol(terms.index(s)) if s in terms else names.index(s)
+                                         for s in rhs)) for lhs, rhs in rules]
+    return Grammar(terminals, names, ir_rules, 0)
+
+
+def test_nullable_start_completes_into_the_augmented_rule_only():
+    # S -> ε | a: completing S in the initial row must step S' -> S . and nothing else
+    p = EarleyParser(_grammar([("S", ()), ("S", ("a",))]))
+    assert p.initial.accepts and p.initial.allowed == 0b01
+    after = p.advance(p.initial, 0b01)
+    assert after != DEAD and after.accepts and after.allowed == 0
+    assert p.advance(after, 0b01) == DEAD
+    assert p.advance(p.initial, 0b10) == DEAD
+
+
+def test_right_and_left_recursion_count_exactly():
+    # S -> a S b | ε : a^n b^n, rows shared by content
+    p = EarleyParser(_grammar([("S", ("a", "S", "b")), ("S", ())]))
+    row, rows = p.initial, []
+    for _ in range(4):
+        row = p.advance(row, 0b01)
+        rows.append(row)
+        assert not row.accepts and row.allowed == 0b11
+    for i in range(4):
+        assert not row.accepts or i == 4
+        row = p.advance(row, 0b10)
+        assert row != DEAD
+    assert row.accepts and p.advance(row, 0b10) == DEAD
+    assert p.advance(p.initial, 0b01) is rows[0]  # memoised and hash-consed
+
+
+def test_rows_are_collectable_and_serials_never_reused():
+    p = EarleyParser(_grammar([("S", ("a", "S")), ("S", ("b",))]))
+    row = p.initial
+    for _ in range(50):
+        row = p.advance(row, 0b01)
+    serial, ref = row.serial, weakref.ref(row)
+    assert all(isinstance(it, int) for it in row.items)  # no per-item objects
+    del row
+    p.clear_cache()
+    gc.collect()
+    assert ref() is None
+    again = p.initial
+    for _ in range(50):
+        again = p.advance(again, 0b01)
+    assert again.serial > serial
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", ["arithmetic", "minilang"])
+def test_planned_masks_equal_cold_masks(backend, name):
+    vocab = Vocabulary.from_strings(TOKENS + ["a", "b", "=", ";", "\n", "if", "let", "print"], name="t12")
+    source = (GRAMMARS / f"{name}.lark").read_text(encoding="utf-8")
+    warm = compile_grammar(source, vocab, kernels=backend)
+    rng = random.Random(12)
+    m = warm.matcher()
+    history: list[int] = []
+    checked = 0
+    for step in range(12):
+        got = np.array(m.next_token_mask())
+        # the same state in a constraint whose plans and masks are empty
+        cold = CompiledGrammar(warm.grammar, vocab, kernels=backend)  # private caches
+        assert cold is not warm and len(cold._plans) == 0
+        cold_m = cold.matcher()
+        for t in history:
+            assert cold_m.accept_token(t)
+        want = np.array(cold_m.next_token_mask())
+        assert np.array_equal(got, want), (name, step)
+        checked += 1
+        allowed = [t for t in range(vocab.size) if (int(got[t >> 5]) >> (t & 31)) & 1
+                   and t not in vocab.eos_ids]
+        if not allowed:
+            break
+        t = rng.choice(allowed)
+        history.append(t)
+        assert m.accept_token(t)
+        if step == 5:
+            warm.clear_cache()  # plans rebuilt mid-way
+    assert checked >= 6 and len(warm._plans) > 0
