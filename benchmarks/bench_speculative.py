@@ -76,6 +76,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-new-tokens", type=int, default=128)
     ap.add_argument("--temperature", type=float, default=0.0)
+    ap.add_argument("--whitespace", default=None,
+                    help="compile_json_schema whitespace policy (e.g. canonical: keys and separators forced)")
     ap.add_argument("--configs", default=",".join(CONFIGS), help=f"draft configurations: {', '.join(CONFIGS)}")
     ap.add_argument("--peers", default="unconstrained,xgrammar,llguidance")
     ap.add_argument("--forced-only", action="store_true", help="only the model-free forced-token fraction")
@@ -90,7 +92,8 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(args.threads)
     from structgen.bench.env import default_data_dir, environment, print_header, results_dir
-    from structgen.bench.generation import GEN_ENGINES, engine_available, load_model
+    from structgen.bench.engines import CompileFailure
+    from structgen.bench.generation import engine_available, load_model
     from structgen.bench.jsonschemabench import list_schemas, messages_for, select
     from structgen.integrations.generate import generate
     from structgen.integrations.transformers import vocabulary_for
@@ -120,7 +123,7 @@ def main(argv=None) -> int:
             try:
                 r = generate(model, tok, prompt, schema=schema, chat=False, max_new_tokens=args.max_new_tokens,
                              temperature=args.temperature, seed=args.seed, draft=CONFIGS[name],
-                             json_options={"lenient": True})
+                             json_options={"lenient": True, **({"whitespace": args.whitespace} if args.whitespace else {})})
             except Exception as e:  # noqa: BLE001 - recorded per schema
                 rows.setdefault(name, []).append({"id": s["id"], "error": f"{type(e).__name__}: {e}"[:200]})
                 continue
@@ -140,7 +143,12 @@ def main(argv=None) -> int:
                 continue
             eng = _engine(peer, model, tok)
             ids = list(tok(prompt, add_special_tokens=False)["input_ids"])
-            handle = eng.compile(schema) if eng.constrained else None
+            try:
+                handle = eng.compile(schema) if eng.constrained else None
+            except CompileFailure as e:  # a peer that cannot compile this schema: recorded, not timed
+                rows.setdefault(peer, []).append({"id": s["id"], "error": str(e)[:200]})
+                print(f"  {s['id']:<28} {peer:<26} compile failed: {str(e)[:80]}")
+                continue
             out = eng.generate(handle, ids, prompt, args.max_new_tokens, None)
             n = max(out.tokens, 1)
             rows.setdefault(peer, []).append({"id": s["id"], "subset": s["subset"], "tokens": out.tokens,
@@ -166,7 +174,7 @@ def _engine(name, model, tok):
 def _summary(rows: dict) -> dict:
     out = {}
     for name, rs in rows.items():
-        ok = [r for r in rs if "error" not in r]
+        ok = [r for r in rs if "error" not in r and r["tokens"]]
         if not ok:
             continue
         toks = sum(r["tokens"] for r in ok)

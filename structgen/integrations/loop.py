@@ -179,7 +179,8 @@ class Drafting:
         self.grammar, self.prompt, self.draft_model = grammar, prompt, draft_model
         self.stats = {"grammar": SourceStats("grammar", max_len=32, length=32),
                       "prompt": SourceStats("prompt"),
-                      "model": SourceStats(draft_model.name if draft_model else "model", cost=0.3)}
+                      # a draft model costs forward passes: judge it after fewer proposals
+                      "model": SourceStats(draft_model.name if draft_model else "model", cost=0.3, warmup=12)}
         self.target_time = 0.0  # running mean of a target forward pass (s): prices draft forwards
 
     @property
