@@ -60,7 +60,7 @@ class GenerationResult:
     generated ids (EOS excluded); ``value``: the parsed JSON (``schema=``), the
     validated Python object (``type=``), else None; ``error``: why ``value``
     could not be produced; ``forced_tokens``: tokens that came from
-    fast-forward; ``closed_by_budget``: the output was steered to its shortest
+    fast-forward or accepted drafts; ``closed_by_budget``: the output was steered to its shortest
     completion because ``max_new_tokens`` was running out; ``finish_reason``:
     ``"eos"``, ``"complete"`` (nothing may follow), ``"budget"`` (closed by
     budget), ``"length"`` (unconstrained and out of tokens), ``"time"`` (``max_time``)."""
@@ -162,7 +162,7 @@ def generate(model, tokenizer, prompt: str | Sequence[str] | Sequence[dict], *, 
     and the output; ``"model"``: ``draft_model=``, a smaller causal LM sharing the
     tokenizer; ``"layerskip"``: the target's own first ``layerskip_layers`` layers).
     Every draft is verified exactly: the output distribution is that of masked
-    decoding (greedy: identical outputs).  Default: ``["grammar"]`` when
+    decoding (greedy: identical outputs).  Default: ``["grammar", "prompt"]`` when
     ``fast_forward="verify"``.  ``GenerationResult.stats`` counts target and draft
     forward passes, proposed/accepted drafts per source and mask time.
 
@@ -309,7 +309,7 @@ def _critic_on_values(critic, parse, vocab: Vocabulary):
 
 def _draft_sources(draft, fast_forward) -> list[str]:
     if draft is None:
-        return ["grammar"] if fast_forward == "verify" else []
+        return ["grammar", "prompt"] if fast_forward == "verify" else []  # exact, and cheap when unused
     sources = [draft] if isinstance(draft, str) else list(draft)
     unknown = [x for x in sources if x not in DRAFT_SOURCES]
     if unknown:
