@@ -105,16 +105,23 @@ def _greedy_order(compiled, state) -> list[int]:
     return sorted(cands, key=rank)  # stable: closer order, then byte order within a rank
 
 
+def _known(memo, compiled, state):
+    """(memo key, the memoised result, b"" when already complete, else _MISSING)."""
+    key = state_key(state)
+    hit = memo.get(key, _MISSING)  # one lookup: another thread may clear the memo
+    if hit is _MISSING and compiled.can_end(state):
+        hit = memo.put(key, b"")
+    return key, hit
+
+
 def greedy_completion(compiled, state, *, max_steps: int = 20_000) -> bytes | None:
     """*A* completion of ``state`` (not always the shortest): depth-first over bytes,
     closers first, never revisiting a state; None when none is found within
     ``max_steps`` advances.  Memoised per state."""
-    memo, key = compiled.completion_cache.greedy, state_key(state)
-    hit = memo.get(key, _MISSING)  # one lookup: another thread may clear the memo
+    memo = compiled.completion_cache.greedy
+    key, hit = _known(memo, compiled, state)
     if hit is not _MISSING:
         return hit
-    if compiled.can_end(state):
-        return memo.put(key, b"")
     seen = {state}
     stack = [(state, iter(_greedy_order(compiled, state)))]
     path = bytearray()
@@ -148,12 +155,10 @@ def shortest_completion(compiled, state, *, max_states: int = 5_000) -> bytes | 
     :func:`greedy_completion`).  Memoised per state, with every state on a found path
     (suffixes of shortest paths are shortest); a memoised tail met during the search
     is a candidate, and the search goes on while a shorter total is still possible."""
-    memo, key = compiled.completion_cache.shortest, state_key(state)
-    hit = memo.get(key, _MISSING)  # one lookup: another thread may clear the memo
+    memo = compiled.completion_cache.shortest
+    key, hit = _known(memo, compiled, state)
     if hit is not _MISSING:
         return hit
-    if compiled.can_end(state):
-        return memo.put(key, b"")
     parent: dict = {state: None}
     frontier = [state]
     depth = 0
