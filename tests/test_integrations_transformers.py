@@ -160,6 +160,9 @@ def test_state_comes_from_input_ids_rollback_and_permutation(setup):
     assert torch.equal(long_, mask(fresh, [a[:6], b[:6]]))
     assert torch.equal(swapped[0], short[1]) and torch.equal(swapped[1], short[0])
     assert not torch.equal(short[0], short[1])
+    threaded = StructgenLogitsProcessor([c, compile_grammar(load_grammar("json"), vocab)], threads=2)
+    mask(threaded, [[], []])  # rows of two constraints filled on two threads: the same masks
+    assert torch.equal(mask(threaded, [a[:6], b[:6]])[0], long_[0])
     m = c.matcher()
     assert m.accept_tokens(a[:3])
     allowed = torch.from_numpy(m.next_token_mask().view("int32").copy()).unsqueeze(-1)  # masks are read-only

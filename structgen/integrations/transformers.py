@@ -54,6 +54,7 @@ import torch
 
 from ..errors import ConfigurationError, VocabularyError
 from ..mask.engine import CompiledGrammar
+from ..mask.batch import fill_next_token_bitmask_batch
 from ..mask.matcher import Matcher
 from ..vocab import Vocabulary
 from ..vocab.tokenize import greedy_tokenize
@@ -187,10 +188,11 @@ class StructgenLogitsProcessor(_LPBase):
     state) for every row, or a list with one entry per prompt (``None`` = no
     constraint).  ``eos_token_id``: extra ids treated as EOS besides the
     vocabulary's (e.g. the model's ``generation_config.eos_token_id``);
-    ``pad_token_id``: allowed, with EOS, in finished rows."""
+    ``pad_token_id``: allowed, with EOS, in finished rows; ``threads``: worker threads for
+    the rows' masks (:func:`structgen.mask.batch.fill_next_token_bitmask_batch`)."""
 
     def __init__(self, constraints, *, eos_token_id: int | Sequence[int] | None = None,
-                 pad_token_id: int | None = None):
+                 pad_token_id: int | None = None, threads: int = 1):
         if not isinstance(constraints, (list, tuple)):
             constraints = [constraints]
         if not constraints:
@@ -205,6 +207,7 @@ class StructgenLogitsProcessor(_LPBase):
         self.vocab_size = sizes.pop() if sizes else None
         self.num_words = (self.vocab_size + 31) // 32 if self.vocab_size else 0
         self.pad_token_id = pad_token_id
+        self.threads = threads
         self._finished_words: dict[int, np.ndarray] = {}
         self.prompt_length: int | None = None
         self._prompts: set[tuple[int, ...]] | None = None
@@ -262,15 +265,18 @@ class StructgenLogitsProcessor(_LPBase):
         """int32 ``[rows, words]`` bitmask and the indices of the constrained rows."""
         pairs = self.nodes(input_ids)
         bitmask = np.full((len(pairs), max(self.num_words, 1)), -1, np.int32)
-        rows = []
+        rows, live, live_rows = [], [], []
         for r, (g, node) in enumerate(pairs):
             if g is None:
                 continue
             rows.append(r)
             if node.live:
-                bitmask[r] = node.matcher.next_token_mask().view(np.int32)
+                live.append(node.matcher)
+                live_rows.append(r)
             else:
                 bitmask[r] = self._finished_mask(g).view(np.int32)
+        if live:  # cold masks of different constraints overlap on threads (their kernels release the GIL)
+            fill_next_token_bitmask_batch(live, bitmask, threads=self.threads, indices=live_rows)
         return bitmask, rows
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
