@@ -28,6 +28,7 @@ import numpy as np
 
 from ..errors import ConfigurationError
 from .lm import RowMap, allowed_logprobs
+from .warpers import draw
 
 __all__ = ["ASAp", "ASApSample"]
 
@@ -136,9 +137,7 @@ class ASAp:
                         nodes[i].allowed = 0.0
                     result[i] = ASApSample(tokens[i], False)
                     continue
-                w = np.exp(logits - top)
-                c = np.cumsum(w)
-                t = min(int(np.searchsorted(c, rng.random() * c[-1], side="right")), len(w) - 1)
+                t = draw(np.exp(logits - top), rng)
                 child = self._child(nodes[i], t, float(lps[j][t]))
                 if child is not None:
                     paths[i].append(child)

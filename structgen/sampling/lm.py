@@ -15,7 +15,7 @@ from typing import Callable, Protocol, Sequence, runtime_checkable
 import numpy as np
 
 from ..errors import ConfigurationError
-from .warpers import apply_mask
+from .warpers import apply_mask, draw
 
 __all__ = ["BatchLM", "RowMap", "masked_token", "sample_tokens", "allowed_logprobs"]
 
@@ -68,9 +68,7 @@ def masked_token(logprobs: np.ndarray, matcher, *, rng: np.random.Generator, gre
         return None
     if greedy:
         return int(np.argmax(lp))
-    p = np.exp(lp - top)
-    c = np.cumsum(p)
-    return min(int(np.searchsorted(c, rng.random() * c[-1], side="right")), len(p) - 1)
+    return draw(np.exp(lp - top), rng)
 
 
 def sample_tokens(lm, matcher, *, rng: np.random.Generator, max_tokens: int, prompt: Sequence[int] = (),

@@ -18,7 +18,7 @@ import numpy as np
 
 from .warpers import draw
 
-__all__ = ["verify_draft", "verify_greedy"]
+__all__ = ["verify_draft"]
 
 
 def verify_draft(p: np.ndarray, draft: int, rng: np.random.Generator, q: np.ndarray | None = None) -> tuple[int, bool]:
@@ -39,10 +39,4 @@ def verify_draft(p: np.ndarray, draft: int, rng: np.random.Generator, q: np.ndar
     if residual.sum() <= 0.0:  # p == q up to rounding: the draft is always right
         return draft, True
     return draw(residual, rng), False
-
-
-def verify_greedy(masked_logits: np.ndarray, draft: int) -> tuple[int, bool]:
-    """Greedy verification: accept while the target's argmax equals the draft."""
-    top = int(np.argmax(masked_logits))
-    return top, top == draft
 

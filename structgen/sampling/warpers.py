@@ -8,7 +8,7 @@ import numpy as np
 
 from ..errors import ConfigurationError
 
-__all__ = ["TokenSampler", "apply_mask", "warped_probs", "draw", "masked_argmax"]
+__all__ = ["TokenSampler", "apply_mask", "warped_probs", "draw"]
 
 
 def apply_mask(logits: np.ndarray, words: np.ndarray | None) -> np.ndarray:
@@ -23,10 +23,6 @@ def apply_mask(logits: np.ndarray, words: np.ndarray | None) -> np.ndarray:
     blocked[:n] = bits[:n] == 0
     out[blocked] = -np.inf
     return out
-
-
-def masked_argmax(logits: np.ndarray, words: np.ndarray | None) -> int:
-    return int(np.argmax(apply_mask(logits, words)))
 
 
 def warped_probs(logits: np.ndarray, *, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0) -> np.ndarray:
