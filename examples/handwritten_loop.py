@@ -78,7 +78,7 @@ def main(argv=None) -> int:
 
     prompt = apply_chat_template(tok, args.prompt)
     input_ids = torch.tensor([tok(prompt, add_special_tokens=False)["input_ids"]])
-    from structgen.integrations.loop import forward_keywords, new_cache
+    from structgen.integrations.kvcache import forward_keywords, new_cache
 
     cache_kw, _ = forward_keywords(model)                     # "cache" on transformers >= 5.2x, else "past_key_values"
     past = new_cache(model)

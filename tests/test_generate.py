@@ -16,7 +16,7 @@ from tokenizers_fixture import gpt2
 from structgen import compile_regex
 from structgen.errors import ConfigurationError
 from structgen.integrations.generate import GenerationStream, generate
-from structgen.integrations.loop import crop_cache, forward_keywords, new_cache
+from structgen.integrations.kvcache import crop_cache, forward_keywords, new_cache
 from structgen.integrations.transformers import vocabulary_for
 from structgen.mask.completion import shortest_completion
 

@@ -8,6 +8,7 @@
 * :mod:`structgen.integrations.loop` -- the KV-cached decoding loop (batches
   with left padding, drafts and their verification, budget-safe closing,
   streaming), one ``Matcher`` per prompt.
+* :mod:`structgen.integrations.kvcache` -- transformers KV-cache version shims.
 * :mod:`structgen.integrations.drafters` -- draft models (a smaller LM, or the
   target's own first layers).
 * :mod:`structgen.integrations.samplers` and :mod:`structgen.integrations.lm`

@@ -14,6 +14,7 @@ import copy
 import torch
 
 from ..errors import ConfigurationError
+from .kvcache import crop_cache, forward_keywords, new_cache, next_cache
 
 __all__ = ["DraftModel", "layerskip_model"]
 
@@ -47,16 +48,12 @@ class DraftModel:
     """A causal LM that proposes draft tokens; its cache mirrors the target's columns."""
 
     def __init__(self, model, name: str):
-        from .loop import forward_keywords, new_cache
-
         self.model, self.name = model, name
         self.cache = new_cache(model)
         self.cache_kw, self.keep_kw = forward_keywords(model)
 
     def forward(self, ids: torch.Tensor, attn: torch.Tensor, pos: torch.Tensor, keep: int) -> torch.Tensor:
         """Logits (float32, CPU) of the last ``keep`` columns of the block ``ids``."""
-        from .loop import next_cache
-
         kwargs = {self.cache_kw: self.cache}
         if self.keep_kw:
             kwargs[self.keep_kw] = keep
@@ -68,6 +65,4 @@ class DraftModel:
         self.cache.batch_select_indices(idx)
 
     def crop(self, n: int) -> None:
-        from .loop import crop_cache
-
         crop_cache(self.cache, n)

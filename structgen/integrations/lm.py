@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigurationError
-from .loop import forward_keywords, new_cache, next_cache
+from .kvcache import forward_keywords, new_cache, next_cache
 
 __all__ = ["TransformersLM"]
 
