@@ -74,7 +74,7 @@ class _Static:
 
     def scanned(self, bits: int) -> tuple:
         """Positions after scanning any terminal of ``bits`` (memoised)."""
-        key = bits
+        key = bits  # bits is consumed below
         hit = self.scans.get(key)
         if hit is None:
             out: list = []
@@ -273,13 +273,6 @@ class EarleyParser:
             if ref() is None:
                 self._ids.pop(key, None)
         self._sweep_at = max(1024, 2 * len(self._live))
-
-    def allowed(self, row: Row) -> int:
-        """Bitmask of the terminals the parser can take next."""
-        return row.allowed
-
-    def accepts(self, row: Row) -> bool:
-        return row.accepts
 
     def advance(self, row: Row, terminals: int) -> Row | int:
         """Row after scanning one lexeme that matched every terminal in the bitmask

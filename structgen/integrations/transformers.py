@@ -55,6 +55,7 @@ import torch
 from ..errors import ConfigurationError, VocabularyError
 from ..mask.engine import CompiledGrammar
 from ..mask.batch import fill_next_token_bitmask_batch
+from ..mask.bitmask import token_bitset
 from ..mask.matcher import Matcher
 from ..vocab import Vocabulary
 from ..vocab.tokenize import greedy_tokenize
@@ -254,10 +255,8 @@ class StructgenLogitsProcessor(_LPBase):
         key = id(g)
         words = self._finished_words.get(key)
         if words is None:
-            words = np.zeros(self.num_words, np.uint32)
-            for t in set(g.eos) | ({self.pad_token_id} if self.pad_token_id is not None else set()):
-                if 0 <= t < 32 * self.num_words:
-                    words[t >> 5] |= np.uint32(1 << (t & 31))
+            words = token_bitset(self.num_words, set(g.eos) | ({self.pad_token_id} if self.pad_token_id is not None
+                                                                else set()))
             self._finished_words[key] = words
         return words
 

@@ -17,6 +17,15 @@ def _is_torch(x) -> bool:
     return type(x).__module__.startswith("torch")
 
 
+def token_bitset(num_words: int, ids) -> np.ndarray:
+    """A uint32 ``[num_words]`` bitset with the bits of ``ids`` set (ids past it ignored)."""
+    words = np.zeros(num_words, np.uint32)
+    for t in ids:
+        if 0 <= t < 32 * num_words:
+            words[t >> 5] |= np.uint32(1 << (t & 31))
+    return words
+
+
 def allocate_token_bitmask(batch_size: int, vocab_size: int, *,
                            backend: Literal["numpy", "torch"] = "numpy"):
     """A ``[batch_size, ceil(vocab_size/32)]`` int32 bitmask, all tokens allowed."""

@@ -23,6 +23,7 @@ from ..grammar.ir import Grammar, prune_unproductive
 from ..limits import Limits
 from ..report import CompileReport
 from ..vocab.vocabulary import Vocabulary
+from .bitmask import token_bitset
 from .completion import CompletionCache
 from .kernels import get_kernels
 from .lexer import Lexer, LexerFactory
@@ -80,9 +81,7 @@ class CompiledGrammar:
         # walks split by terminal set, per (lexer, ranges): see _plan (a quarter of the mask budget)
         self._plans = ByteLRU(max(1, limits.mask_cache_bytes // 4))
         self._steps: dict[tuple[int, int, int], State | None] = {}  # (row serial, lex, token)
-        self._eos = np.zeros(vocab.num_words, np.uint32)
-        for t in vocab.eos_ids:
-            self._eos[t >> 5] |= np.uint32(1 << (t & 31))
+        self._eos = token_bitset(vocab.num_words, vocab.eos_ids)
         self._eos.flags.writeable = False  # shared by every matcher
         self.initial_state: State = (self.parser.initial, 0)
 

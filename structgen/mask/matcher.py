@@ -17,6 +17,7 @@ import numpy as np
 
 from ..errors import ConfigurationError, StructgenError, VocabularyError
 from ..vocab.tokenize import bytewise_tokenize, greedy_tokenize
+from .bitmask import token_bitset, write_row
 from .completion import greedy_completion, shortest_completion, state_key
 from .engine import CompiledGrammar, State
 
@@ -46,7 +47,7 @@ class Matcher:
         bad = [e for e in self.eos_ids if not 0 <= e < vocab.size]
         if bad:
             raise VocabularyError(f"EOS ids {bad} are outside the vocabulary of size {vocab.size}")
-        self._extra_eos = None if self.eos_ids == vocab.eos_ids else _words(vocab.num_words, self.eos_ids)
+        self._extra_eos = None if self.eos_ids == vocab.eos_ids else token_bitset(vocab.num_words, self.eos_ids)
         row, lex = compiled.initial_state
         self._root = self._top = (row, lex, bytes(prefix), False, 0, None)
 
@@ -119,14 +120,12 @@ class Matcher:
         for k in index.starting_with(prefix):
             if len(k) > len(prefix) and c.advance_bytes(state, k[len(prefix):]) is not None:
                 ids += index.ids[k]
-        words = _words(c.vocab.num_words, ids)
+        words = token_bitset(c.vocab.num_words, ids)
         words.flags.writeable = False
         return memo.put(key, words)
 
     def fill_next_token_bitmask(self, bitmask, index: int = 0) -> None:
         """Write the mask into row ``index`` of an int32 ``[batch, words]`` numpy array or torch tensor."""
-        from .bitmask import write_row
-
         write_row(bitmask, index, self.next_token_mask())
 
     def is_token_allowed(self, token_id: int) -> bool:
@@ -273,7 +272,7 @@ class Matcher:
         if self.is_terminated():
             return []
         c, top = self.compiled, self._top
-        key = (top[_PREFIX], top[_ROW].serial, top[_LEX])
+        key = (top[_PREFIX], *state_key(self.state))
         memo = c.completion_cache.closing
         ids = memo.get(key, False)
         if ids is False:
@@ -318,14 +317,6 @@ class Matcher:
     def _replays(self, ids: list[int]) -> bool:
         probe = self.fork()
         return all(t not in self.eos_ids for t in ids) and probe.accept_tokens(ids) and probe.can_terminate()
-
-
-def _words(num_words: int, ids: Iterable[int]) -> np.ndarray:
-    words = np.zeros(num_words, np.uint32)
-    for t in ids:
-        if 0 <= t < 32 * num_words:
-            words[t >> 5] |= np.uint32(1 << (t & 31))
-    return words
 
 
 def utf8_prefix(data: bytes) -> str:
