@@ -26,7 +26,7 @@ import numpy as np
 
 from .automata.fsm import ByteDFA
 from .automata.ops import trim
-from .automata.regex import DEFAULT_MAX_STATES, regex_to_dfa
+from .automata.regex import regex_to_dfa
 from .errors import ConfigurationError
 from .grammar.ir import Grammar, Terminal, term_symbol
 from .limits import Limits
@@ -198,14 +198,11 @@ def _without_empty(dfa: ByteDFA) -> ByteDFA:
 def text_grammar(text: str, *, start: str = "start", syntax: str = "auto", limits: Limits | None = None) -> Grammar:
     """The IR of a Lark or GBNF grammar text."""
     from .grammar.gbnf import gbnf_to_lark, is_gbnf
-    from .grammar.lark_frontend import cached_lark_to_grammar, lark_to_grammar
+    from .grammar.lark_frontend import cached_lark_to_grammar
 
     if syntax == "gbnf" or (syntax == "auto" and is_gbnf(text)):
         text, start = gbnf_to_lark(text), "start"
-    max_states = Limits.make(limits).max_regex_states
-    if max_states == DEFAULT_MAX_STATES:  # the memoised (disk-cached) front-end uses the default
-        return cached_lark_to_grammar(text, start)
-    return lark_to_grammar(text, start=start, max_states=max_states)
+    return cached_lark_to_grammar(text, start, Limits.make(limits).max_regex_states)
 
 
 # --- helpers -------------------------------------------------------------------------

@@ -202,11 +202,12 @@ _FRONTEND_MODULES = ("structgen.grammar.lark_frontend", "structgen.grammar.ir",
 
 
 @lru_cache(maxsize=64)
-def cached_lark_to_grammar(text: str, start: str = "start") -> Grammar:
-    """``lark_to_grammar`` memoised in-process and on disk (see structgen.cache)."""
+def cached_lark_to_grammar(text: str, start: str = "start", max_states: int = 100_000) -> Grammar:
+    """``lark_to_grammar`` memoised in-process and on disk (see structgen.cache); the
+    state budget is part of the key."""
     import lark
 
     from ..cache import code_digest, disk_cached
 
-    key = f"{code_digest(*_FRONTEND_MODULES)}|lark {lark.__version__}|{start}|{text}"
-    return disk_cached("grammar-ir", key, lambda: lark_to_grammar(text, start=start))
+    key = f"{code_digest(*_FRONTEND_MODULES)}|lark {lark.__version__}|{start}|{max_states}|{text}"
+    return disk_cached("grammar-ir", key, lambda: lark_to_grammar(text, start=start, max_states=max_states))
