@@ -220,8 +220,7 @@ def never_allowed(vocab, width: int) -> np.ndarray:
     """bool[width]: ids no constraint can allow (special non-EOS tokens, ids past the vocabulary)."""
     bad = np.ones(width, dtype=bool)
     n = min(width, vocab.size)
-    tb = vocab.token_bytes
-    bad[:n] = [tb[i] is None and i not in vocab.eos_ids for i in range(n)]
+    bad[:n] = vocab.non_text[:n]  # computed once per vocabulary
     return bad
 
 

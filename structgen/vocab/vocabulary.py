@@ -130,6 +130,14 @@ class Vocabulary:
         return TokenTrie.build(self.token_bytes)
 
     @cached_property
+    def non_text(self) -> np.ndarray:
+        """bool[size]: special and unused ids that are not EOS (never allowed by any constraint)."""
+        bad = np.array([b is None for b in self.token_bytes], dtype=bool)
+        bad[list(self.eos_ids)] = False
+        bad.flags.writeable = False
+        return bad
+
+    @cached_property
     def byte_index(self):
         """The :class:`~structgen.vocab.tokenize.ByteIndex` of the token byte strings."""
         from .tokenize import ByteIndex
