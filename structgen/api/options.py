@@ -33,6 +33,12 @@ def _draft_sources(v) -> bool:
     return v is None or (isinstance(sources, (list, tuple)) and all(s in DRAFT_SOURCES for s in sources))
 
 
+def _sampling():
+    from .. import sampling  # numpy only; imported when an option is checked
+
+    return sampling
+
+
 #: generate() keyword -> (value check, what the value must be)
 GENERATE_OPTIONS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "max_new_tokens": (_int_at_least(1), "an int >= 1"),
@@ -50,10 +56,10 @@ GENERATE_OPTIONS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "draft": (_draft_sources, "None, or one or a list of 'grammar', 'prompt', 'model', 'layerskip'"),
     "draft_model": (lambda v: True, "a causal LM sharing the tokenizer"),
     "layerskip_layers": (lambda v: v is None or _int_at_least(1)(v), "None or an int >= 1"),
-    "sampler": (lambda v: v in ("masked", "awrs", "smc", "asap"), "'masked', 'awrs', 'smc' or 'asap'"),
+    "sampler": (lambda v: v in _sampling().SAMPLERS, "'masked', 'awrs', 'smc' or 'asap'"),
     "particles": (_int_at_least(1), "an int >= 1"),
     "ess_threshold": (lambda v: _number(v) and 0 <= v <= 1, "a number in [0, 1]"),
-    "resampling": (lambda v: v in ("systematic", "multinomial", "stratified"),
+    "resampling": (lambda v: v in _sampling().RESAMPLING,
                    "'systematic', 'multinomial' or 'stratified'"),
     "critic": (lambda v: v is None or callable(v), "None or a callable value -> log-potential"),
     "asap": (lambda v: v is None or type(v).__name__ == "ASAp", "None or a structgen.sampling.ASAp"),

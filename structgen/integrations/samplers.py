@@ -21,12 +21,11 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ConfigurationError
-from ..sampling import AWRS, ASAp, sample_tokens, smc
+from ..sampling import AWRS, SAMPLERS, ASAp, sample_tokens, smc
 from .lm import TransformersLM
 
 __all__ = ["SAMPLERS", "check_sampler_options", "sample_exact"]
 
-SAMPLERS = ("masked", "awrs", "smc", "asap")
 
 
 def check_sampler_options(sampler: str, *, temperature: float, top_k: int, top_p: float, draft, stream,
