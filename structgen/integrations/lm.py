@@ -68,13 +68,14 @@ class TransformersLM:
         prefixes = [list(map(int, p)) for p in prefixes]
         if any(not p for p in prefixes):
             raise ConfigurationError("every prefix needs at least one token (a prompt or BOS)")
-        if not self._extends(prefixes) and len(prefixes) > 1 and all(p == prefixes[0] for p in prefixes):
+        extends = self._extends(prefixes)  # O(total prefix length): once per call
+        if not extends and len(prefixes) > 1 and all(p == prefixes[0] for p in prefixes):
             # N particles on one prompt: prefill it once, then copy the cache row N times
             self.reset()
             one = self.logprobs(prefixes[:1])
             self.reorder([0] * len(prefixes))
             return np.repeat(one, len(prefixes), axis=0)
-        if not self._extends(prefixes):
+        if not extends:
             self._cache = new_cache(self.model)
             self._attn = torch.zeros((len(prefixes), 0), dtype=torch.long, device=self.device)
             self._rows = [[] for _ in prefixes]
