@@ -57,8 +57,9 @@ def allowed_tokens(matcher) -> set[int]:
     """The ids set in ``matcher.next_token_mask()``."""
     import numpy as np
 
-    bits = np.unpackbits(np.ascontiguousarray(matcher.next_token_mask()).view(np.uint8), bitorder="little")
-    return {int(t) for t in np.flatnonzero(bits[:matcher.compiled.vocab.size])}
+    from .mask.bitmask import bitset_to_bool
+
+    return {int(t) for t in np.flatnonzero(bitset_to_bool(matcher.next_token_mask(), matcher.compiled.vocab.size))}
 
 
 def brute_force_mask(matcher_or_compiled, prefix_tokens=()) -> set[int]:

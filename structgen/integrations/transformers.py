@@ -55,7 +55,7 @@ import torch
 from ..errors import ConfigurationError, VocabularyError
 from ..mask.engine import CompiledGrammar
 from ..mask.batch import fill_next_token_bitmask_batch
-from ..mask.bitmask import token_bitset
+from ..mask.bitmask import bitset_to_bool, token_bitset
 from ..mask.matcher import Matcher
 from ..vocab import Vocabulary
 from ..vocab.tokenize import greedy_tokenize
@@ -116,11 +116,7 @@ def mask_scores(scores: torch.Tensor, bitmask: np.ndarray, rows: list[int], voca
     """Set disallowed scores to -inf in place, for the listed ``rows`` of an int32
     ``[rows, words]`` numpy bitmask; ids at or past ``vocab_size`` are disallowed.
     (``numpy.unpackbits`` on the CPU, then one ``masked_fill_``.)"""
-    width = scores.shape[-1]
-    bits = np.unpackbits(np.ascontiguousarray(bitmask[rows]).view(np.uint8), axis=1, bitorder="little")
-    n = min(bits.shape[1], vocab_size, width)
-    allowed = torch.zeros((len(rows), width), dtype=torch.bool)
-    allowed[:, :n] = torch.from_numpy(bits[:, :n].view(np.bool_))
+    allowed = torch.from_numpy(bitset_to_bool(bitmask[rows], scores.shape[-1], vocab_size))
     blocked = (~allowed).to(scores.device, non_blocking=True)
     if len(rows) == scores.shape[0]:
         scores.masked_fill_(blocked, float("-inf"))

@@ -26,6 +26,16 @@ def token_bitset(num_words: int, ids) -> np.ndarray:
     return words
 
 
+def bitset_to_bool(words: np.ndarray, width: int, allowed_below: int | None = None) -> np.ndarray:
+    """bool ``[..., width]``: bit t of ``words`` (uint32/int32 rows) for t < ``allowed_below``
+    (default ``width``); ids past the words or the limit are False."""
+    bits = np.unpackbits(np.ascontiguousarray(words).view(np.uint8), axis=-1, bitorder="little")
+    n = min(bits.shape[-1], width, width if allowed_below is None else allowed_below)
+    out = np.zeros(bits.shape[:-1] + (width,), dtype=bool)
+    out[..., :n] = bits[..., :n].view(np.bool_)
+    return out
+
+
 def allocate_token_bitmask(batch_size: int, vocab_size: int, *,
                            backend: Literal["numpy", "torch"] = "numpy"):
     """A ``[batch_size, ceil(vocab_size/32)]`` int32 bitmask, all tokens allowed."""

@@ -31,6 +31,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from ..errors import ConfigurationError
+from ..mask.bitmask import bitset_to_bool
 
 __all__ = ["AWRS", "AWRSDraw", "recursive_awrs", "geometric_awrs", "awrs_step", "matcher_check",
            "never_allowed", "allowed_bool"]
@@ -240,11 +241,7 @@ def matcher_check(matcher) -> Check:
 
 def allowed_bool(matcher, width: int) -> np.ndarray:
     """``matcher``'s next-token mask as bool[``width``] (ids past the mask: not allowed)."""
-    bits = np.unpackbits(np.ascontiguousarray(matcher.next_token_mask()).view(np.uint8), bitorder="little")
-    out = np.zeros(width, dtype=bool)
-    n = min(width, len(bits))
-    out[:n] = bits[:n].astype(bool)
-    return out
+    return bitset_to_bool(matcher.next_token_mask(), width)
 
 
 def awrs_step(logprobs: np.ndarray, matcher, *, rng: np.random.Generator, variant: str = "auto",

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ConfigurationError
+from ..mask.bitmask import bitset_to_bool
 
 __all__ = ["TokenSampler", "apply_mask", "warped_probs", "draw"]
 
@@ -17,11 +18,7 @@ def apply_mask(logits: np.ndarray, words: np.ndarray | None) -> np.ndarray:
     out = np.array(logits, dtype=np.float64)
     if words is None:
         return out
-    bits = np.unpackbits(np.ascontiguousarray(words).view(np.uint8), bitorder="little")
-    n = min(len(bits), len(out))
-    blocked = np.ones(len(out), dtype=bool)
-    blocked[:n] = bits[:n] == 0
-    out[blocked] = -np.inf
+    out[~bitset_to_bool(words, len(out))] = -np.inf
     return out
 
 
