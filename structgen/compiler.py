@@ -112,13 +112,14 @@ class GrammarCompiler:
         if options is None and "time_budget_s" not in json_options:
             json_options["time_budget_s"] = self.limits.max_compile_seconds
         opt = JsonSchemaOptions.make(options, **json_options)
+        if not isinstance(schema, (dict, bool, str, bytes)):
+            schema = normalize_schema(schema)  # pydantic models and types: their JSON Schema, built once
 
         def build():
             grammar = schema_to_grammar(schema, options=opt)
-            report = CompileReport.from_entries(grammar.meta.get("report"))
-            return self._build(grammar, "json_schema", engine, report)
+            return self._build(grammar, "json_schema", engine, grammar.meta["report"])
 
-        key = _schema_key(schema, opt, normalize_schema)
+        key = _schema_key(schema, opt)
         if key is None:  # not JSON-serialisable: compiled, not memoised
             return build()
         return self._cached(("json_schema", key, _frozen(engine)), build)
@@ -223,10 +224,9 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def _schema_key(schema, opt, normalize) -> str | None:
-    """Digest of the normalised schema and every option (None: not serialisable)."""
+def _schema_key(value, opt) -> str | None:
+    """Digest of the schema (a dict, bool or JSON text) and every option (None: not serialisable)."""
     try:
-        value = schema if isinstance(schema, (dict, bool, str, bytes)) else normalize(schema)
         if isinstance(value, bytes):
             value = value.decode("utf-8")
         text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, allow_nan=False)
