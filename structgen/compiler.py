@@ -4,8 +4,7 @@ One compiler per vocabulary (as xgrammar's ``GrammarCompiler``) holds
 
 * the trie-walk cache every constraint over the vocabulary shares (walk
   results depend only on the vocabulary and a lexer automaton, so e.g. the
-  JSON-string interior walk is computed once for all schemas) and the
-  vocabulary's mask slicers, and
+  JSON-string interior walk is computed once for all schemas), and
 * the compiled constraints, memoised by kind + a digest of the source text +
   options: compiling the same source again returns the same object.
 
@@ -62,7 +61,6 @@ class GrammarCompiler:
         self.kernels = kernels
         self.cache_limit_bytes = cache_limit_bytes
         self.walk_cache = ByteLRU(cache_limit_bytes // 2)
-        self.slicers: dict = {}  # kernel backend -> the vocabulary's mask slicer (mask/slicer.py)
         self._compiled: OrderedDict[tuple, tuple[CompiledGrammar, int]] = OrderedDict()  # (constraint, IR bytes)
         # bytes of the memoised constraints as last measured (constraints' caches grow
         # after insertion, so every so many inserts all are measured again)
@@ -133,7 +131,7 @@ class GrammarCompiler:
         return self.walk_cache.used + sum(ir + c.cache_size_bytes for c, ir in entries)
 
     def clear_cache(self) -> None:
-        """Empty the walk cache and slicers and forget the memoised constraints (and their caches).
+        """Empty the walk cache and forget the memoised constraints (and their caches).
         Constraints and matchers in use stay valid; they refill what they need."""
         with self._lock:
             entries = list(self._compiled.values())
@@ -141,7 +139,6 @@ class GrammarCompiler:
             self._sizes.clear()
             self._used = 0
         self.walk_cache.clear()
-        self.slicers.clear()
         for c, _ in entries:
             c.clear_cache()
 
@@ -176,7 +173,7 @@ class GrammarCompiler:
 
     def _build(self, grammar: Grammar, kind: str, engine: dict, report: CompileReport | None = None):
         return CompiledGrammar(grammar, self.vocab, kind=kind, limits=self.limits, walk_cache=self.walk_cache,
-                               slicers=self.slicers, report=report, **engine)
+                               report=report, **engine)
 
 
 # --- front-ends: source text -> grammar IR ------------------------------------------

@@ -27,7 +27,7 @@ from .bitmask import token_bitset
 from .completion import CompletionCache
 from .kernels import get_kernels
 from .lexer import Lexer, LexerFactory
-from .slicer import Slice, Slicer, slicer_for
+from .slicer import Slice, slicer_for
 from .lru import ByteLRU
 
 State = tuple[Row, int]  # (earley row, lexer state)
@@ -44,13 +44,13 @@ class CompiledGrammar:
 
     ``walk_cache``: the trie-walk cache to share (a :class:`GrammarCompiler`
     passes its own, common to every constraint over the vocabulary); a private
-    one of ``limits.mask_cache_bytes`` when None; ``slicers``: likewise the
-    vocabulary slicers by kernel backend (see mask/slicer.py).  ``report``: what the
+    one of ``limits.mask_cache_bytes`` when None.  The vocabulary's slicer (see
+    mask/slicer.py) is shared by every constraint over it.  ``report``: what the
     compiler did not enforce exactly (empty for regexes and grammars)."""
 
     def __init__(self, grammar: Grammar, vocab: Vocabulary, *, kernels: str = "auto",
                  cache_bytes: int | None = None, kind: str = "grammar", limits: Limits | None = None,
-                 walk_cache: ByteLRU | None = None, slicers: dict | None = None,
+                 walk_cache: ByteLRU | None = None,
                  report: CompileReport | None = None):
         self.grammar, self.vocab, self.kind = grammar, vocab, kind
         self.limits = limits = Limits.make(limits)
@@ -65,12 +65,7 @@ class CompiledGrammar:
         self._root_lo, self._root_hi = np.zeros(1, np.int32), np.full(1, n, np.int32)
         self._scratch = np.zeros(vocab.num_words, np.uint32)
         self._stack = np.empty(self._trie.max_depth + 2, np.int32)  # walk kernel's DFS stack
-        if slicers is None:  # standalone: the module's slicer of this vocabulary
-            self._slicer = slicer_for(vocab, self._k)
-        else:  # the compiler's, one per kernel backend
-            self._slicer = slicers.get(self._k.__name__)
-            if self._slicer is None:
-                self._slicer = slicers.setdefault(self._k.__name__, Slicer(vocab, self._k))
+        self._slicer = slicer_for(vocab, self._k)  # vocabulary-wide data, built once
         self._lexers: dict[int, Lexer] = {}
         self._lexer_factory = LexerFactory(grammar.terminals, max_states=limits.max_lexer_states,
                                            kernels=self._k)

@@ -131,13 +131,7 @@ class Slicer:
         self._pat_next, self._pat_start = self._pat_next[keep], self._pat_start[keep]
 
     def slice(self, name: str) -> Slice:
-        sl = self._slices.get(name)
-        if sl is None:
-            with self._lock:
-                sl = self._slices.get(name)
-                if sl is None:
-                    sl = self._slices[name] = build_slice(name, self.patterns[name], self.vocab, self._k)
-        return sl
+        return self._slices[name]  # every kept pattern's slice is built in __init__
 
     def covering(self, lex: Lexer, state: int, *, first_only: bool = False) -> list[str]:
         """The patterns every string of which keeps ``state`` of ``lex`` alive
