@@ -32,7 +32,7 @@ import itertools
 import weakref
 
 from ..limits import DEFAULT_LIMITS
-from .ir import Grammar, symbol_term
+from .ir import Grammar, bit_indices, symbol_term
 
 __all__ = ["DEAD", "EarleyParser", "Row"]
 
@@ -74,20 +74,15 @@ class _Static:
 
     def scanned(self, bits: int) -> tuple:
         """Positions after scanning any terminal of ``bits`` (memoised)."""
-        key = bits  # bits is consumed below
-        hit = self.scans.get(key)
+        hit = self.scans.get(bits)
         if hit is None:
             out: list = []
-            t = 0
-            while bits:
-                if bits & 1:
-                    out.extend(self.scan.get(t, ()))
-                bits >>= 1
-                t += 1
+            for t in bit_indices(bits):
+                out.extend(self.scan.get(t, ()))
             hit = tuple(out)
             if len(self.scans) >= 4096:  # bounded like every other memo
                 self.scans.clear()
-            self.scans[key] = hit
+            self.scans[bits] = hit
         return hit
 
 
@@ -201,12 +196,8 @@ class EarleyParser:
         part = self._static.get(roots)
         if part is None:
             items: set = set()
-            x, bits = 0, roots
-            while bits:
-                if bits & 1:
-                    items |= self._prediction(x)
-                bits >>= 1
-                x += 1
+            for x in bit_indices(roots):
+                items |= self._prediction(x)
             part = self._static[roots] = _Static(items, self._rhs_at)
         return part
 

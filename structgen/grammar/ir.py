@@ -77,3 +77,13 @@ def prune_unproductive(grammar: Grammar) -> Grammar:
         return grammar
     return Grammar(grammar.terminals, grammar.nonterminals, rules, grammar.start,
                    grammar.ignore, grammar.source, dict(grammar.meta))
+
+
+def bit_indices(mask: int) -> list[int]:
+    """The positions of the set bits of ``mask``, ascending (cost: one step per set bit)."""
+    out = []
+    while mask:
+        low = mask & -mask
+        out.append(low.bit_length() - 1)
+        mask ^= low
+    return out

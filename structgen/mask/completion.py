@@ -67,8 +67,8 @@ def representative_bytes(compiled, state, viable: list[int] | None = None) -> li
     lex = compiled.lexer(row)
     cls = lex.classes
     ncls = None
-    if s and lex.acc_terms[s]:
-        nxt = compiled.after_lexeme(row, lex.acc_terms[s])
+    if s and lex.terms_at(s):
+        nxt = compiled.after_lexeme(row, lex.terms_at(s))
         if nxt != DEAD:
             ncls = compiled.lexer(nxt).classes
     seen, out = set(), []
@@ -95,7 +95,7 @@ def _greedy_order(compiled, state) -> list[int]:
         if b in b" \t\n\r":
             return 4
         t = int(lex.trans[s, lex.classes[b]])  # lexer state 0: between lexemes
-        complete = t >= 0 and bool(lex.acc_terms[t])  # the lexeme b continues or starts is complete
+        complete = t >= 0 and bool(lex.terms_at(t))  # the lexeme b continues or starts is complete
         if b in _CLOSERS and ((s and t < 0) or (not s and complete)):  # ends the lexeme, or is one
             return 0
         if complete:

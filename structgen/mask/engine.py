@@ -136,7 +136,7 @@ class CompiledGrammar:
         row, lex_state = state
         if lex_state == 0:
             return row.accepts
-        terms = self.lexer(row).acc_terms[lex_state]
+        terms = self.lexer(row).terms_at(lex_state)
         if not terms:
             return False
         nxt = self.after_lexeme(row, terms)
@@ -149,7 +149,7 @@ class CompiledGrammar:
         for b in data:
             t = int(lex.trans[s, lex.classes[b]])
             if t < 0:
-                terms = lex.acc_terms[s] if s else 0
+                terms = lex.terms_at(s) if s else 0
                 if not terms:
                     return None
                 row = self.after_lexeme(row, terms)
@@ -161,7 +161,7 @@ class CompiledGrammar:
                     return None
             s = t
         if s and not lex.has_out[s]:  # nothing can extend it: close the lexeme now
-            row = self.after_lexeme(row, lex.acc_terms[s])
+            row = self.after_lexeme(row, lex.terms_at(s))
             if row == DEAD:
                 return None
             s = 0
@@ -248,8 +248,8 @@ class CompiledGrammar:
         name = rkey[2]
         if len(ev_st) == 0:
             branches: tuple = ()
-        elif len(lex.term_sets) == 1:  # one terminal set for every event
-            branches = ((lex.term_sets[0], ev_lo, ev_hi, (0, ev_lo.tobytes() + ev_hi.tobytes(), name)),)
+        elif lex.only_set:  # one terminal set for every event
+            branches = ((lex.only_set, ev_lo, ev_hi, (0, ev_lo.tobytes() + ev_hi.tobytes(), name)),)
         else:
             groups = lex.acc_class[ev_st]
             out = []
@@ -295,8 +295,8 @@ class CompiledGrammar:
         row, s = state
         lex = self.lexer(row)
         ok = lex.trans[s][lex.classes] >= 0
-        if s and lex.acc_terms[s]:
-            nxt = self.after_lexeme(row, lex.acc_terms[s])
+        if s and lex.terms_at(s):
+            nxt = self.after_lexeme(row, lex.terms_at(s))
             if nxt != DEAD:
                 nlex = self.lexer(nxt)
                 ok |= nlex.trans[0][nlex.classes] >= 0

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
 from ..errors import BudgetExceeded
-from ..grammar.ir import Terminal
+from ..grammar.ir import Terminal, bit_indices
 from ..limits import DEFAULT_LIMITS
 from .kernels import get_kernels
 from .lru import ByteLRU
@@ -23,30 +24,56 @@ _PRODUCTS = ByteLRU(32 << 20)
 class Lexer:
     """Product of the DFAs of the terminals in ``mask``.
 
-    State 0 is the start (no pending bytes).  ``acc_terms[s]`` is the bitmask of
+    State 0 is the start (no pending bytes).  ``terms_at(s)`` is the bitmask of
     terminals whose lexeme is complete in ``s``; ``has_out[s]`` says whether some
-    byte extends it (if not, the lexeme is over and is closed at once)."""
+    byte extends it (if not, the lexeme is over and is closed at once).  Per
+    state only a small index is stored (``acc_class[s]`` into the distinct
+    bitmasks ``term_sets``), so making a lexer from a shared product costs no
+    per-state Python work."""
 
     mask: int
     trans: np.ndarray  # int32[S, C]
     classes: np.ndarray  # uint8[256]
     accepting: np.ndarray  # bool[S]
-    acc_terms: tuple[int, ...]
     has_out: np.ndarray  # bool[S]
-    acc_class: np.ndarray  # int32[S]: index of acc_terms[s] in term_sets
-    term_sets: tuple[int, ...]  # the distinct acc_terms values
+    acc_class: np.ndarray  # int32[S]: index of the state's accepting set in term_sets
+    term_sets: tuple[int, ...]  # the distinct accepting sets (terminal bitmasks)
     walk_key: bytes  # digest of what a trie walk reads (trans, classes, accepting)
 
     @classmethod
     def make(cls, mask, trans, classes, acc_terms, *, walk_key: bytes | None = None) -> "Lexer":
-        """``walk_key``: ``walk_digest`` of these arrays when already known."""
+        """From the accepting set of every state (``walk_key``: ``walk_digest`` of
+        these arrays when already known)."""
         term_sets = tuple(sorted(set(acc_terms)))
         pos = {m: i for i, m in enumerate(term_sets)}
-        accepting = np.array([m != 0 for m in acc_terms], dtype=bool)
+        acc_class = np.array([pos[m] for m in acc_terms], dtype=np.int32)
+        return cls.from_classes(mask, trans, classes, acc_class, term_sets, walk_key=walk_key)
+
+    @classmethod
+    def from_classes(cls, mask, trans, classes, acc_class, term_sets, *, accepting=None, has_out=None,
+                     walk_key: bytes | None = None) -> "Lexer":
+        if accepting is None:
+            accepting = np.array([m != 0 for m in term_sets], dtype=bool)[acc_class]
+        if has_out is None:
+            has_out = (trans >= 0).any(axis=1)
         if walk_key is None:
             walk_key = cls.walk_digest(trans, classes, accepting)
-        return cls(mask, trans, classes, accepting, tuple(acc_terms), (trans >= 0).any(axis=1),
-                   np.array([pos[m] for m in acc_terms], dtype=np.int32), term_sets, walk_key)
+        return cls(mask, trans, classes, accepting, has_out, acc_class, tuple(term_sets), walk_key)
+
+    def terms_at(self, state: int) -> int:
+        """Bitmask of the terminals whose lexeme is complete in ``state``."""
+        return self.term_sets[self.acc_class[state]]
+
+    @cached_property
+    def only_set(self) -> int:
+        """The accepting set of every accepting state when they all share one, else 0."""
+        nonzero = [m for m in self.term_sets if m]
+        return nonzero[0] if len(set(nonzero)) == 1 else 0
+
+    @cached_property
+    def acc_terms(self) -> tuple[int, ...]:
+        """``terms_at`` of every state (built on demand: tests and tools)."""
+        return tuple(self.term_sets[i] for i in self.acc_class.tolist())
 
     @staticmethod
     def walk_digest(trans, classes, accepting) -> bytes:
@@ -82,19 +109,19 @@ class LexerFactory:
         self.classes, first = _first_occurrence_ids(sig)
         self._uniq = sig[first]  # [grammar class, terminal] -> the terminal's own class
         self.n_cls = len(first)
-        self._stack = None
         self._digests: dict[int, bytes] = {}
 
     def build(self, mask: int) -> Lexer:
-        ids = [t for t in range(len(self.terminals)) if mask >> t & 1]
+        ids = bit_indices(mask)
         if not ids:
             return Lexer.make(mask, np.full((1, 1), -1, np.int32), np.zeros(256, np.uint8), [0])
         if len(ids) == 1:  # no product needed: the terminal's own DFA behind a fresh start state
             d = self.dfas[ids[0]]
             shifted = np.where(d.trans >= 0, d.trans + 1, -1).astype(np.int32)
             trans = np.vstack([shifted[d.start][None], shifted])
-            return Lexer.make(mask, trans, np.asarray(d.classes, np.uint8),
-                              [0] + [(1 << ids[0]) if a else 0 for a in d.accepting.tolist()])
+            accepting = np.concatenate([[False], np.asarray(d.accepting, bool)])
+            return Lexer.from_classes(mask, trans, np.asarray(d.classes, np.uint8), accepting.astype(np.int32),
+                                      (0, 1 << ids[0]), accepting=accepting)
         # The product depends on the terminals' DFAs only (their grammar indices just
         # name the accepting sets): built once per process for equal DFAs, e.g. the
         # same keys in another object or schema.  Components go in digest order.
@@ -103,14 +130,15 @@ class LexerFactory:
         hit = _PRODUCTS.get(key)
         if hit is None:
             product = self._canonical_product(ids)
-            _PRODUCTS.put(key, product, product[0].nbytes + product[2].nbytes + 256)
+            _PRODUCTS.put(key, product, product[0].nbytes + product[2].nbytes * 3 + 256)
         else:
             product = hit[0]
             if len(product[0]) > self.max_states:  # built under a larger budget: same answer as a build
                 self._over_budget(ids)
-        trans, classes, which, patterns, walk_key = product
-        terms = [sum(1 << ids[p] for p in pattern) for pattern in patterns]
-        return Lexer.make(mask, trans, classes, [terms[i] for i in which.tolist()], walk_key=walk_key)
+        trans, classes, which, patterns, accepting, has_out, walk_key = product
+        term_sets = tuple(sum(1 << ids[p] for p in pattern) for pattern in patterns)
+        return Lexer.from_classes(mask, trans, classes, which, term_sets, accepting=accepting,
+                                  has_out=has_out, walk_key=walk_key)
 
     def _digest(self, j: int) -> bytes:
         """Content digest of terminal ``j``'s DFA."""
@@ -146,27 +174,7 @@ class LexerFactory:
         walk_key = Lexer.walk_digest(trans, classes, accepting)
         # Shared by many lexers, never written; left writeable since read-only arrays
         # are another numba type (a second compilation of every kernel).
-        return trans, classes, which, patterns, walk_key
-
-    def _stacked(self):
-        """Every terminal's DFA in one table over the grammar's byte classes
-        (int32[rows, classes]): terminal j's state q is row ``offs[j] + q``; the
-        last row is the shared dead state (it loops on itself); ``acc[row]``:
-        that state accepts.  Built at the first product, then shared by all."""
-        st = self._stack
-        if st is None:
-            offs = np.zeros(len(self.dfas) + 1, np.int64)
-            np.cumsum([d.num_states for d in self.dfas], out=offs[1:])
-            dead = int(offs[-1])
-            big = np.empty((dead + 1, self.n_cls), np.int32)
-            acc = np.zeros(dead + 1, bool)
-            for j, d in enumerate(self.dfas):
-                t = d.trans[:, self._uniq[:, j]]
-                big[offs[j]:offs[j + 1]] = np.where(t >= 0, t + offs[j], dead)
-                acc[offs[j]:offs[j + 1]] = d.accepting
-            big[dead] = dead
-            st = self._stack = (big, offs, acc)
-        return st
+        return trans, classes, which, patterns, accepting, (trans >= 0).any(axis=1), walk_key
 
     def _product(self, ids: list[int]):
         """(int32[S, C] transitions, uint8[256] byte classes, bool[S, k] accepting
@@ -177,15 +185,27 @@ class LexerFactory:
         # then numbers states as _canonical would, and it can skip that pass.
         of_grammar_cls, first = _first_occurrence_ids(self._uniq[:, ids])
         classes = of_grammar_cls[self.classes]
-        big, offs, acc = self._stacked()
-        dead = len(big) - 1
-        start = np.array([offs[j] + self.dfas[j].start for j in ids], np.int32)
+        # The components' DFAs stacked in one table over these classes: component p's
+        # state q is row offs[p] + q; the last row is the shared dead state (a self-loop).
+        offs = np.zeros(k + 1, np.int64)
+        np.cumsum([self.dfas[j].num_states for j in ids], out=offs[1:])
+        dead = int(offs[-1])
+        big = np.empty((dead + 1, len(first)), np.int32)
+        acc = np.zeros(dead + 1, bool)
+        for p, j in enumerate(ids):
+            d = self.dfas[j]
+            t = d.trans[:, self._uniq[first, j]]
+            big[offs[p]:offs[p + 1]] = np.where(t >= 0, t + offs[p], dead)
+            acc[offs[p]:offs[p + 1]] = d.accepting
+        big[dead] = dead
+        cols = np.arange(len(first), dtype=np.int64)
+        start = np.array([offs[p] + self.dfas[j].start for p, j in enumerate(ids)], np.int32)
         cap = min(self.max_states, 1024)
         while True:  # grow the output until the product fits (or passes the budget)
             trans = np.empty((cap, len(first)), np.int32)
             vectors = np.empty((cap, k), np.int32)
             table = np.full(1 << (2 * cap - 1).bit_length(), -1, np.int32)
-            n = self._k.lexer_product(big, first, dead, start, trans, vectors, table)
+            n = self._k.lexer_product(big, cols, dead, start, trans, vectors, table)
             if n >= 0:
                 return trans[:n], classes, acc[vectors[:n]]
             if cap >= self.max_states:
