@@ -115,25 +115,19 @@ class LexerFactory:
         ids = bit_indices(mask)
         if not ids:
             return Lexer.make(mask, np.full((1, 1), -1, np.int32), np.zeros(256, np.uint8), [0])
-        if len(ids) == 1:  # no product needed: the terminal's own DFA behind a fresh start state
-            d = self.dfas[ids[0]]
-            shifted = np.where(d.trans >= 0, d.trans + 1, -1).astype(np.int32)
-            trans = np.vstack([shifted[d.start][None], shifted])
-            accepting = np.concatenate([[False], np.asarray(d.accepting, bool)])
-            return Lexer.from_classes(mask, trans, np.asarray(d.classes, np.uint8), accepting.astype(np.int32),
-                                      (0, 1 << ids[0]), accepting=accepting)
         # The product depends on the terminals' DFAs only (their grammar indices just
         # name the accepting sets): built once per process for equal DFAs, e.g. the
         # same keys in another object or schema.  Components go in digest order.
-        ids = sorted(ids, key=self._digest)
-        key = (self._k.__name__, b"".join(map(self._digest, ids)))
+        digest = self._digest
+        ids = sorted(ids, key=digest)
+        key = (self._k.__name__, b"".join(map(digest, ids)))
         hit = _PRODUCTS.get(key)
         if hit is None:
-            product = self._canonical_product(ids)
+            product = self._single(ids[0]) if len(ids) == 1 else self._canonical_product(ids)
             _PRODUCTS.put(key, product, product[0].nbytes + product[2].nbytes * 3 + 256)
         else:
             product = hit[0]
-            if len(product[0]) > self.max_states:  # built under a larger budget: same answer as a build
+            if len(ids) > 1 and len(product[0]) > self.max_states:  # built under a larger budget: as a build
                 self._over_budget(ids)
         trans, classes, which, patterns, accepting, has_out, walk_key = product
         term_sets = tuple(sum(1 << ids[p] for p in pattern) for pattern in patterns)
@@ -150,6 +144,18 @@ class LexerFactory:
                 h.update(np.ascontiguousarray(a).tobytes())
             d = self._digests[j] = h.digest()
         return d
+
+    def _single(self, j: int):
+        """One terminal needs no product: its own DFA behind a fresh start state
+        (in the form of ``_canonical_product``'s result)."""
+        d = self.dfas[j]
+        shifted = np.where(d.trans >= 0, d.trans + 1, -1).astype(np.int32)
+        trans = np.vstack([shifted[d.start][None], shifted])
+        classes = np.asarray(d.classes, np.uint8)
+        accepting = np.concatenate([[False], np.asarray(d.accepting, bool)])
+        walk_key = Lexer.walk_digest(trans, classes, accepting)
+        return (trans, classes, accepting.astype(np.int32), ((), (0,)), accepting, (trans >= 0).any(axis=1),
+                walk_key)
 
     def _canonical_product(self, ids: list[int]):
         """The canonical product of ``ids``: (trans, classes, accepting
