@@ -177,3 +177,17 @@ def test_shared_products_map_accepting_terminals_per_grammar(backend):
         got = LexerFactory(terms, kernels=kernels).build(mask)
         want = _plain_lexer(terms, mask)
         assert got.walk_key == want.walk_key and got.acc_terms == want.acc_terms
+
+
+@pytest.mark.parametrize("which", [0, 1])
+def test_lexer_arrays_have_one_kernel_type(which):
+    """Every lexer hands the kernels writeable arrays of fixed dtypes: a read-only or
+    other-typed array is another numba signature, loaded (ms) in the middle of a mask."""
+    grammar = _grammars()[which]
+    terms = grammar.terminals
+    factory = LexerFactory(terms)
+    masks = [1 << j for j in range(len(terms))] + [(1 << len(terms)) - 1, 0b11, 0b101]
+    for mask in masks:
+        lex = factory.build(mask)
+        for arr, dtype in ((lex.trans, np.int32), (lex.classes, np.uint8), (lex.accepting, np.bool_)):
+            assert arr.dtype == dtype and arr.flags.writeable and arr.flags.c_contiguous, (mask, arr.dtype)

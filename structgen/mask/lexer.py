@@ -151,7 +151,7 @@ class LexerFactory:
         d = self.dfas[j]
         shifted = np.where(d.trans >= 0, d.trans + 1, -1).astype(np.int32)
         trans = np.vstack([shifted[d.start][None], shifted])
-        classes = np.asarray(d.classes, np.uint8)
+        classes = np.array(d.classes, np.uint8)  # a writeable copy: see the end of _canonical_product
         accepting = np.concatenate([[False], np.asarray(d.accepting, bool)])
         walk_key = Lexer.walk_digest(trans, classes, accepting)
         return (trans, classes, accepting.astype(np.int32), ((), (0,)), accepting, (trans >= 0).any(axis=1),
