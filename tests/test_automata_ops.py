@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from structgen.automata import charset, finite, ops
+from structgen.automata.kernels import get_kernels
 from structgen.automata.regex import regex_to_dfa
 from structgen.errors import BudgetExceeded
 
@@ -196,3 +197,76 @@ def test_general_categories_partition_code_points():
     assert sum(b - a + 1 for rs in two for a, b in rs) == 0x110000
     assert any(a <= 0x30 and 0x39 <= b for a, b in cats["Nd"])
     assert cats["L"] == charset.normalize([r for k in ("Lu", "Ll", "Lt", "Lm", "Lo") for r in cats[k]])
+
+
+# --------------------------------------------------------------------------- kernels: numba vs reference twins
+
+
+def _random_table(rng: np.random.Generator, S: int, C: int):
+    t = rng.integers(0, S, (S, C)).astype(np.int32)
+    t[rng.random((S, C)) < rng.random()] = -1
+    if rng.random() < 0.5:  # few distinct targets: many equivalent states to merge
+        t = np.minimum(t, int(rng.integers(0, S))).astype(np.int32)
+    return t, rng.random(S) < rng.random()
+
+
+def _moore_classes(trans: np.ndarray, accepting: np.ndarray) -> int:
+    """Number of Myhill-Nerode classes among the states of a complete table, by Moore refinement."""
+    S = trans.shape[0]
+    t = np.vstack([np.where(trans < 0, S, trans), np.full((1, trans.shape[1]), S)])
+    block = np.append(accepting, False).astype(np.int64)
+    while True:
+        sig = np.column_stack([block, block[t]])
+        _, new = np.unique(sig, axis=0, return_inverse=True)
+        new = np.asarray(new).reshape(-1)
+        if new.max() == block.max():
+            return len(set(new[:S].tolist()))
+        block = new
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_kernels_numba_matches_reference(seed):
+    kn = get_kernels("numba")
+    kr = get_kernels("reference")
+    rng = np.random.default_rng(seed)
+    for _ in range(300):
+        S, C = int(rng.integers(1, 40)), int(rng.integers(1, 6))
+        t, acc = _random_table(rng, S, C)
+        st = int(rng.integers(0, S))
+        for name in ("trim_table", "minimize_table"):
+            x, y = getattr(kn, name)(t, acc, st), getattr(kr, name)(t, acc, st)
+            assert x[0].shape == y[0].shape and (x[0] == y[0]).all() and (x[1] == y[1]).all()
+        assert kn.reaches_accepting(t, acc, st) == kr.reaches_accepting(t, acc, st)
+        bn, br = kn.hopcroft(t, acc), kr.hopcroft(t, acc)  # same partition, maybe other block ids
+        assert len({(p, q) for p, q in zip(bn.tolist(), br.tolist())}) == len(set(bn.tolist())) == len(set(br.tolist()))
+        if not (t < 0).any():
+            assert len(set(bn.tolist())) == _moore_classes(t, acc)
+        t256 = t[:, rng.integers(0, C, 256)]
+        x, y = kn.compact_classes(t256), kr.compact_classes(t256)
+        assert x[0].shape == y[0].shape and (x[0] == y[0]).all() and (x[1] == y[1]).all()
+        S2 = int(rng.integers(1, 20))
+        t2, _ = _random_table(rng, S2, C)
+        ta = np.vstack([np.where(t < 0, S, t), np.full((1, C), S)]).astype(np.int32)
+        tb = np.vstack([np.where(t2 < 0, S2, t2), np.full((1, C), S2)]).astype(np.int32)
+        for mode in range(4):
+            cap = int(rng.integers(1, 100))
+            x, y = kn.product_bfs(ta, tb, st, 0, mode, cap), kr.product_bfs(ta, tb, st, 0, mode, cap)
+            assert all(u.shape == v.shape and (u == v).all() for u, v in zip(x, y))
+
+
+def test_ops_agree_under_both_kernel_backends(monkeypatch):
+    rng = random.Random(7)
+    pats = [random_regex(rng) for _ in range(12)]
+    results = {}
+    for backend in ("numba", "reference"):
+        monkeypatch.setattr(ops, "_KERNELS", get_kernels(backend))
+        dfas = [regex_to_dfa(p) for p in pats]
+        out = []
+        for a, b in zip(dfas, dfas[1:]):
+            for mode in ops.PRODUCT_MODES:
+                out.append(ops.dfa_key(ops.product(a, b, mode)))
+                out.append(ops.dfa_key(ops.product(a, b, mode, minimal=False)))
+            out.append(ops.dfa_key(ops.concat(a, b)))
+            out.append(ops.is_empty(ops.intersect(a, b)))
+        results[backend] = out
+    assert results["numba"] == results["reference"]

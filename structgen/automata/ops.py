@@ -18,9 +18,9 @@ language have *identical* tables after :func:`minimize` (the normal form is
 canonical).  Arrays of returned DFAs are marked read-only because results may be
 shared through caches.
 
-Everything is pure Python + numpy; the per-state work is vectorised where that
-is simple (BFS layers, product layers, class compaction) and Hopcroft's
-partition refinement is plain Python (O(C * S log S)).
+The per-state loops (class compaction, trimming, Hopcroft's minimisation, the
+product's breadth-first construction) are kernels: numba by default, with pure
+Python + numpy twins in kernels_reference.py (see kernels.py).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import numpy as np
 
 from ..errors import BudgetExceeded
 from .fsm import ByteDFA
+from .kernels import get_kernels
 
 __all__ = [
     "PRODUCT_MODES",
@@ -90,6 +91,17 @@ def dfa_key(dfa: ByteDFA) -> tuple:
     return (dfa.start, dfa.trans.shape, dfa.trans.tobytes(), dfa.classes.tobytes(), dfa.accepting.tobytes())
 
 
+_KERNELS = None
+
+
+def _k():
+    """The kernel module (numba unless ``STRUCTGEN_KERNELS=reference``), loaded on first use."""
+    global _KERNELS
+    if _KERNELS is None:
+        _KERNELS = get_kernels()
+    return _KERNELS
+
+
 def compact_classes(trans256: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Coarsest byte partition respected by an ``S x 256`` table.
 
@@ -101,176 +113,23 @@ def compact_classes(trans256: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"expected an S x 256 table, got shape {trans256.shape}")
     if trans256.shape[0] == 0:
         return np.zeros((0, 1), np.int32), np.zeros(256, np.uint8)
-    cols = np.ascontiguousarray(trans256.T.astype(np.int32))
-    keys = cols.view(np.dtype((np.void, cols.shape[1] * 4))).reshape(-1)
-    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
-    inverse = np.asarray(inverse).reshape(-1)
-    order = np.argsort(first, kind="stable")  # class ids ordered by smallest byte
-    rank = np.empty_like(order)
-    rank[order] = np.arange(order.size)
-    classes = rank[inverse].astype(np.uint8)
-    trans = np.ascontiguousarray(trans256[:, first[order]], dtype=np.int32)
-    return trans, classes
+    return _k().compact_classes(np.ascontiguousarray(trans256, np.int32))
 
 
-def _reachable(trans: np.ndarray, start: int) -> np.ndarray:
-    rows = trans.tolist()
-    seen = [False] * len(rows)
-    seen[start] = True
-    stack = [start]
-    while stack:
-        for t in rows[stack.pop()]:
-            if t >= 0 and not seen[t]:
-                seen[t] = True
-                stack.append(t)
-    return np.asarray(seen, bool)
-
-
-def _coreachable(trans: np.ndarray, accepting: np.ndarray) -> np.ndarray:
-    S = trans.shape[0]
-    preds: list[list[int]] = [[] for _ in range(S)]
-    for s, row in enumerate(trans.tolist()):
-        for t in row:
-            if t >= 0:
-                preds[t].append(s)
-    seen = np.asarray(accepting, bool).tolist()
-    stack = [s for s in range(S) if seen[s]]
-    while stack:
-        for s in preds[stack.pop()]:
-            if not seen[s]:
-                seen[s] = True
-                stack.append(s)
-    return np.asarray(seen, bool)
-
-
-def _bfs_order(trans: np.ndarray, start: int) -> np.ndarray:
-    """Reachable states in breadth-first order from ``start`` (classes explored in order)."""
-    rows = trans.tolist()
-    seen = [False] * len(rows)
-    seen[start] = True
-    order = [start]
-    k = 0
-    while k < len(order):
-        for t in rows[order[k]]:
-            if t >= 0 and not seen[t]:
-                seen[t] = True
-                order.append(t)
-        k += 1
-    return np.asarray(order, np.int64)
-
-
-def _renumber(trans: np.ndarray, accepting: np.ndarray, keep_order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Restrict to ``keep_order`` (old ids, in new order); edges to dropped states become -1."""
-    S = trans.shape[0]
-    new_id = np.full(S + 1, -1, np.int64)  # index S stands for the dead -1
-    new_id[keep_order] = np.arange(keep_order.size)
-    t = trans[keep_order].astype(np.int64)
-    t = np.where(t < 0, S, t)
-    return new_id[t].astype(np.int32), accepting[keep_order]
+def _table_args(trans: np.ndarray, accepting: np.ndarray):
+    return np.ascontiguousarray(trans, np.int32), np.ascontiguousarray(accepting, np.bool_)
 
 
 def _trim_table(trans: np.ndarray, accepting: np.ndarray, start: int):
     """Trimmed, BFS-renumbered ``(trans, accepting)``, or ``None`` for an empty language."""
-    live = _reachable(trans, start) & _coreachable(trans, accepting)
-    if not live[start]:
-        return None
-    pruned = np.where((trans >= 0) & live[np.maximum(trans, 0)], trans, -1)
-    order = _bfs_order(pruned, start)
-    return _renumber(pruned, accepting, order)
-
-
-# --------------------------------------------------------------------------- minimisation
-
-
-def _hopcroft(trans: np.ndarray, accepting: np.ndarray) -> np.ndarray:
-    """Block id per state of the coarsest language-preserving partition.
-
-    Hopcroft's algorithm with a worklist of splitter blocks (each popped block is
-    used with every class at once).  ``trans`` may contain -1; a sink state is
-    added internally for it."""
-    S, C = trans.shape
-    has_dead = bool((trans < 0).any())
-    n = S + 1 if has_dead else S
-    t = trans.astype(np.int64)
-    if has_dead:
-        t = np.vstack([np.where(t < 0, S, t), np.full((1, C), S, np.int64)])
-        acc = np.concatenate([accepting, [False]])
-    else:
-        acc = np.asarray(accepting, bool)
-    # predecessors of every state as CSR over (class, source) pairs
-    flat = t.reshape(-1)
-    order = np.argsort(flat, kind="stable")
-    indptr = np.zeros(n + 1, np.int64)
-    np.cumsum(np.bincount(flat, minlength=n), out=indptr[1:])
-    pred_src = (order // C).tolist()
-    pred_cls = (order % C).tolist()
-    indptr = indptr.tolist()
-
-    acc_list = acc.tolist()
-    block_of = [0 if a else 1 for a in acc_list]
-    blocks: list[set[int]] = [{s for s in range(n) if acc_list[s]}, {s for s in range(n) if not acc_list[s]}]
-    if not blocks[0] or not blocks[1]:
-        return np.zeros(S, np.int64)
-    work = [0 if len(blocks[0]) <= len(blocks[1]) else 1]
-    in_work = set(work)
-    while work:
-        splitter = work.pop()
-        in_work.discard(splitter)
-        by_class: dict[int, list[int]] = {}
-        for q in list(blocks[splitter]):
-            for k in range(indptr[q], indptr[q + 1]):
-                c = pred_cls[k]
-                lst = by_class.get(c)
-                if lst is None:
-                    by_class[c] = [pred_src[k]]
-                else:
-                    lst.append(pred_src[k])
-        for srcs in by_class.values():
-            touched: dict[int, list[int]] = {}
-            for s in srcs:
-                b = block_of[s]
-                lst = touched.get(b)
-                if lst is None:
-                    touched[b] = [s]
-                else:
-                    lst.append(s)
-            for y, xs in touched.items():
-                ys = blocks[y]
-                if len(xs) == len(ys):
-                    continue
-                z = len(blocks)
-                xset = set(xs)
-                ys -= xset
-                blocks.append(xset)
-                for s in xs:
-                    block_of[s] = z
-                if y in in_work or len(xset) <= len(ys):
-                    work.append(z)
-                    in_work.add(z)
-                else:
-                    work.append(y)
-                    in_work.add(y)
-    return np.asarray(block_of[:S], np.int64)
+    trans, accepting = _k().trim_table(*_table_args(trans, accepting), int(start))
+    return None if trans.shape[0] == 0 else (trans, accepting)
 
 
 def _minimize_table(trans: np.ndarray, accepting: np.ndarray, start: int):
-    """Trim + minimise; ``None`` for the empty language.  Result is BFS-numbered from 0."""
-    res = _trim_table(trans, accepting, start)
-    if res is None:
-        return None
-    trans, accepting = res
-    _, block = np.unique(_hopcroft(trans, accepting), return_inverse=True)
-    block = np.asarray(block, np.int64).reshape(-1)
-    nb = int(block.max()) + 1
-    if nb < trans.shape[0]:
-        rep = np.full(nb, -1, np.int64)
-        rep[block[::-1]] = np.arange(trans.shape[0])[::-1]  # smallest member per block
-        t = trans[rep].astype(np.int64)
-        t = np.where(t >= 0, block[np.maximum(t, 0)], -1)
-        trans, accepting = t.astype(np.int32), accepting[rep]
-        order = _bfs_order(trans, int(block[0]))
-        trans, accepting = _renumber(trans, accepting, order)
-    return trans, accepting
+    """Trim + minimise (Hopcroft); ``None`` for the empty language.  Result is BFS-numbered from 0."""
+    trans, accepting = _k().minimize_table(*_table_args(trans, accepting), int(start))
+    return None if trans.shape[0] == 0 else (trans, accepting)
 
 
 def _finish(trans256: np.ndarray, accepting: np.ndarray, start: int, *, minimal: bool) -> ByteDFA:
@@ -337,7 +196,7 @@ def is_empty(dfa: ByteDFA) -> bool:
     acc = np.asarray(dfa.accepting, bool)
     if not acc.any():
         return True
-    return not bool((_reachable(np.asarray(dfa.trans), int(dfa.start)) & acc).any())
+    return not _k().reaches_accepting(*_table_args(dfa.trans, acc), int(dfa.start))
 
 
 # --------------------------------------------------------------------------- products
@@ -400,41 +259,10 @@ def product(a: ByteDFA, b: ByteDFA, mode: str, *, minimal: bool = True,
     tb = np.vstack([np.where(tb < 0, sink_b, tb), np.full((1, tb.shape[1]), sink_b)])
     acc_a = np.append(np.asarray(a.accepting, bool), False)
     acc_b = np.append(np.asarray(b.accepting, bool), False)
-    W = sink_b + 1
-
-    def alive(pa, pb):
-        if mode == "and":
-            return (pa != sink_a) & (pb != sink_b)
-        if mode == "diff":
-            return pa != sink_a
-        return (pa != sink_a) | (pb != sink_b)  # or, xor
-
-    start = int(a.start) * W + int(b.start)
-    codes = [np.array([start], np.int64)]
-    rows = []
-    known = {start}
-    frontier = codes[0]
-    while frontier.size:
-        pa, pb = frontier // W, frontier % W
-        na, nb = ta[pa], tb[pb]
-        nc = np.where(alive(na, nb), na * W + nb, -1)
-        rows.append(nc)
-        flat = nc.reshape(-1)
-        flat = flat[flat >= 0]
-        uniq, first = np.unique(flat, return_index=True)
-        uniq = uniq[np.argsort(first, kind="stable")]
-        fresh = [x for x in uniq.tolist() if x not in known]
-        known.update(fresh)
-        if len(known) > max_states:
-            raise BudgetExceeded(f"DFA product ({mode}) exceeds max_states={max_states}")
-        frontier = np.array(fresh, np.int64)
-        if frontier.size:
-            codes.append(frontier)
-    all_codes = np.concatenate(codes)
-    table = np.vstack(rows)
-    order = np.argsort(all_codes)
-    ids = np.where(table >= 0, order[np.searchsorted(all_codes[order], np.maximum(table, 0))], -1)
-    pa, pb = all_codes // W, all_codes % W
+    ids, pa, pb = _k().product_bfs(np.ascontiguousarray(ta, np.int32), np.ascontiguousarray(tb, np.int32),
+                                   int(a.start), int(b.start), PRODUCT_MODES.index(mode), int(max_states))
+    if ids.shape[0] == 0:
+        raise BudgetExceeded(f"DFA product ({mode}) exceeds max_states={max_states}")
     if mode == "and":
         accepting = acc_a[pa] & acc_b[pb]
     elif mode == "or":

@@ -1,0 +1,380 @@
+"""numba twins of kernels_reference.py (same functions, same results).
+
+Tables come in as ``int32[S, C]`` / ``bool[S]`` (the wrappers in ops.py cast),
+so each kernel is compiled for one signature and loaded from numba's cache."""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+_JIT = dict(cache=True, nogil=True)
+
+
+@numba.njit(**_JIT)
+def compact_classes(trans256):
+    S = trans256.shape[0]
+    # hash every byte's column, then compare columns only on equal hashes
+    h = np.zeros(256, np.uint64)
+    for s in range(S):
+        for b in range(256):
+            h[b] = h[b] * np.uint64(0x9E3779B97F4A7C15) + np.uint64(trans256[s, b] + 2)
+    classes = np.empty(256, np.uint8)
+    rep = np.empty(256, np.int64)
+    nc = 0
+    for b in range(256):
+        k = 0
+        while k < nc:
+            r = rep[k]
+            if h[r] == h[b]:
+                same = True
+                for s in range(S):
+                    if trans256[s, r] != trans256[s, b]:
+                        same = False
+                        break
+                if same:
+                    break
+            k += 1
+        if k == nc:
+            rep[nc] = b
+            nc += 1
+        classes[b] = k
+    trans = np.empty((S, nc), np.int32)
+    for s in range(S):
+        for k in range(nc):
+            trans[s, k] = trans256[s, rep[k]]
+    return trans, classes
+
+
+@numba.njit(**_JIT)
+def _reachable(trans, start):
+    S, C = trans.shape
+    seen = np.zeros(S, np.bool_)
+    stack = np.empty(S, np.int64)
+    seen[start] = True
+    stack[0] = start
+    top = 1
+    while top:
+        top -= 1
+        s = stack[top]
+        for c in range(C):
+            t = trans[s, c]
+            if t >= 0 and not seen[t]:
+                seen[t] = True
+                stack[top] = t
+                top += 1
+    return seen
+
+
+@numba.njit(**_JIT)
+def reaches_accepting(trans, accepting, start):
+    seen = _reachable(trans, start)
+    for s in range(seen.shape[0]):
+        if seen[s] and accepting[s]:
+            return True
+    return False
+
+
+@numba.njit(**_JIT)
+def _preds(trans, n):
+    """Predecessors as CSR keyed by ``c * n + target`` (targets -1 map to n - 1, the sink,
+    which gets self loops when ``n > S``)."""
+    S, C = trans.shape
+    ptr = np.zeros(C * n + 1, np.int64)
+    for s in range(S):
+        for c in range(C):
+            t = trans[s, c]
+            if t < 0:
+                t = n - 1
+            ptr[c * n + t + 1] += 1
+    if n > S:
+        for c in range(C):
+            ptr[c * n + n] += 1
+    for i in range(C * n):
+        ptr[i + 1] += ptr[i]
+    fill = ptr[:-1].copy()
+    src = np.empty(ptr[-1], np.int64)
+    for s in range(n):
+        for c in range(C):
+            t = trans[s, c] if s < S else -1
+            if t < 0:
+                t = n - 1
+            k = c * n + t
+            src[fill[k]] = s
+            fill[k] += 1
+    return ptr, src
+
+
+@numba.njit(**_JIT)
+def _coreachable(trans, accepting):
+    S, C = trans.shape
+    # predecessors regardless of class
+    ptr = np.zeros(S + 1, np.int64)
+    for s in range(S):
+        for c in range(C):
+            t = trans[s, c]
+            if t >= 0:
+                ptr[t + 1] += 1
+    for i in range(S):
+        ptr[i + 1] += ptr[i]
+    fill = ptr[:-1].copy()
+    src = np.empty(ptr[-1], np.int64)
+    for s in range(S):
+        for c in range(C):
+            t = trans[s, c]
+            if t >= 0:
+                src[fill[t]] = s
+                fill[t] += 1
+    seen = np.zeros(S, np.bool_)
+    stack = np.empty(S, np.int64)
+    top = 0
+    for s in range(S):
+        if accepting[s]:
+            seen[s] = True
+            stack[top] = s
+            top += 1
+    while top:
+        top -= 1
+        q = stack[top]
+        for k in range(ptr[q], ptr[q + 1]):
+            s = src[k]
+            if not seen[s]:
+                seen[s] = True
+                stack[top] = s
+                top += 1
+    return seen
+
+
+@numba.njit(**_JIT)
+def _bfs_renumber(trans, accepting, live, start):
+    """Restrict to ``live`` states, numbered breadth-first from ``start``."""
+    S, C = trans.shape
+    new_id = np.full(S, -1, np.int64)
+    order = np.empty(S, np.int64)
+    new_id[start] = 0
+    order[0] = start
+    n = 1
+    k = 0
+    while k < n:
+        s = order[k]
+        for c in range(C):
+            t = trans[s, c]
+            if t >= 0 and live[t] and new_id[t] < 0:
+                new_id[t] = n
+                order[n] = t
+                n += 1
+        k += 1
+    out = np.empty((n, C), np.int32)
+    acc = np.empty(n, np.bool_)
+    for i in range(n):
+        s = order[i]
+        acc[i] = accepting[s]
+        for c in range(C):
+            t = trans[s, c]
+            out[i, c] = new_id[t] if t >= 0 and live[t] else -1
+    return out, acc
+
+
+@numba.njit(**_JIT)
+def trim_table(trans, accepting, start):
+    live = _reachable(trans, start) & _coreachable(trans, accepting)
+    if not live[start]:
+        return np.zeros((0, trans.shape[1]), np.int32), np.zeros(0, np.bool_)
+    return _bfs_renumber(trans, accepting, live, start)
+
+
+@numba.njit(**_JIT)
+def hopcroft(trans, accepting):
+    """Hopcroft's refinement on arrays: each block is a contiguous run of
+    ``elems``; states hit by a splitter are swapped to the front of their block,
+    then the marked front part becomes a new block."""
+    S, C = trans.shape
+    has_dead = False
+    for s in range(S):
+        for c in range(C):
+            if trans[s, c] < 0:
+                has_dead = True
+    n = S + 1 if has_dead else S
+    ptr, src = _preds(trans, n)
+    elems = np.empty(n, np.int64)
+    loc = np.empty(n, np.int64)
+    blk = np.empty(n, np.int64)
+    first = np.empty(n + 1, np.int64)
+    end = np.empty(n + 1, np.int64)
+    n_acc = 0
+    for s in range(S):
+        if accepting[s]:
+            n_acc += 1
+    if n_acc == 0 or n_acc == n:
+        return np.zeros(S, np.int64)
+    i, j = 0, n_acc
+    for s in range(n):
+        if s < S and accepting[s]:
+            elems[i] = s
+            loc[s] = i
+            blk[s] = 0
+            i += 1
+        else:
+            elems[j] = s
+            loc[s] = j
+            blk[s] = 1
+            j += 1
+    first[0], end[0], first[1], end[1] = 0, n_acc, n_acc, n
+    nblocks = 2
+    marked = np.zeros(n + 1, np.int64)
+    in_work = np.zeros(n + 1, np.bool_)
+    work = np.empty(n + 1, np.int64)
+    touched = np.empty(n + 1, np.int64)
+    snap = np.empty(n, np.int64)
+    work[0] = 0 if n_acc <= n - n_acc else 1
+    in_work[work[0]] = True
+    wtop = 1
+    while wtop:
+        wtop -= 1
+        B = work[wtop]
+        in_work[B] = False
+        m = end[B] - first[B]
+        for i in range(m):
+            snap[i] = elems[first[B] + i]
+        for c in range(C):
+            nt = 0
+            for i in range(m):
+                q = snap[i]
+                for k in range(ptr[c * n + q], ptr[c * n + q + 1]):
+                    s = src[k]  # one successor per class: each s is marked at most once
+                    b = blk[s]
+                    if marked[b] == 0:
+                        touched[nt] = b
+                        nt += 1
+                    p = first[b] + marked[b]
+                    ls = loc[s]
+                    other = elems[p]
+                    elems[p] = s
+                    loc[s] = p
+                    elems[ls] = other
+                    loc[other] = ls
+                    marked[b] += 1
+            for ti in range(nt):
+                b = touched[ti]
+                mk = marked[b]
+                marked[b] = 0
+                size = end[b] - first[b]
+                if mk == size:
+                    continue
+                z = nblocks
+                nblocks += 1
+                first[z] = first[b]
+                end[z] = first[b] + mk
+                first[b] = end[z]
+                for p in range(first[z], end[z]):
+                    blk[elems[p]] = z
+                if in_work[b] or mk <= size - mk:
+                    work[wtop] = z
+                    in_work[z] = True
+                else:
+                    work[wtop] = b
+                    in_work[b] = True
+                wtop += 1
+    return blk[:S].copy()
+
+
+@numba.njit(**_JIT)
+def minimize_table(trans0, accepting0, start):
+    trans, accepting = trim_table(trans0, accepting0, start)
+    S, C = trans.shape
+    if S == 0:
+        return trans, accepting
+    blk = hopcroft(trans, accepting)
+    # quotient over any representative per block, then the canonical BFS numbering
+    nb = 0
+    for s in range(S):
+        if blk[s] + 1 > nb:
+            nb = blk[s] + 1
+    rep = np.full(nb, -1, np.int64)
+    distinct = 0
+    for s in range(S):
+        if rep[blk[s]] < 0:
+            rep[blk[s]] = s
+            distinct += 1
+    if distinct == S:
+        return trans, accepting
+    q = np.full((nb, C), -1, np.int32)
+    qacc = np.zeros(nb, np.bool_)
+    live = np.zeros(nb, np.bool_)
+    for b in range(nb):
+        r = rep[b]
+        if r < 0:
+            continue
+        live[b] = True
+        qacc[b] = accepting[r]
+        for c in range(C):
+            t = trans[r, c]
+            if t >= 0:
+                q[b, c] = blk[t]
+    return _bfs_renumber(q, qacc, live, blk[0])
+
+
+@numba.njit(**_JIT)
+def product_bfs(ta, tb, start_a, start_b, mode, max_states):
+    sink_a = ta.shape[0] - 1
+    sink_b = tb.shape[0] - 1
+    K = ta.shape[1]
+    W = np.int64(sink_b + 1)
+    # open-addressing map code -> id (capacity a power of two, kept under half full)
+    cap = 64
+    keys = np.full(cap, -1, np.int64)
+    vals = np.empty(cap, np.int64)
+    pa = np.empty(16, np.int64)
+    pb = np.empty(16, np.int64)
+    ids = np.empty((16, K), np.int32)
+    pa[0], pb[0] = start_a, start_b
+    code = start_a * W + start_b
+    h = (code * np.int64(0x9E3779B1)) & (cap - 1)
+    keys[h], vals[h] = code, 0
+    n = 1
+    k = 0
+    while k < n:
+        a, b = pa[k], pb[k]
+        for c in range(K):
+            na, nb_ = ta[a, c], tb[b, c]
+            if mode == 0:
+                alive = na != sink_a and nb_ != sink_b
+            elif mode == 2:
+                alive = na != sink_a
+            else:
+                alive = na != sink_a or nb_ != sink_b
+            if not alive:
+                ids[k, c] = -1
+                continue
+            code = na * W + nb_
+            h = (code * np.int64(0x9E3779B1)) & (cap - 1)
+            while keys[h] >= 0 and keys[h] != code:
+                h = (h + 1) & (cap - 1)
+            if keys[h] == code:
+                ids[k, c] = vals[h]
+                continue
+            if n >= max_states:
+                return np.empty((0, K), np.int32), pa[:0], pb[:0]
+            keys[h], vals[h] = code, n
+            if n == pa.shape[0]:
+                pa2 = np.empty(2 * n, np.int64)
+                pb2 = np.empty(2 * n, np.int64)
+                ids2 = np.empty((2 * n, K), np.int32)
+                pa2[:n], pb2[:n], ids2[:n] = pa, pb, ids
+                pa, pb, ids = pa2, pb2, ids2
+            pa[n], pb[n] = na, nb_
+            ids[k, c] = n
+            n += 1
+            if 2 * n > cap:
+                cap *= 2
+                keys2 = np.full(cap, -1, np.int64)
+                vals2 = np.empty(cap, np.int64)
+                for i in range(cap // 2):
+                    if keys[i] >= 0:
+                        h = (keys[i] * np.int64(0x9E3779B1)) & (cap - 1)
+                        while keys2[h] >= 0:
+                            h = (h + 1) & (cap - 1)
+                        keys2[h], vals2[h] = keys[i], vals[i]
+                keys, vals = keys2, vals2
+        k += 1
+    return ids[:n].copy(), pa[:n].copy(), pb[:n].copy()

@@ -1,0 +1,225 @@
+"""Pure Python + numpy DFA kernels: the readable reference for kernels_numba.py.
+
+Both modules export the same functions with the same results (tests run both on
+random tables).  Tables are ``int32[S, C]`` with -1 for "dead", ``accepting`` is
+``bool[S]``.  ``trim_table`` / ``minimize_table`` return ``(trans, accepting)``
+trimmed and numbered in breadth-first order from state 0 (classes explored in
+order), or a ``0 x C`` table when the language is empty."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def compact_classes(trans256: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Coarsest byte partition of an ``S x 256`` table (bytes with identical
+    columns share a class), classes numbered by their smallest byte."""
+    cols = np.ascontiguousarray(trans256.T.astype(np.int32))
+    keys = cols.view(np.dtype((np.void, cols.shape[1] * 4))).reshape(-1)
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    inverse = np.asarray(inverse).reshape(-1)
+    order = np.argsort(first, kind="stable")  # class ids ordered by smallest byte
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    classes = rank[inverse].astype(np.uint8)
+    trans = np.ascontiguousarray(trans256[:, first[order]], dtype=np.int32)
+    return trans, classes
+
+
+def reaches_accepting(trans: np.ndarray, accepting: np.ndarray, start: int) -> bool:
+    return bool((_reachable(trans, start) & accepting).any())
+
+
+def _reachable(trans: np.ndarray, start: int) -> np.ndarray:
+    rows = trans.tolist()
+    seen = [False] * len(rows)
+    seen[start] = True
+    stack = [start]
+    while stack:
+        for t in rows[stack.pop()]:
+            if t >= 0 and not seen[t]:
+                seen[t] = True
+                stack.append(t)
+    return np.asarray(seen, bool)
+
+
+def _coreachable(trans: np.ndarray, accepting: np.ndarray) -> np.ndarray:
+    S = trans.shape[0]
+    preds: list[list[int]] = [[] for _ in range(S)]
+    for s, row in enumerate(trans.tolist()):
+        for t in row:
+            if t >= 0:
+                preds[t].append(s)
+    seen = np.asarray(accepting, bool).tolist()
+    stack = [s for s in range(S) if seen[s]]
+    while stack:
+        for s in preds[stack.pop()]:
+            if not seen[s]:
+                seen[s] = True
+                stack.append(s)
+    return np.asarray(seen, bool)
+
+
+def _bfs_order(trans: np.ndarray, start: int) -> np.ndarray:
+    """Reachable states in breadth-first order from ``start`` (classes explored in order)."""
+    rows = trans.tolist()
+    seen = [False] * len(rows)
+    seen[start] = True
+    order = [start]
+    k = 0
+    while k < len(order):
+        for t in rows[order[k]]:
+            if t >= 0 and not seen[t]:
+                seen[t] = True
+                order.append(t)
+        k += 1
+    return np.asarray(order, np.int64)
+
+
+def _renumber(trans: np.ndarray, accepting: np.ndarray, keep_order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Restrict to ``keep_order`` (old ids, in new order); edges to dropped states become -1."""
+    S = trans.shape[0]
+    new_id = np.full(S + 1, -1, np.int64)  # index S stands for the dead -1
+    new_id[keep_order] = np.arange(keep_order.size)
+    t = trans[keep_order].astype(np.int64)
+    t = np.where(t < 0, S, t)
+    return new_id[t].astype(np.int32), accepting[keep_order]
+
+
+def trim_table(trans: np.ndarray, accepting: np.ndarray, start: int):
+    live = _reachable(trans, start) & _coreachable(trans, accepting)
+    if not live[start]:
+        return np.zeros((0, trans.shape[1]), np.int32), np.zeros(0, bool)
+    pruned = np.where((trans >= 0) & live[np.maximum(trans, 0)], trans, -1)
+    return _renumber(pruned, accepting, _bfs_order(pruned, start))
+
+
+def hopcroft(trans: np.ndarray, accepting: np.ndarray) -> np.ndarray:
+    """Block id per state of the coarsest language-preserving partition.
+
+    Hopcroft's algorithm with a worklist of splitter blocks (each popped block is
+    used with every class at once).  ``trans`` may contain -1; a sink state is
+    added internally for it."""
+    S, C = trans.shape
+    has_dead = bool((trans < 0).any())
+    n = S + 1 if has_dead else S
+    t = trans.astype(np.int64)
+    if has_dead:
+        t = np.vstack([np.where(t < 0, S, t), np.full((1, C), S, np.int64)])
+        acc = np.concatenate([accepting, [False]])
+    else:
+        acc = np.asarray(accepting, bool)
+    # predecessors of every state as CSR over (class, source) pairs
+    flat = t.reshape(-1)
+    order = np.argsort(flat, kind="stable")
+    indptr = np.zeros(n + 1, np.int64)
+    np.cumsum(np.bincount(flat, minlength=n), out=indptr[1:])
+    pred_src = (order // C).tolist()
+    pred_cls = (order % C).tolist()
+    indptr = indptr.tolist()
+
+    acc_list = acc.tolist()
+    block_of = [0 if a else 1 for a in acc_list]
+    blocks: list[set[int]] = [{s for s in range(n) if acc_list[s]}, {s for s in range(n) if not acc_list[s]}]
+    if not blocks[0] or not blocks[1]:
+        return np.zeros(S, np.int64)
+    work = [0 if len(blocks[0]) <= len(blocks[1]) else 1]
+    in_work = set(work)
+    while work:
+        splitter = work.pop()
+        in_work.discard(splitter)
+        by_class: dict[int, list[int]] = {}
+        for q in list(blocks[splitter]):
+            for k in range(indptr[q], indptr[q + 1]):
+                c = pred_cls[k]
+                lst = by_class.get(c)
+                if lst is None:
+                    by_class[c] = [pred_src[k]]
+                else:
+                    lst.append(pred_src[k])
+        for srcs in by_class.values():
+            touched: dict[int, list[int]] = {}
+            for s in srcs:
+                b = block_of[s]
+                lst = touched.get(b)
+                if lst is None:
+                    touched[b] = [s]
+                else:
+                    lst.append(s)
+            for y, xs in touched.items():
+                ys = blocks[y]
+                if len(xs) == len(ys):
+                    continue
+                z = len(blocks)
+                xset = set(xs)
+                ys -= xset
+                blocks.append(xset)
+                for s in xs:
+                    block_of[s] = z
+                if y in in_work or len(xset) <= len(ys):
+                    work.append(z)
+                    in_work.add(z)
+                else:
+                    work.append(y)
+                    in_work.add(y)
+    return np.asarray(block_of[:S], np.int64)
+
+
+def minimize_table(trans: np.ndarray, accepting: np.ndarray, start: int):
+    trans, accepting = trim_table(trans, accepting, start)
+    if trans.shape[0] == 0:
+        return trans, accepting
+    _, block = np.unique(hopcroft(trans, accepting), return_inverse=True)
+    block = np.asarray(block, np.int64).reshape(-1)
+    nb = int(block.max()) + 1
+    if nb < trans.shape[0]:
+        rep = np.full(nb, -1, np.int64)
+        rep[block[::-1]] = np.arange(trans.shape[0])[::-1]  # smallest member per block
+        t = trans[rep].astype(np.int64)
+        t = np.where(t >= 0, block[np.maximum(t, 0)], -1)
+        trans, accepting = t.astype(np.int32), accepting[rep]
+        trans, accepting = _renumber(trans, accepting, _bfs_order(trans, int(block[0])))
+    return trans, accepting
+
+
+# product modes, by index: and, or, diff, xor
+def product_bfs(ta: np.ndarray, tb: np.ndarray, start_a: int, start_b: int, mode: int, max_states: int):
+    """Breadth-first product of two complete tables over shared classes (the last
+    row of each is its sink).  Returns ``(ids, pa, pb)``: the product table
+    (-1 where the pair is not alive for ``mode``) and each state's components,
+    numbered in BFS order; ``ids`` has no rows beyond ``max_states`` states."""
+    sink_a, sink_b = ta.shape[0] - 1, tb.shape[0] - 1
+    W = sink_b + 1
+    start = start_a * W + start_b
+    codes = [np.array([start], np.int64)]
+    all_codes = codes[0]
+    rows = []
+    known = {start}
+    frontier = codes[0]
+    while frontier.size:
+        pa, pb = frontier // W, frontier % W
+        na, nb = ta[pa], tb[pb]
+        if mode == 0:
+            alive = (na != sink_a) & (nb != sink_b)
+        elif mode == 2:
+            alive = na != sink_a
+        else:
+            alive = (na != sink_a) | (nb != sink_b)
+        nc = np.where(alive, na * W + nb, -1)
+        rows.append(nc)
+        flat = nc.reshape(-1)
+        flat = flat[flat >= 0]
+        uniq, first = np.unique(flat, return_index=True)
+        uniq = uniq[np.argsort(first, kind="stable")]
+        fresh = [x for x in uniq.tolist() if x not in known]
+        known.update(fresh)
+        if len(known) > max_states:
+            return np.zeros((0, ta.shape[1]), np.int32), all_codes[:0], all_codes[:0]
+        frontier = np.array(fresh, np.int64)
+        if frontier.size:
+            codes.append(frontier)
+    all_codes = np.concatenate(codes)
+    table = np.vstack(rows)
+    order = np.argsort(all_codes)
+    ids = np.where(table >= 0, order[np.searchsorted(all_codes[order], np.maximum(table, 0))], -1)
+    return ids.astype(np.int32), all_codes // W, all_codes % W
