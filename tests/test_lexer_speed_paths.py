@@ -96,25 +96,33 @@ def test_product_lexer_budget_is_enforced(backend):
 
 def test_lexer_product_twins_agree_on_random_tables():
     """numba and pure-Python ``lexer_product`` on random stacked tables, including
-    a too-small output (-1) and returns to the start vector."""
+    too-small outputs (-1: states, -2: pool of live components) and returns to the
+    start set."""
     rng = np.random.default_rng(21)
     nb, ref = get_kernels("numba"), get_kernels("reference")
-    for _ in range(40):
+    codes = set()
+    for _ in range(60):
         rows, n_cls, k = int(rng.integers(2, 9)), int(rng.integers(1, 5)), int(rng.integers(1, 4))
         dead = rows - 1
         big = rng.integers(0, rows, size=(rows, n_cls)).astype(np.int32)
         big[dead] = dead
         start = rng.integers(0, rows - 1, size=k).astype(np.int32)
-        cap = int(rng.integers(1, 40))
+        cap, pool = int(rng.integers(1, 40)), int(rng.integers(1, 80))
         cols = rng.permutation(n_cls)[:int(rng.integers(1, n_cls + 1))]  # columns read, in this order
         outs = []
         for kern in (nb, ref):
-            trans, vecs = np.full((cap, len(cols)), -7, np.int32), np.full((cap, k), -7, np.int32)
-            n = kern.lexer_product(big, cols, dead, start, trans, vecs, np.full(128, -1, np.int32))
-            outs.append((n, trans[:max(n, 0)].copy(), vecs[:max(n, 0)].copy()))
+            trans, offsets = np.full((cap, len(cols)), -7, np.int32), np.full(cap + 1, -7, np.int32)
+            comp, rws = np.full(pool, -7, np.int32), np.full(pool, -7, np.int32)
+            n = kern.lexer_product(big, cols, dead, start, trans, offsets, comp, rws, np.full(128, -1, np.int32))
+            used = int(offsets[n]) if n > 0 else 0
+            outs.append((n, trans[:max(n, 0)].copy(), offsets[:max(n + 1, 0)].copy(), comp[:used].copy(),
+                         rws[:used].copy()))
+        codes.add(min(outs[0][0], 0))
         assert outs[0][0] == outs[1][0]
         if outs[0][0] > 0:
-            assert np.array_equal(outs[0][1], outs[1][1]) and np.array_equal(outs[0][2], outs[1][2])
+            for a, b in zip(outs[0][1:], outs[1][1:]):
+                assert np.array_equal(a, b)
+    assert codes == {-2, -1, 0}  # every outcome was exercised
 
 
 @pytest.mark.hf

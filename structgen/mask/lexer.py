@@ -110,6 +110,7 @@ class LexerFactory:
         self._uniq = sig[first]  # [grammar class, terminal] -> the terminal's own class
         self.n_cls = len(first)
         self._digests: dict[int, bytes] = {}
+        self._blocks: dict[int, np.ndarray] = {}
 
     def build(self, mask: int) -> Lexer:
         ids = bit_indices(mask)
@@ -193,30 +194,47 @@ class LexerFactory:
         classes = of_grammar_cls[self.classes]
         # The components' DFAs stacked in one table over these classes: component p's
         # state q is row offs[p] + q; the last row is the shared dead state (a self-loop).
+        blocks = [self._block(j) for j in ids]
+        sizes = [len(b) for b in blocks]
         offs = np.zeros(k + 1, np.int64)
-        np.cumsum([self.dfas[j].num_states for j in ids], out=offs[1:])
+        np.cumsum(sizes, out=offs[1:])
         dead = int(offs[-1])
+        local = np.concatenate(blocks)[:, first]
         big = np.empty((dead + 1, len(first)), np.int32)
-        acc = np.zeros(dead + 1, bool)
-        for p, j in enumerate(ids):
-            d = self.dfas[j]
-            t = d.trans[:, self._uniq[first, j]]
-            big[offs[p]:offs[p + 1]] = np.where(t >= 0, t + offs[p], dead)
-            acc[offs[p]:offs[p + 1]] = d.accepting
+        big[:dead] = np.where(local >= 0, local + np.repeat(offs[:-1], sizes)[:, None], dead)
         big[dead] = dead
+        acc = np.zeros(dead + 1, bool)
+        acc[:dead] = np.concatenate([self.dfas[j].accepting for j in ids])
         cols = np.arange(len(first), dtype=np.int64)
         start = np.array([offs[p] + self.dfas[j].start for p, j in enumerate(ids)], np.int32)
         cap = min(self.max_states, 1024)
+        pool = cap * min(k, 4) + k  # live components of all states (most states have one or two)
         while True:  # grow the output until the product fits (or passes the budget)
             trans = np.empty((cap, len(first)), np.int32)
-            vectors = np.empty((cap, k), np.int32)
+            offsets = np.empty(cap + 1, np.int32)
+            comp, rows = np.empty(pool, np.int32), np.empty(pool, np.int32)
             table = np.full(1 << (2 * cap - 1).bit_length(), -1, np.int32)
-            n = self._k.lexer_product(big, cols, dead, start, trans, vectors, table)
+            n = self._k.lexer_product(big, cols, dead, start, trans, offsets, comp, rows, table)
             if n >= 0:
-                return trans[:n], classes, acc[vectors[:n]]
-            if cap >= self.max_states:
+                break
+            if n == -2:
+                pool *= 4
+            elif cap >= self.max_states:
                 self._over_budget(ids)
-            cap = min(self.max_states, cap * 4)
+            else:
+                cap = min(self.max_states, cap * 4)
+                pool = max(pool, cap * min(k, 4) + k)
+        used = int(offsets[n])
+        acc_rows = np.zeros((n, k), bool)
+        acc_rows[np.repeat(np.arange(n), np.diff(offsets[:n + 1])), comp[:used]] = acc[rows[:used]]
+        return trans[:n], classes, acc_rows
+
+    def _block(self, j: int) -> np.ndarray:
+        """Terminal ``j``'s transitions over the grammar's byte classes (-1: dead)."""
+        b = self._blocks.get(j)
+        if b is None:
+            b = self._blocks[j] = self.dfas[j].trans[:, self._uniq[:, j]]
+        return b
 
     def _over_budget(self, ids: list[int]):
         names = ", ".join(self.terminals[t].name for t in ids[:8])

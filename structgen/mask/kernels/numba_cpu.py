@@ -124,26 +124,37 @@ def apply_bitmask(logits, bitmask, vocab_size):
 
 
 @numba.njit(**_JIT)
-def lexer_product(big, cols, dead, start, trans_out, states_out, table):
+def lexer_product(big, cols, dead, start, trans_out, offsets, pool_comp, pool_row, table):
     cap, n_cls = trans_out.shape
     k = start.shape[0]
+    pool_cap = pool_comp.shape[0]
     mask = table.shape[0] - 1
-    vec = np.empty(k, np.int32)
+    if k > pool_cap:
+        return -2
+    vec_p = np.empty(k, np.int32)
+    vec_q = np.empty(k, np.int32)
     for p in range(k):
-        states_out[0, p] = start[p]
+        pool_comp[p] = p
+        pool_row[p] = start[p]
+    offsets[0] = 0
+    offsets[1] = k
     n = 1
     head = 0
     while head < n:
+        lo = offsets[head]
+        hi = offsets[head + 1]
         for c in range(n_cls):
-            alive = False
+            col = cols[c]
+            m = 0
             h = np.int64(0)
-            for p in range(k):
-                v = big[states_out[head, p], cols[c]]
-                vec[p] = v
+            for i in range(lo, hi):
+                v = big[pool_row[i], col]
                 if v != dead:
-                    alive = True
-                h = (h ^ v) * np.int64(0x100000001B3)
-            if not alive:
+                    vec_p[m] = pool_comp[i]
+                    vec_q[m] = v
+                    m += 1
+                    h = (h ^ (np.int64(pool_comp[i]) << 32 | v)) * np.int64(0x100000001B3)
+            if m == 0:
                 trans_out[head, c] = -1
                 continue
             h ^= h >> 29
@@ -153,20 +164,27 @@ def lexer_product(big, cols, dead, start, trans_out, states_out, table):
                 s = table[slot]
                 if s < 0:
                     break
-                same = True
-                for p in range(k):
-                    if states_out[s, p] != vec[p]:
-                        same = False
+                a = offsets[s]
+                if offsets[s + 1] - a == m:
+                    same = True
+                    for j in range(m):
+                        if pool_comp[a + j] != vec_p[j] or pool_row[a + j] != vec_q[j]:
+                            same = False
+                            break
+                    if same:
+                        found = s
                         break
-                if same:
-                    found = s
-                    break
                 slot = (slot + 1) & mask
             if found < 0:
                 if n >= cap:
                     return -1
-                for p in range(k):
-                    states_out[n, p] = vec[p]
+                a = offsets[n]
+                if a + m > pool_cap:
+                    return -2
+                for j in range(m):
+                    pool_comp[a + j] = vec_p[j]
+                    pool_row[a + j] = vec_q[j]
+                offsets[n + 1] = a + m
                 table[slot] = n
                 found = n
                 n += 1

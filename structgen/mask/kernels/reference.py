@@ -104,35 +104,48 @@ def slice_cover(trans, classes, state, pat_next, pat_start, max_pairs, visited, 
     return result
 
 
-def lexer_product(big, cols, dead, start, trans_out, states_out, table):
+def lexer_product(big, cols, dead, start, trans_out, offsets, pool_comp, pool_row, table):
     """Breadth-first product of the DFAs stacked in ``big``, over its byte-class
-    columns ``cols`` (product class ``c`` reads column ``cols[c]``): a state is the
-    vector of its components' rows of ``big`` (``dead``: the component is out), state 0
-    the vector ``start``.  States are numbered in scan order (parents in order,
-    then byte classes in order); state 0 is never a target, so a return to the
-    start vector gets its own number.
+    columns ``cols`` (product class ``c`` reads column ``cols[c]``).  A state is the
+    set of its live components: pairs (component ``p``, row of ``big``), ascending
+    in ``p`` (a component whose row becomes ``dead`` is dropped), so a step costs
+    the live components only, however many terminals the product has.  State 0
+    is the set of every ``(p, start[p])``.  States are numbered in scan order
+    (parents in order, then byte classes in order); state 0 is never a target,
+    so a return to the start set gets its own number.
 
     ``trans_out[s, c]``: the product transitions (-1: every component dead);
-    ``states_out[s]``: state ``s``'s vector; ``table``: a power-of-two int32 hash
-    table filled with -1 (the numba kernel's; unused here).  Returns the number
-    of states, or -1 when more than ``trans_out`` holds are reachable."""
+    state ``s``'s pairs are ``pool_comp`` / ``pool_row`` at ``offsets[s]`` ..
+    ``offsets[s + 1]``; ``table``: a power-of-two int32 hash table filled with -1
+    (the numba kernel's; unused here).  Returns the number of states, -1 when
+    more than ``trans_out`` holds are reachable, -2 when the pool is too small."""
     cap, n_cls = trans_out.shape
-    states_out[0] = start
+    k = len(start)
+    if k > len(pool_comp):
+        return -2
+    pool_comp[:k] = np.arange(k)
+    pool_row[:k] = start
+    offsets[0], offsets[1] = 0, k
     index: dict[tuple, int] = {}
     n, head = 1, 0
     while head < n:
-        row = states_out[head]
+        live = [(int(pool_comp[i]), int(pool_row[i])) for i in range(offsets[head], offsets[head + 1])]
         for c in range(n_cls):
-            vec = tuple(int(big[q, cols[c]]) for q in row)
-            if all(v == dead for v in vec):
+            vec = tuple((p, int(big[q, cols[c]])) for p, q in live if big[q, cols[c]] != dead)
+            if not vec:
                 trans_out[head, c] = -1
                 continue
             s = index.get(vec)
             if s is None:
                 if n >= cap:
                     return -1
+                end = offsets[n] + len(vec)
+                if end > len(pool_comp):
+                    return -2
+                pool_comp[offsets[n]:end] = [p for p, _ in vec]
+                pool_row[offsets[n]:end] = [q for _, q in vec]
+                offsets[n + 1] = end
                 s = index[vec] = n
-                states_out[n] = vec
                 n += 1
             trans_out[head, c] = s
         head += 1
