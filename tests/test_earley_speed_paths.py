@@ -19,7 +19,7 @@ import pytest
 from structgen.automata.regex import literal_dfa
 from structgen.compile import compile_grammar
 from structgen.grammar.earley import DEAD, EarleyParser
-from structgen.grammar.ir import Grammar, Terminal, term_symbol
+from structgen.grammar.ir import Grammar, Terminal, symbol_term, term_symbol
 from structgen.mask.engine import CompiledGrammar
 from structgen.vocab import Vocabulary
 
@@ -111,3 +111,43 @@ def test_planned_masks_equal_cold_masks(backend, name):
         if step == 5:
             warm.clear_cache()  # plans rebuilt mid-way
     assert checked >= 6 and len(warm._plans) > 0
+
+
+def _productive_by_sweeps(grammar):
+    """The textbook fixpoint (sweep the rules until nothing changes): the oracle."""
+    live_terms = {t for t, term in enumerate(grammar.terminals) if term.dfa.accepting.any()}
+    productive, changed = set(), True
+    while changed:
+        changed = False
+        for lhs, rhs in grammar.rules:
+            if lhs not in productive and all((symbol_term(s) in live_terms) if s < 0 else s in productive
+                                             for s in rhs):
+                productive.add(lhs)
+                changed = True
+    return [(lhs, rhs) for lhs, rhs in grammar.rules
+            if all((symbol_term(s) in live_terms) if s < 0 else s in productive for s in rhs)]
+
+
+def test_prune_unproductive_equals_the_fixpoint_on_random_grammars():
+    from structgen.automata.fsm import ByteDFA
+    from structgen.errors import GrammarError
+    from structgen.grammar.ir import prune_unproductive
+
+    rng = random.Random(17)
+    empty = ByteDFA(np.full((1, 1), -1, np.int32), np.zeros(256, np.uint8), np.zeros(1, bool), 0)
+    checked = 0
+    for _ in range(300):
+        n_nt = rng.randint(1, 6)
+        terminals = [Terminal("A", literal_dfa(b"a")), Terminal("B", literal_dfa(b"b")), Terminal("DEAD", empty)]
+        rules = [(rng.randrange(n_nt), tuple(rng.choice([term_symbol(rng.randrange(3)), rng.randrange(n_nt)])
+                                             for _ in range(rng.randint(0, 3))))
+                 for _ in range(rng.randint(1, 9))]
+        g = Grammar(terminals, [f"N{i}" for i in range(n_nt)], rules, 0)
+        want = _productive_by_sweeps(g)
+        if not any(lhs == 0 for lhs, _ in want):
+            with pytest.raises(GrammarError):
+                prune_unproductive(g)
+            continue
+        assert prune_unproductive(g).rules == want, rules
+        checked += 1
+    assert checked > 50

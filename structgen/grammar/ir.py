@@ -58,21 +58,34 @@ def prune_unproductive(grammar: Grammar) -> Grammar:
     """Drop rules that can never derive a finite string (and terminals with an
     empty language), so every Earley item the parser keeps can still complete."""
     productive_terms = {t for t, term in enumerate(grammar.terminals) if term.dfa.accepting.any()}
+    # Worklist: a rule fires once its unproven nonterminal occurrences reach 0
+    # (linear in the grammar size; a fixpoint sweep is quadratic in the nesting depth).
+    missing: list[int] = []
+    uses: dict[int, list[int]] = {}
+    for i, (lhs, rhs) in enumerate(grammar.rules):
+        if any(s < 0 and symbol_term(s) not in productive_terms for s in rhs):
+            missing.append(-1)  # a dead terminal: never productive
+            continue
+        missing.append(sum(1 for s in rhs if s >= 0))
+        for s in rhs:
+            if s >= 0:
+                uses.setdefault(s, []).append(i)
     productive: set[int] = set()
-    changed = True
-    while changed:
-        changed = False
-        for lhs, rhs in grammar.rules:
-            if lhs not in productive and all(
-                    (symbol_term(s) in productive_terms) if s < 0 else (s in productive) for s in rhs):
-                productive.add(lhs)
-                changed = True
+    ready = [i for i, m in enumerate(missing) if m == 0]
+    while ready:
+        lhs = grammar.rules[ready.pop()][0]
+        if lhs in productive:
+            continue
+        productive.add(lhs)
+        for i in uses.get(lhs, ()):
+            missing[i] -= 1
+            if missing[i] == 0:
+                ready.append(i)
     if grammar.start not in productive:
         from ..errors import GrammarError
 
         raise GrammarError(f"the start rule {grammar.nonterminals[grammar.start]!r} derives no finite string")
-    rules = [(lhs, rhs) for lhs, rhs in grammar.rules if lhs in productive and all(
-        (symbol_term(s) in productive_terms) if s < 0 else (s in productive) for s in rhs)]
+    rules = [rule for rule, m in zip(grammar.rules, missing) if m == 0]  # every symbol productive
     if len(rules) == len(grammar.rules):
         return grammar
     return Grammar(grammar.terminals, grammar.nonterminals, rules, grammar.start,
