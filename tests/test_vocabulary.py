@@ -82,7 +82,10 @@ def test_walk_kernels_agree_on_random_tries_and_dfas():
             for k in (numba_cpu, reference):
                 bits = np.zeros(3, np.uint32)
                 ev = [np.zeros(trie.num_nodes + 1, np.int32) for _ in range(3)]
-                n = k.walk_trie(trans, classes, accepting, start, trie.byte, trie.depth, trie.subtree_end,
-                                trie.tok_start, trie.tok_ids, los, his, bits, *ev)
-                out.append((bits.tolist(), [e[:n].tolist() for e in ev]))
+                touched = np.full(3, -1, np.int32)
+                n, n_words = k.walk_trie(trans, classes, accepting, start, trie.byte, trie.depth,
+                                         trie.subtree_end, trie.tok_start, trie.tok_ids, los, his, bits, *ev,
+                                         np.empty(trie.max_depth + 2, np.int32), touched)
+                assert sorted(touched[:n_words].tolist()) == np.flatnonzero(bits).tolist()
+                out.append((bits.tolist(), [e[:n].tolist() for e in ev], touched[:n_words].tolist()))
             assert out[0] == out[1]

@@ -64,6 +64,7 @@ class CompiledGrammar:
         self._ev = (np.empty(n + 1, np.int32), np.empty(n + 1, np.int32), np.empty(n + 1, np.int32))
         self._root_lo, self._root_hi = np.zeros(1, np.int32), np.full(1, n, np.int32)
         self._scratch = np.zeros(vocab.num_words, np.uint32)
+        self._touched = np.empty(vocab.num_words, np.int32)  # words of _scratch a walk set
         self._stack = np.empty(self._trie.max_depth + 2, np.int32)  # walk kernel's DFS stack
         self._slicer = slicer_for(vocab, self._k)  # vocabulary-wide data, built once
         self._lexers: dict[int, Lexer] = {}
@@ -259,7 +260,7 @@ class CompiledGrammar:
                 out.append((lex.term_sets[g], lo, hi, (0, lo.tobytes() + hi.tobytes(), name)))
             branches = tuple(out)
         plan = (idx, words, branches)
-        nbytes = (words.nbytes * (1 if idx is None else 3) + 24 * len(ev_st) + len(rkey[1]) + 200
+        nbytes = (words.nbytes + (0 if idx is None else idx.nbytes) + 24 * len(ev_st) + len(rkey[1]) + 200
                   + 100 * len(branches))
         self._plans.put((lex.mask, rkey), plan, nbytes)
         return plan
@@ -274,18 +275,18 @@ class CompiledGrammar:
         tr = self._trie if part is None else part.rest
         ev_lo, ev_hi, ev_st = self._ev
         scratch = self._scratch
-        n = self._k.walk_trie(lex.trans, lex.classes, lex.accepting, s, tr.byte, tr.depth,
-                              tr.subtree_end, tr.tok_start, tr.tok_ids, los, his, scratch,
-                              ev_lo, ev_hi, ev_st, self._stack)
-        idx = np.flatnonzero(scratch)
-        if len(idx) * 4 > len(scratch):
+        n, n_words = self._k.walk_trie(lex.trans, lex.classes, lex.accepting, s, tr.byte, tr.depth,
+                                       tr.subtree_end, tr.tok_start, tr.tok_ids, los, his, scratch,
+                                       ev_lo, ev_hi, ev_st, self._stack, self._touched)
+        if n_words * 4 > len(scratch):
             words, idx = scratch.copy(), None
             scratch[:] = 0
         else:
+            idx = self._touched[:n_words].copy()
             words = scratch[idx]
             scratch[idx] = 0
         result = (idx, words, ev_lo[:n].copy(), ev_hi[:n].copy(), ev_st[:n].copy())
-        nbytes = words.nbytes * (1 if idx is None else 3) + 12 * n + len(key[3]) * 2 + 64
+        nbytes = words.nbytes + (0 if idx is None else idx.nbytes) + 12 * n + len(key[3]) * 2 + 64
         self._inner.put(key, result, nbytes)
         return result
 

@@ -10,10 +10,9 @@ _JIT = dict(cache=True, nogil=True, boundscheck=False)
 
 @numba.njit(**_JIT)
 def walk_trie(trans, classes, accepting, start_state, node_byte, node_depth, subtree_end,
-              tok_start, tok_ids, los, his, out_bits, ev_lo, ev_hi, ev_state, stack=None):
-    if stack is None:
-        stack = np.empty(np.max(node_depth) + 2, np.int32)
+              tok_start, tok_ids, los, his, out_bits, ev_lo, ev_hi, ev_state, stack, touched):
     n_events = 0
+    n_touched = 0
     one = np.uint32(1)
     for r in range(los.shape[0]):
         lo = los[r]
@@ -31,7 +30,11 @@ def walk_trie(trans, classes, accepting, start_state, node_byte, node_depth, sub
                 stack[d + 1] = t
                 for k in range(tok_start[i], tok_start[i + 1]):
                     tid = tok_ids[k]
-                    out_bits[tid >> 5] |= one << np.uint32(tid & 31)
+                    w = tid >> 5
+                    if out_bits[w] == 0:
+                        touched[n_touched] = w
+                        n_touched += 1
+                    out_bits[w] |= one << np.uint32(tid & 31)
                 i += 1
             else:
                 end = subtree_end[i]
@@ -45,7 +48,7 @@ def walk_trie(trans, classes, accepting, start_state, node_byte, node_depth, sub
                         ev_state[n_events] = s
                         n_events += 1
                 i = end
-    return n_events
+    return n_events, n_touched
 
 
 @numba.njit(**_JIT)

@@ -6,7 +6,7 @@ import numpy as np
 
 
 def walk_trie(trans, classes, accepting, start_state, node_byte, node_depth, subtree_end,
-              tok_start, tok_ids, los, his, out_bits, ev_lo, ev_hi, ev_state, stack=None):
+              tok_start, tok_ids, los, his, out_bits, ev_lo, ev_hi, ev_state, stack, touched):
     """DFS over the trie node ranges ``[los[r], his[r])``, each a subtree or a run
     of siblings, in one lexer starting at ``start_state`` in every range.
 
@@ -15,12 +15,11 @@ def walk_trie(trans, classes, accepting, start_state, node_byte, node_depth, sub
     could end before that byte (its state accepts), the subtree is reported as
     an event ``(lo, hi, state)`` for the caller to continue with the next
     lexeme.  Adjacent sibling events (same depth, same state) are merged.
-    ``stack``: int32 scratch of at least (trie depth + 2) entries (allocated
-    when None; passing one saves a scan of the trie per call).
-    Returns the number of events written."""
-    if stack is None:
-        stack = [0] * (int(node_depth.max()) + 2)
-    n_events = 0
+    ``stack``: int32 scratch of at least (trie depth + 2) entries.  The
+    indices of the words of ``out_bits`` that were 0 and got a bit are written
+    to ``touched`` (so the caller reads the few it needs, not the whole mask).
+    Returns (number of events, number of touched words)."""
+    n_events = n_touched = 0
     for lo, hi in zip(los, his):
         if lo >= hi:
             continue
@@ -36,6 +35,9 @@ def walk_trie(trans, classes, accepting, start_state, node_byte, node_depth, sub
                 stack[d + 1] = t
                 for k in range(tok_start[i], tok_start[i + 1]):
                     tid = int(tok_ids[k])
+                    if not out_bits[tid >> 5]:
+                        touched[n_touched] = tid >> 5
+                        n_touched += 1
                     out_bits[tid >> 5] |= np.uint32(1 << (tid & 31))
                 i += 1
             else:
@@ -48,7 +50,7 @@ def walk_trie(trans, classes, accepting, start_state, node_byte, node_depth, sub
                         ev_lo[n_events], ev_hi[n_events], ev_state[n_events] = i, end, s
                         n_events += 1
                 i = end
-    return n_events
+    return n_events, n_touched
 
 
 def trie_states(trans, classes, start_state, node_byte, node_depth, out_state, stack):
