@@ -87,8 +87,16 @@ def expand(dfa: ByteDFA) -> np.ndarray:
 
 
 def dfa_key(dfa: ByteDFA) -> tuple:
-    """Hashable value identifying ``dfa``'s exact table (equal keys: same automaton)."""
-    return (dfa.start, dfa.trans.shape, dfa.trans.tobytes(), dfa.classes.tobytes(), dfa.accepting.tobytes())
+    """Hashable value identifying ``dfa``'s exact table (equal keys: same automaton).
+
+    Kept on the DFA when its arrays are read-only (as every DFA built here is):
+    callers key caches by it many times, and the bytes keep their hash."""
+    key = dfa.__dict__.get("_key")
+    if key is None:
+        key = (dfa.start, dfa.trans.shape, dfa.trans.tobytes(), dfa.classes.tobytes(), dfa.accepting.tobytes())
+        if not (dfa.trans.flags.writeable or dfa.classes.flags.writeable or dfa.accepting.flags.writeable):
+            dfa.__dict__["_key"] = key  # frozen dataclass: bypass its __setattr__
+    return key
 
 
 _KERNELS = None
