@@ -19,7 +19,8 @@ and ``origin`` is the ``serial`` of the origin row (serials start at 1 and are
 never reused) or 0 for "predicted in this row".  Ints keep rows cheap: no
 per-item objects, and nothing the garbage collector has to track.  A row
 splits into its *dynamic* items (scanned or completed, carrying real origins;
-few, kept as a frozenset that is also the row's interning key) and its
+few, kept as a sorted tuple of ints that is also the row's interning key: a tuple
+of ints leaves the garbage collector's lists, a frozenset would stay in them) and its
 *predicted* items, which depend only on the set of nonterminals the dynamic
 items predict: that static part is computed once per such set (a bitmask) and
 shared, so building a row costs only its few dynamic items.  Nullable
@@ -95,7 +96,7 @@ class Row:
 
     __slots__ = ("items", "static", "allowed", "accepts", "serial", "origins", "__weakref__")
 
-    def __init__(self, items: frozenset, static: _Static, allowed: int, accepts: bool, serial: int, origins):
+    def __init__(self, items: tuple, static: _Static, allowed: int, accepts: bool, serial: int, origins):
         self.items, self.static = items, static
         self.allowed = allowed | static.allowed
         self.accepts = accepts
@@ -146,7 +147,7 @@ class EarleyParser:
         self._static: dict[int, _Static] = {}  # bitmask of predicted nonterminals -> part
         # items -> row and serial -> row, both weak (one reference in both): a row
         # lives while something else holds it; dead entries are swept now and then
-        self._ids: dict[frozenset, weakref.ref] = {}
+        self._ids: dict[tuple, weakref.ref] = {}
         self._live: dict[int, weakref.ref] = {}
         self._sweep_at = 1024
         self._advance: dict[tuple[int, int], Row | int] = {}  # (row serial, terminals): int keys
@@ -237,7 +238,7 @@ class EarleyParser:
                     if nit not in items:
                         items.add(nit)
                         agenda.append(nit)
-        key = frozenset(items)  # the predicted part is a function of these items
+        key = tuple(sorted(items))  # the predicted part is a function of these items
         ref = self._ids.get(key)
         row = ref() if ref is not None else None
         if row is not None:
@@ -245,7 +246,7 @@ class EarleyParser:
         if len(live) >= self._sweep_at:
             self._sweep()
         acc_here, acc_initial = self._accepting
-        accepts = acc_here in key or acc_initial in key
+        accepts = acc_here in items or acc_initial in items
         serials = {it >> shift for it in key}
         serials.discard(0)
         # the rows the items point at, kept alive by this one (a lone one unwrapped: fewer objects)

@@ -76,7 +76,8 @@ class CompiledGrammar:
         self._masks = ByteLRU(limits.mask_cache_bytes if cache_bytes is None else cache_bytes, freeze=True)
         # walks split by terminal set, per (lexer, ranges): see _plan (a quarter of the mask budget)
         self._plans = ByteLRU(max(1, limits.mask_cache_bytes // 4))
-        self._steps: dict[tuple[int, int, int], State | None] = {}  # (row serial, lex, token)
+        self._steps: dict[tuple[int, int, int], Row | None] = {}  # (row serial, lex, token) -> row
+        self._step_lex: dict[tuple[int, int, int], int] = {}  # ... -> lexer state
         self._eos = token_bitset(vocab.num_words, vocab.eos_ids)
         self._eos.flags.writeable = False  # shared by every matcher
         self.initial_state: State = (self.parser.initial, 0)
@@ -101,7 +102,7 @@ class CompiledGrammar:
     def cache_size_bytes(self) -> int:
         """Approximate bytes held by this constraint's own caches (masks, steps, rows);
         the shared walk cache is counted by its compiler."""
-        return (self._masks.used + self._plans.used + 120 * len(self._steps) + 600 * self.parser.indexed_rows
+        return (self._masks.used + self._plans.used + 160 * len(self._steps) + 600 * self.parser.indexed_rows
                 + sum(lex.trans.nbytes for lex in list(self._lexers.values())))
 
     def clear_cache(self) -> None:
@@ -109,6 +110,7 @@ class CompiledGrammar:
         self._masks.clear()
         self._plans.clear()
         self._steps.clear()
+        self._step_lex.clear()
         self.parser.clear_cache()
         self.__dict__.pop("completion_cache", None)
 
@@ -170,14 +172,24 @@ class CompiledGrammar:
 
     def advance_token(self, state: State, token_id: int) -> State | None:
         key = (state[0].serial, state[1], token_id)  # serials are never reused
-        nxt = self._steps.get(key, _MISSING)  # one dict read: safe while another thread clears
-        if nxt is not _MISSING:
-            return nxt
+        # Memoised as two dicts (row; lexer state) rather than (row, lex) tuples: a
+        # tuple holding a row stays on the garbage collector's lists, and millions of
+        # them make every full collection slower and more frequent.
+        row = self._steps.get(key, _MISSING)  # single dict reads: safe while another thread clears
+        if row is None:
+            return None
+        if row is not _MISSING:
+            lex = self._step_lex.get(key)
+            if lex is not None:
+                return row, lex
         data = self.vocab.token_bytes[token_id] if 0 <= token_id < self.vocab.size else None
         nxt = self.advance_bytes(state, data) if data else None
         if len(self._steps) >= self.limits.max_step_entries:
             self._steps.clear()  # frees the rows only steps held
-        self._steps[key] = nxt
+            self._step_lex.clear()
+        if nxt is not None:
+            self._step_lex[key] = nxt[1]  # first: a reader that finds the row finds its state
+        self._steps[key] = None if nxt is None else nxt[0]
         return nxt
 
     # --- masks -------------------------------------------------------------
