@@ -252,6 +252,19 @@ def test_kernels_numba_matches_reference(seed):
             cap = int(rng.integers(1, 100))
             x, y = kn.product_bfs(ta, tb, st, 0, mode, cap), kr.product_bfs(ta, tb, st, 0, mode, cap)
             assert all(u.shape == v.shape and (u == v).all() for u, v in zip(x, y))
+        for minimal in (False, True):
+            bc = rng.integers(0, C, 256).astype(np.uint8)
+            bc[:C] = np.arange(C)  # every column used
+            x, y = kn.finish(t, bc, acc, st, minimal), kr.finish(t, bc, acc, st, minimal)
+            assert all(u.shape == v.shape and (u == v).all() for u, v in zip(x, y))
+        ca, cb = rng.integers(0, C, 256).astype(np.uint8), rng.integers(0, C, 256).astype(np.uint8)
+        ca[rng.integers(0, 256)] = C - 1  # every class of a used
+        cb[:C] = np.arange(C)
+        for mode in range(4):
+            cap = int(rng.integers(1, 100))
+            x = kn.product_table(t, ca, acc, st, t2[:, :C], cb, acc[:S2] if S2 <= S else np.ones(S2, bool), 0, mode, cap)
+            y = kr.product_table(t, ca, acc, st, t2[:, :C], cb, acc[:S2] if S2 <= S else np.ones(S2, bool), 0, mode, cap)
+            assert all(u.shape == v.shape and (u == v).all() for u, v in zip(x, y))
 
 
 def test_ops_agree_under_both_kernel_backends(monkeypatch):

@@ -12,24 +12,25 @@ _JIT = dict(cache=True, nogil=True)
 
 
 @numba.njit(**_JIT)
-def compact_classes(trans256):
-    S = trans256.shape[0]
-    # hash every byte's column, then compare columns only on equal hashes
-    h = np.zeros(256, np.uint64)
+def _compact_columns(table):
+    """Distinct columns in order of first occurrence: ``(table', column -> class)``."""
+    S, K = table.shape
+    # hash every column, then compare columns only on equal hashes
+    h = np.zeros(K, np.uint64)
     for s in range(S):
-        for b in range(256):
-            h[b] = h[b] * np.uint64(0x9E3779B97F4A7C15) + np.uint64(trans256[s, b] + 2)
-    classes = np.empty(256, np.uint8)
-    rep = np.empty(256, np.int64)
+        for b in range(K):
+            h[b] = h[b] * np.uint64(0x9E3779B97F4A7C15) + np.uint64(table[s, b] + 2)
+    classes = np.empty(K, np.uint8)
+    rep = np.empty(K, np.int64)
     nc = 0
-    for b in range(256):
+    for b in range(K):
         k = 0
         while k < nc:
             r = rep[k]
             if h[r] == h[b]:
                 same = True
                 for s in range(S):
-                    if trans256[s, r] != trans256[s, b]:
+                    if table[s, r] != table[s, b]:
                         same = False
                         break
                 if same:
@@ -39,11 +40,16 @@ def compact_classes(trans256):
             rep[nc] = b
             nc += 1
         classes[b] = k
-    trans = np.empty((S, nc), np.int32)
+    out = np.empty((S, nc), np.int32)
     for s in range(S):
         for k in range(nc):
-            trans[s, k] = trans256[s, rep[k]]
-    return trans, classes
+            out[s, k] = table[s, rep[k]]
+    return out, classes
+
+
+@numba.njit(**_JIT)
+def compact_classes(trans256):
+    return _compact_columns(trans256)
 
 
 @numba.njit(**_JIT)
@@ -378,3 +384,92 @@ def product_bfs(ta, tb, start_a, start_b, mode, max_states):
                 keys, vals = keys2, vals2
         k += 1
     return ids[:n].copy(), pa[:n].copy(), pb[:n].copy()
+
+
+@numba.njit(**_JIT)
+def _compact_bytes(table, byte_class):
+    """Coarsest byte classes of the table ``table[:, byte_class]`` without building it."""
+    S = table.shape[0]
+    cols, colmap = _compact_columns(table)
+    nc = cols.shape[1]
+    perm = np.full(nc, -1, np.int64)
+    order = np.empty(nc, np.int64)
+    classes = np.empty(256, np.uint8)
+    n = 0
+    for b in range(256):  # number the classes by smallest byte
+        c = colmap[byte_class[b]]
+        if perm[c] < 0:
+            perm[c] = n
+            order[n] = c
+            n += 1
+        classes[b] = perm[c]
+    out = np.empty((S, n), np.int32)
+    for s in range(S):
+        for k in range(n):
+            out[s, k] = cols[s, order[k]]
+    return out, classes
+
+
+@numba.njit(**_JIT)
+def finish(table, byte_class, accepting, start, minimal):
+    trans0, classes = _compact_bytes(table, byte_class)
+    if minimal:
+        trans, acc = minimize_table(trans0, accepting, start)
+    else:
+        trans, acc = trim_table(trans0, accepting, start)
+    if trans.shape[0] == 0:
+        return trans, classes, acc
+    # classes are numbered by smallest byte, so merging columns in column order keeps that numbering
+    out, merge = _compact_columns(trans)
+    for b in range(256):
+        classes[b] = merge[classes[b]]
+    return out, classes, acc
+
+
+@numba.njit(**_JIT)
+def product_table(ta, ca, acc_a, start_a, tb, cb, acc_b, start_b, mode, max_states):
+    # merged classes: the distinct (class of a, class of b) pairs, in increasing order
+    wb = np.int64(cb.max()) + 1
+    nkeys = (np.int64(ca.max()) + 1) * wb
+    index = np.full(nkeys, -1, np.int64)
+    for b in range(256):
+        index[ca[b] * wb + cb[b]] = 0
+    cols_a = np.empty(256, np.int64)
+    cols_b = np.empty(256, np.int64)
+    K = 0
+    for key in range(nkeys):
+        if index[key] == 0:
+            index[key] = K
+            cols_a[K] = key // wb
+            cols_b[K] = key % wb
+            K += 1
+    byte_class = np.empty(256, np.uint8)
+    for b in range(256):
+        byte_class[b] = index[ca[b] * wb + cb[b]]
+    Sa, Sb = ta.shape[0], tb.shape[0]
+    xa = np.empty((Sa + 1, K), np.int32)  # complete tables, the last row a sink
+    xb = np.empty((Sb + 1, K), np.int32)
+    for k in range(K):
+        for s in range(Sa):
+            t = ta[s, cols_a[k]]
+            xa[s, k] = t if t >= 0 else Sa
+        xa[Sa, k] = Sa
+        for s in range(Sb):
+            t = tb[s, cols_b[k]]
+            xb[s, k] = t if t >= 0 else Sb
+        xb[Sb, k] = Sb
+    ids, pa, pb = product_bfs(xa, xb, start_a, start_b, mode, max_states)
+    n = ids.shape[0]
+    acc = np.empty(n, np.bool_)
+    for i in range(n):
+        x = pa[i] < Sa and acc_a[pa[i]]
+        y = pb[i] < Sb and acc_b[pb[i]]
+        if mode == 0:
+            acc[i] = x and y
+        elif mode == 1:
+            acc[i] = x or y
+        elif mode == 2:
+            acc[i] = x and not y
+        else:
+            acc[i] = x != y
+    return ids, acc, byte_class

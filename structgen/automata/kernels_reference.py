@@ -4,7 +4,9 @@ Both modules export the same functions with the same results (tests run both on
 random tables).  Tables are ``int32[S, C]`` with -1 for "dead", ``accepting`` is
 ``bool[S]``.  ``trim_table`` / ``minimize_table`` return ``(trans, accepting)``
 trimmed and numbered in breadth-first order from state 0 (classes explored in
-order), or a ``0 x C`` table when the language is empty."""
+order), or a ``0 x C`` table when the language is empty.  ``finish`` and
+``product_table`` are the whole pipelines ops.py runs per call (one kernel call
+each in the numba module)."""
 
 from __future__ import annotations
 
@@ -223,3 +225,35 @@ def product_bfs(ta: np.ndarray, tb: np.ndarray, start_a: int, start_b: int, mode
     order = np.argsort(all_codes)
     ids = np.where(table >= 0, order[np.searchsorted(all_codes[order], np.maximum(table, 0))], -1)
     return ids.astype(np.int32), all_codes // W, all_codes % W
+
+
+def finish(table: np.ndarray, byte_class: np.ndarray, accepting: np.ndarray, start: int, minimal: bool):
+    """The normalised DFA of the ``S x 256`` table ``table[:, byte_class]``: compact
+    classes, trim (and minimise), compact again.  Returns ``(trans, classes,
+    accepting)``; ``trans`` has no rows for the empty language."""
+    trans, classes = compact_classes(table[:, np.asarray(byte_class, np.intp)])
+    trans, accepting = (minimize_table if minimal else trim_table)(trans, accepting, start)
+    if trans.shape[0] == 0:
+        return trans, classes, accepting
+    # dropping states may merge byte classes (BFS order is unaffected: merged
+    # classes keep their order of smallest byte)
+    trans, classes = compact_classes(trans[:, classes.astype(np.intp)])
+    return trans, classes, accepting
+
+
+def product_table(ta, ca, acc_a, start_a, tb, cb, acc_b, start_b, mode, max_states):
+    """Product of two DFAs (tables, byte classes, accepting, start) over their merged
+    byte classes: ``(ids, accepting, byte_class)`` with ``ids`` numbered breadth-first
+    (no rows beyond ``max_states`` states) and ``byte_class`` mapping bytes to its columns.
+    ``mode``: 0 and, 1 or, 2 diff, 3 xor."""
+    ca, cb = np.asarray(ca, np.int64), np.asarray(cb, np.int64)
+    _, first, byte_class = np.unique(ca * 256 + cb, return_index=True, return_inverse=True)
+    sink_a, sink_b = ta.shape[0], tb.shape[0]
+    ta = np.asarray(ta, np.int64)[:, ca[first]]
+    tb = np.asarray(tb, np.int64)[:, cb[first]]
+    ta = np.vstack([np.where(ta < 0, sink_a, ta), np.full((1, ta.shape[1]), sink_a)])
+    tb = np.vstack([np.where(tb < 0, sink_b, tb), np.full((1, tb.shape[1]), sink_b)])
+    ids, pa, pb = product_bfs(ta, tb, start_a, start_b, mode, max_states)
+    acc_a, acc_b = np.append(acc_a, False), np.append(acc_b, False)
+    ops = (np.logical_and, np.logical_or, lambda x, y: x & ~y, np.logical_xor)
+    return ids, ops[mode](acc_a[pa], acc_b[pb]), np.asarray(byte_class, np.uint8).reshape(-1)

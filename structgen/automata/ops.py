@@ -121,41 +121,35 @@ def compact_classes(trans256: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"expected an S x 256 table, got shape {trans256.shape}")
     if trans256.shape[0] == 0:
         return np.zeros((0, 1), np.int32), np.zeros(256, np.uint8)
-    return _k().compact_classes(np.ascontiguousarray(trans256, np.int32))
+    return _k().compact_classes(_ro(trans256, np.int32))
 
 
-def _table_args(trans: np.ndarray, accepting: np.ndarray):
-    return np.ascontiguousarray(trans, np.int32), np.ascontiguousarray(accepting, np.bool_)
+def _ro(a, dtype) -> np.ndarray:
+    """``a`` as a read-only contiguous array of ``dtype`` (a view when it already is one):
+    kernels see one array type, so numba loads one signature per kernel."""
+    a = np.ascontiguousarray(a, dtype)
+    if a.flags.writeable:
+        a = a.view()
+        a.setflags(write=False)
+    return a
 
 
-def _trim_table(trans: np.ndarray, accepting: np.ndarray, start: int):
-    """Trimmed, BFS-renumbered ``(trans, accepting)``, or ``None`` for an empty language."""
-    trans, accepting = _k().trim_table(*_table_args(trans, accepting), int(start))
-    return None if trans.shape[0] == 0 else (trans, accepting)
+_ALL_BYTES = _frozen(np.arange(256), np.uint8)
 
 
-def _minimize_table(trans: np.ndarray, accepting: np.ndarray, start: int):
-    """Trim + minimise (Hopcroft); ``None`` for the empty language.  Result is BFS-numbered from 0."""
-    trans, accepting = _k().minimize_table(*_table_args(trans, accepting), int(start))
-    return None if trans.shape[0] == 0 else (trans, accepting)
-
-
-def _finish(trans256: np.ndarray, accepting: np.ndarray, start: int, *, minimal: bool) -> ByteDFA:
-    trans, classes = compact_classes(trans256)
-    fn = _minimize_table if minimal else _trim_table
-    res = fn(trans, np.asarray(accepting, bool), start)
-    if res is None:
+def _finish(table: np.ndarray, accepting: np.ndarray, start: int, *, minimal: bool,
+            byte_class: np.ndarray = _ALL_BYTES) -> ByteDFA:
+    """Normalised DFA of ``table[:, byte_class]`` (an ``S x 256`` table by default)."""
+    trans, classes, accepting = _k().finish(_ro(table, np.int32), _ro(byte_class, np.uint8),
+                                            _ro(accepting, np.bool_), int(start), bool(minimal))
+    if trans.shape[0] == 0:
         return empty_dfa()
-    trans, accepting = res
-    # dropping states may merge byte classes; re-compact (renumbering is unaffected:
-    # BFS explores classes in order of smallest byte, which merging preserves)
-    trans, classes2 = compact_classes(trans[:, classes.astype(np.intp)])
-    return _make(trans, classes2, accepting)
+    return _make(trans, classes, accepting)
 
 
 def from_table(trans256: np.ndarray, accepting: np.ndarray, start: int = 0, *, minimal: bool = True) -> ByteDFA:
     """Normalised DFA from an ``S x 256`` table (-1 = dead), accepting mask and start."""
-    trans256 = np.asarray(trans256, dtype=np.int64)
+    trans256 = np.asarray(trans256)
     accepting = np.asarray(accepting, dtype=bool)
     if trans256.ndim != 2 or trans256.shape[1] != 256 or accepting.shape != (trans256.shape[0],):
         raise ValueError("from_table needs an S x 256 table and an S-long accepting mask")
@@ -204,7 +198,7 @@ def is_empty(dfa: ByteDFA) -> bool:
     acc = np.asarray(dfa.accepting, bool)
     if not acc.any():
         return True
-    return not _k().reaches_accepting(*_table_args(dfa.trans, acc), int(dfa.start))
+    return not _k().reaches_accepting(_ro(dfa.trans, np.int32), _ro(acc, np.bool_), int(dfa.start))
 
 
 # --------------------------------------------------------------------------- products
@@ -213,15 +207,6 @@ def is_empty(dfa: ByteDFA) -> bool:
 #: ``"and"`` L(a) ∩ L(b), ``"or"`` L(a) ∪ L(b), ``"diff"`` L(a) \\ L(b),
 #: ``"xor"`` the symmetric difference.
 PRODUCT_MODES = ("and", "or", "diff", "xor")
-
-
-def _merged_columns(a: ByteDFA, b: ByteDFA):
-    """Per merged class: column of ``a`` and of ``b``; plus the byte -> merged class map."""
-    ca = np.asarray(a.classes, np.int64)
-    cb = np.asarray(b.classes, np.int64)
-    key = ca * 256 + cb
-    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-    return ca[first], cb[first], np.asarray(inverse).reshape(-1)
 
 
 def _drop_sinks(ids: np.ndarray, acc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -251,38 +236,24 @@ def product(a: ByteDFA, b: ByteDFA, mode: str, *, minimal: bool = True,
             max_states: int = DEFAULT_PRODUCT_STATES, sinks_only: bool = False) -> ByteDFA:
     """Product automaton of ``a`` and ``b`` (``mode`` in :data:`PRODUCT_MODES`).
 
-    A breadth-first construction over the merged byte classes, one vectorised
-    step per BFS layer.  ``minimal``: minimise (canonical result); otherwise
+    A breadth-first construction over the merged byte classes (one kernel
+    call, see kernels_reference.product_table).  ``minimal``: minimise (canonical result); otherwise
     only trim.  ``sinks_only``: the caller guarantees that the product's only
     dead states are non-accepting states without edges (true for "any string
     minus a finite set"), so only those are removed -- fast, and the states keep
     the BFS numbering.  Raises :class:`BudgetExceeded` beyond ``max_states``."""
     if mode not in PRODUCT_MODES:
         raise ValueError(f"product mode must be one of {PRODUCT_MODES}, not {mode!r}")
-    cols_a, cols_b, byte_class = _merged_columns(a, b)
-    sink_a, sink_b = a.num_states, b.num_states
-    ta = np.asarray(a.trans, np.int64)[:, cols_a]
-    tb = np.asarray(b.trans, np.int64)[:, cols_b]
-    ta = np.vstack([np.where(ta < 0, sink_a, ta), np.full((1, ta.shape[1]), sink_a)])
-    tb = np.vstack([np.where(tb < 0, sink_b, tb), np.full((1, tb.shape[1]), sink_b)])
-    acc_a = np.append(np.asarray(a.accepting, bool), False)
-    acc_b = np.append(np.asarray(b.accepting, bool), False)
-    ids, pa, pb = _k().product_bfs(np.ascontiguousarray(ta, np.int32), np.ascontiguousarray(tb, np.int32),
-                                   int(a.start), int(b.start), PRODUCT_MODES.index(mode), int(max_states))
+    ids, accepting, byte_class = _k().product_table(
+        _ro(a.trans, np.int32), _ro(a.classes, np.uint8), _ro(a.accepting, np.bool_), int(a.start),
+        _ro(b.trans, np.int32), _ro(b.classes, np.uint8), _ro(b.accepting, np.bool_), int(b.start),
+        PRODUCT_MODES.index(mode), int(max_states))
     if ids.shape[0] == 0:
         raise BudgetExceeded(f"DFA product ({mode}) exceeds max_states={max_states}")
-    if mode == "and":
-        accepting = acc_a[pa] & acc_b[pb]
-    elif mode == "or":
-        accepting = acc_a[pa] | acc_b[pb]
-    elif mode == "diff":
-        accepting = acc_a[pa] & ~acc_b[pb]
-    else:
-        accepting = acc_a[pa] ^ acc_b[pb]
     if sinks_only and not minimal:
         ids, accepting = _drop_sinks(ids, accepting)
         return from_trimmed_table(ids[:, byte_class], accepting, 0)
-    return _finish(ids[:, byte_class], accepting, 0, minimal=minimal)
+    return _finish(ids, accepting, 0, minimal=minimal, byte_class=byte_class)
 
 
 def intersect(a: ByteDFA, b: ByteDFA, *, max_states: int = DEFAULT_PRODUCT_STATES) -> ByteDFA:
