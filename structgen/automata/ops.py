@@ -168,13 +168,15 @@ def from_trimmed_table(trans256: np.ndarray, accepting: np.ndarray, start: int =
 def from_edges(edges: list[dict], accepting, start: int = 0) -> ByteDFA:
     """DFA from per-state ``{byte: target}`` dicts that are already trimmed; one
     byte class per byte used (cheaper than compacting for trie-shaped automata)."""
-    used = sorted({b for e in edges for b in e})
+    src = [i for i, e in enumerate(edges) for _ in range(len(e))]  # all edges at once, not a write per state
+    byt = [b for e in edges for b in e]
+    dst = [t for e in edges for t in e.values()]
+    used = sorted(set(byt))
     classes = np.zeros(256, np.uint8)
     classes[used] = np.arange(1, len(used) + 1)
     trans = np.full((len(edges), len(used) + 1), -1, np.int32)
-    for i, e in enumerate(edges):
-        if e:
-            trans[i, classes[list(e.keys())]] = list(e.values())
+    if src:
+        trans[src, classes[byt]] = dst
     return ByteDFA(trans=_frozen(trans, np.int32), classes=_frozen(classes, np.uint8),
                    accepting=_frozen(accepting, bool), start=int(start))
 
@@ -346,9 +348,10 @@ def explore(start, step, accepting, *, alphabet=range(256), max_states: int = DE
     ``what``) once more than ``max_states`` states are reached."""
     index = {start: 0}
     queue = [start]
-    rows = []
-    for st in queue:
-        row = np.full(256, -1, np.int64)
+    src: list[int] = []  # edges as three flat lists, written into the table at once
+    byt: list[int] = []
+    dst: list[int] = []
+    for i, st in enumerate(queue):
         for byte in alphabet:
             nxt = step(st, byte)
             if nxt is None:
@@ -359,6 +362,9 @@ def explore(start, step, accepting, *, alphabet=range(256), max_states: int = DE
                 queue.append(nxt)
                 if len(queue) > max_states:
                     raise BudgetExceeded(f"{what} exceeds max_states={max_states}")
-            row[byte] = k
-        rows.append(row)
-    return from_table(np.stack(rows), np.array([bool(accepting(st)) for st in queue], bool), 0)
+            src.append(i)
+            byt.append(byte)
+            dst.append(k)
+    table = np.full((len(queue), 256), -1, np.int32)
+    table[src, byt] = dst
+    return from_table(table, np.array([bool(accepting(st)) for st in queue], bool), 0)

@@ -124,6 +124,7 @@ class _Machine:
         self.pmin = min([EXP_PRE_MIN] + mags) - 1
         self.ecap = max([abs(m) for m in mags] + [0]) + EXP_PRE_MAX + EXP_FRAC_MAX + 4
         self._memo: dict = {}
+        self._sig_memo: dict = {}
 
     def holds(self, neg, mag, cmps, integral_ok) -> bool:
         if self.integral and not integral_ok:
@@ -139,7 +140,11 @@ class _Machine:
         return ("m", "S0", False, False, 0, tuple(0 for _ in self.preds), 0, 0, 0)
 
     def _sig(self, cmps, d):
-        return tuple(_cmp_step(c, d, t) for c, (t, _) in zip(cmps, self.preds))
+        key = (cmps, d)  # few distinct comparison states: memoised (the explore's hot path)
+        hit = self._sig_memo.get(key)
+        if hit is None:
+            hit = self._sig_memo[key] = tuple(_cmp_step(c, d, t) for c, (t, _) in zip(cmps, self.preds))
+        return hit
 
     def _sat(self, pre):
         return max(self.pmin, min(self.pmax, pre))
