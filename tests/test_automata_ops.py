@@ -283,3 +283,17 @@ def test_ops_agree_under_both_kernel_backends(monkeypatch):
             out.append(ops.is_empty(ops.intersect(a, b)))
         results[backend] = out
     assert results["numba"] == results["reference"]
+
+
+def test_narrow_tables_through_byte_class_equal_wide_ones():
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        S, K = int(rng.integers(1, 30)), int(rng.integers(1, 8))
+        t, acc = _random_table(rng, S, K)
+        bc = rng.integers(0, K, 256).astype(np.uint8)
+        bc[:K] = np.arange(K)
+        for minimal in (False, True):
+            x = ops.from_table(t, acc, 0, minimal=minimal, byte_class=bc)
+            assert ops.dfa_key(x) == ops.dfa_key(ops.from_table(t[:, bc], acc, 0, minimal=minimal))
+        x = ops.from_trimmed_table(t, acc, 0, byte_class=bc)
+        assert ops.dfa_key(x) == ops.dfa_key(ops.from_trimmed_table(t[:, bc], acc, 0))

@@ -387,7 +387,7 @@ def product_bfs(ta, tb, start_a, start_b, mode, max_states):
 
 
 @numba.njit(**_JIT)
-def _compact_bytes(table, byte_class):
+def compact_bytes(table, byte_class):
     """Coarsest byte classes of the table ``table[:, byte_class]`` without building it."""
     S = table.shape[0]
     cols, colmap = _compact_columns(table)
@@ -412,7 +412,7 @@ def _compact_bytes(table, byte_class):
 
 @numba.njit(**_JIT)
 def finish(table, byte_class, accepting, start, minimal):
-    trans0, classes = _compact_bytes(table, byte_class)
+    trans0, classes = compact_bytes(table, byte_class)
     if minimal:
         trans, acc = minimize_table(trans0, accepting, start)
     else:

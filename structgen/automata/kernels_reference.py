@@ -28,6 +28,11 @@ def compact_classes(trans256: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return trans, classes
 
 
+def compact_bytes(table: np.ndarray, byte_class: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`compact_classes` of the ``S x 256`` table ``table[:, byte_class]``."""
+    return compact_classes(table[:, np.asarray(byte_class, np.intp)])
+
+
 def reaches_accepting(trans: np.ndarray, accepting: np.ndarray, start: int) -> bool:
     return bool((_reachable(trans, start) & accepting).any())
 

@@ -147,20 +147,32 @@ def _finish(table: np.ndarray, accepting: np.ndarray, start: int, *, minimal: bo
     return _make(trans, classes, accepting)
 
 
-def from_table(trans256: np.ndarray, accepting: np.ndarray, start: int = 0, *, minimal: bool = True) -> ByteDFA:
-    """Normalised DFA from an ``S x 256`` table (-1 = dead), accepting mask and start."""
+def from_table(trans256: np.ndarray, accepting: np.ndarray, start: int = 0, *, minimal: bool = True,
+               byte_class: np.ndarray | None = None) -> ByteDFA:
+    """Normalised DFA from an ``S x 256`` table (-1 = dead), accepting mask and start.
+
+    ``byte_class``: the table is ``S x K`` and byte ``b`` reads its column
+    ``byte_class[b]`` (a narrower table for callers that build one)."""
     trans256 = np.asarray(trans256)
     accepting = np.asarray(accepting, dtype=bool)
-    if trans256.ndim != 2 or trans256.shape[1] != 256 or accepting.shape != (trans256.shape[0],):
-        raise ValueError("from_table needs an S x 256 table and an S-long accepting mask")
-    return _finish(trans256, accepting, start, minimal=minimal)
+    width = 256 if byte_class is None else int(np.max(byte_class)) + 1
+    if trans256.ndim != 2 or trans256.shape[1] != width or accepting.shape != (trans256.shape[0],):
+        raise ValueError("from_table needs an S x 256 table (S x K with byte_class) and an S-long accepting mask")
+    if byte_class is None:
+        return _finish(trans256, accepting, start, minimal=minimal)
+    return _finish(trans256, accepting, start, minimal=minimal, byte_class=byte_class)
 
 
-def from_trimmed_table(trans256: np.ndarray, accepting: np.ndarray, start: int = 0) -> ByteDFA:
+def from_trimmed_table(trans256: np.ndarray, accepting: np.ndarray, start: int = 0, *,
+                       byte_class: np.ndarray | None = None) -> ByteDFA:
     """DFA from an ``S x 256`` table the caller knows to be trimmed (every state
     reachable and co-reachable): byte classes are compacted, states keep their
-    numbers, nothing is minimised.  For large tables built trimmed by construction."""
-    trans, classes = compact_classes(np.asarray(trans256))
+    numbers, nothing is minimised.  For large tables built trimmed by construction.
+    ``byte_class`` as for :func:`from_table`."""
+    if byte_class is None:
+        trans, classes = compact_classes(np.asarray(trans256))
+    else:
+        trans, classes = _k().compact_bytes(_ro(trans256, np.int32), _ro(byte_class, np.uint8))
     return ByteDFA(trans=_frozen(trans, np.int32), classes=_frozen(classes, np.uint8),
                    accepting=_frozen(accepting, bool), start=int(start))
 

@@ -130,28 +130,31 @@ def encode_body(body: ByteDFA, *, quoted: bool = True, max_states: int = 400_000
     N = L.next + (2 if quoted else 0)
     if N > max_states:
         raise BudgetExceeded(f"JSON-quoted string DFA needs {N} states (max {max_states})")
-    tbl = np.full((N, 256), -1, np.int64)
-    tbl[:S] = T[:S]
-    tbl[:S, _MUST_ESCAPE] = -1
-    tbl[:S, 0x5C] = ESC[:S]
+    # The table has one column per group of bytes that no row tells apart (same body
+    # class, same role in escapes), not 256: large bodies make N large.
+    col, reps = _byte_groups(np.asarray(body.classes))
+    tbl = np.full((N, len(reps)), -1, np.int32)
+    tbl[:S] = T[:S][:, reps]
+    tbl[:S, col[_MUST_ESCAPE]] = -1
+    tbl[:S, col[0x5C]] = ESC[:S]
     for start, uniq, kind in L.layers:
         rows = slice(start, start + len(uniq))
         if kind == "hex":
             for byte, v in _HEX:
-                tbl[rows, byte] = uniq[:, v]
+                tbl[rows, col[byte]] = uniq[:, v]
         elif kind == "esc":
             for k, (byte, _) in enumerate(_ESC):
-                tbl[rows, byte] = uniq[:, k]
-            tbl[rows, ord("u")] = uniq[:, 8]
+                tbl[rows, col[byte]] = uniq[:, k]
+            tbl[rows, col[ord("u")]] = uniq[:, 8]
         else:
             for byte in kind[1]:
-                tbl[rows, byte] = uniq[:, 0]
+                tbl[rows, col[byte]] = uniq[:, 0]
     acc = np.zeros(N, bool)
     if quoted:
         q0, fin = N - 2, N - 1
-        tbl[q0, 0x22] = body.start
+        tbl[q0, col[0x22]] = body.start
         accepting = np.flatnonzero(np.asarray(body.accepting, bool))
-        tbl[accepting, 0x22] = fin
+        tbl[accepting, col[0x22]] = fin
         acc[fin] = True
         start = q0
     else:
@@ -160,8 +163,26 @@ def encode_body(body: ByteDFA, *, quoted: bool = True, max_states: int = 400_000
     if minimal is None:
         minimal = N <= 1500
     if not minimal:  # every built state is co-reachable; some escape states may be unreachable (harmless)
-        return ops.from_trimmed_table(tbl, acc, start)
-    return ops.from_table(tbl, acc, start)
+        return ops.from_trimmed_table(tbl, acc, start, byte_class=col)
+    return ops.from_table(tbl, acc, start, byte_class=col)
+
+
+#: Bytes with a role of their own in escape sequences; every control byte shares one role.
+_SPECIAL = sorted({b for b, _ in _HEX} | {b for b, _ in _ESC} | {ord("u"), ord("D"), ord("d"), 0x22, 0x5C})
+
+
+def _byte_groups(body_classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Byte -> column of encode_body's table, and a representative byte per column
+    (columns in order of smallest byte)."""
+    role = np.zeros(256, np.int64)
+    role[:0x20] = 1
+    role[_SPECIAL] = 2 + np.arange(len(_SPECIAL))
+    key = np.asarray(body_classes, np.int64) * 512 + role
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    return rank[np.asarray(inverse).reshape(-1)].astype(np.uint8), first[order]
 
 
 @functools.lru_cache(maxsize=None)
