@@ -199,3 +199,22 @@ def test_lexer_arrays_have_one_kernel_type(which):
         lex = factory.build(mask)
         for arr, dtype in ((lex.trans, np.int32), (lex.classes, np.uint8), (lex.accepting, np.bool_)):
             assert arr.dtype == dtype and arr.flags.writeable and arr.flags.c_contiguous, (mask, arr.dtype)
+
+
+def test_row_ids_twins_agree_on_random_matrices():
+    """numba and pure-Python ``row_ids`` (first-occurrence numbering of distinct rows)."""
+    rng = np.random.default_rng(8)
+    nb, ref = get_kernels("numba"), get_kernels("reference")
+    for _ in range(60):
+        n, w = int(rng.integers(0, 40)), int(rng.integers(0, 6))
+        rows = rng.integers(-2, 3, size=(n, w)).astype(np.int32)
+        outs = []
+        for k in (nb, ref):
+            ids, first = np.full(n, -7, np.int32), np.full(n, -7, np.int64)
+            m = k.row_ids(rows, ids, first, np.full(1 << (2 * max(n, 1) - 1).bit_length(), -1, np.int32))
+            outs.append((m, ids.copy(), first[:m].copy()))
+        assert outs[0][0] == outs[1][0]
+        assert np.array_equal(outs[0][1], outs[1][1]) and np.array_equal(outs[0][2], outs[1][2])
+        m, ids, first = outs[0]
+        assert np.array_equal(rows[first][ids], rows) and (n == 0 or first[0] == 0)
+        assert len({tuple(r) for r in rows.tolist()}) == m

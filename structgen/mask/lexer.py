@@ -106,11 +106,11 @@ class LexerFactory:
         # Grammar-wide byte classes, numbered by first byte (so are the classes of
         # any terminal subset, numbered by first occurrence: see _product).
         sig = np.stack([d.classes for d in self.dfas], axis=1) if self.dfas else np.zeros((256, 0), np.uint8)
-        self.classes, first = _first_occurrence_ids(sig)
+        self.classes, first = _first_occurrence_ids(sig, kernels=self._k)
         self._uniq = sig[first]  # [grammar class, terminal] -> the terminal's own class
         self.n_cls = len(first)
         self._digests: dict[int, bytes] = {}
-        self._blocks: dict[int, np.ndarray] = {}
+        self._stack = None
 
     def build(self, mask: int) -> Lexer:
         ids = bit_indices(mask)
@@ -170,12 +170,12 @@ class LexerFactory:
             _, first, which = np.unique(keys.view(np.uint64).ravel(), return_index=True,
                                         return_inverse=True)
         else:
-            which, first = _first_occurrence_ids(packed, np.int32)
+            which, first = _first_occurrence_ids(packed, np.int32, kernels=self._k)
         patterns = tuple(tuple(np.flatnonzero(acc_rows[r]).tolist()) for r in first.tolist())
         which = which.reshape(-1).astype(np.int32)
         # Merge byte classes with equal columns: numbered by first occurrence they keep
         # first-byte order, and the states already are BFS-numbered (see _product).
-        cols_of, first_col = _first_occurrence_ids(table.T)
+        cols_of, first_col = _first_occurrence_ids(table.T, kernels=self._k)
         trans, classes = np.ascontiguousarray(table[:, first_col]), cols_of[classes]
         accepting = np.array([bool(pattern) for pattern in patterns])[which]
         walk_key = Lexer.walk_digest(trans, classes, accepting)
@@ -190,23 +190,28 @@ class LexerFactory:
         # Byte classes of these terminals only, numbered by first byte: the
         # breadth-first scan of the kernel (parents in order, classes in order)
         # then numbers states as _canonical would, and it can skip that pass.
-        of_grammar_cls, first = _first_occurrence_ids(self._uniq[:, ids])
+        of_grammar_cls, first = _first_occurrence_ids(self._uniq[:, ids], kernels=self._k)
         classes = of_grammar_cls[self.classes]
         # The components' DFAs stacked in one table over these classes: component p's
         # state q is row offs[p] + q; the last row is the shared dead state (a self-loop).
-        blocks = [self._block(j) for j in ids]
-        sizes = [len(b) for b in blocks]
+        # Gathered from the grammar's stack of DFAs in one indexing, whatever k.
+        table, acc_all, state_off, n_states, starts = self._stacked()
+        ids_arr = np.asarray(ids, np.int64)
+        lens = n_states[ids_arr]
         offs = np.zeros(k + 1, np.int64)
-        np.cumsum(sizes, out=offs[1:])
+        np.cumsum(lens, out=offs[1:])
         dead = int(offs[-1])
-        local = np.concatenate(blocks)[:, first]
+        comp = np.repeat(np.arange(k), lens)  # component of every stacked row
+        rows = np.arange(dead) - offs[:-1][comp] + state_off[ids_arr][comp]  # its row in the grammar stack
+        own = self._uniq[first][:, ids_arr].T.astype(np.int64)  # [component, local class] -> own class
+        local = table[rows[:, None], own[comp]]
         big = np.empty((dead + 1, len(first)), np.int32)
-        big[:dead] = np.where(local >= 0, local + np.repeat(offs[:-1], sizes)[:, None], dead)
+        big[:dead] = np.where(local >= 0, local + offs[:-1][comp][:, None], dead)
         big[dead] = dead
         acc = np.zeros(dead + 1, bool)
-        acc[:dead] = np.concatenate([self.dfas[j].accepting for j in ids])
+        acc[:dead] = acc_all[rows]
+        start = (offs[:-1] + starts[ids_arr]).astype(np.int32)
         cols = np.arange(len(first), dtype=np.int64)
-        start = np.array([offs[p] + self.dfas[j].start for p, j in enumerate(ids)], np.int32)
         cap = min(self.max_states, 1024)
         pool = cap * min(k, 4) + k  # live components of all states (most states have one or two)
         while True:  # grow the output until the product fits (or passes the budget)
@@ -229,34 +234,39 @@ class LexerFactory:
         acc_rows[np.repeat(np.arange(n), np.diff(offsets[:n + 1])), comp[:used]] = acc[rows[:used]]
         return trans[:n], classes, acc_rows
 
-    def _block(self, j: int) -> np.ndarray:
-        """Terminal ``j``'s transitions over the grammar's byte classes (-1: dead)."""
-        b = self._blocks.get(j)
-        if b is None:
-            b = self._blocks[j] = self.dfas[j].trans[:, self._uniq[:, j]]
-        return b
+    def _stacked(self):
+        """Every terminal's DFA over its own classes in one table (int32[rows, widest]:
+        terminal j's state q is row ``state_off[j] + q``, -1 dead or padding), with
+        the accepting flag of every row, the offsets, state counts and start states.
+        Built at the first product, then shared by all."""
+        if self._stack is None:
+            n_states = np.array([d.num_states for d in self.dfas], np.int64)
+            state_off = np.zeros(len(self.dfas) + 1, np.int64)
+            np.cumsum(n_states, out=state_off[1:])
+            width = max(d.trans.shape[1] for d in self.dfas)
+            table = np.full((int(state_off[-1]), width), -1, np.int32)
+            for j, d in enumerate(self.dfas):
+                table[state_off[j]:state_off[j + 1], :d.trans.shape[1]] = d.trans
+            acc = np.concatenate([np.asarray(d.accepting, bool) for d in self.dfas])
+            starts = np.array([d.start for d in self.dfas], np.int64)
+            self._stack = (table, acc, state_off[:-1], n_states, starts)
+        return self._stack
 
     def _over_budget(self, ids: list[int]):
         names = ", ".join(self.terminals[t].name for t in ids[:8])
         raise BudgetExceeded(f"lexer for terminals {{{names}...}} exceeds {self.max_states} states")
 
 
-def _first_occurrence_ids(rows: np.ndarray, dtype=np.uint8) -> tuple[np.ndarray, np.ndarray]:
+def _first_occurrence_ids(rows: np.ndarray, dtype=np.uint8, kernels=None) -> tuple[np.ndarray, np.ndarray]:
     """(id of every row, numbering distinct rows by first occurrence; index of each
     distinct row's first occurrence)."""
-    rows = np.ascontiguousarray(rows)
-    raw, width = rows.tobytes(), rows.shape[1] * rows.itemsize
-    ids: dict[bytes, int] = {}
-    first: list[int] = []
-    out = []
-    for r in range(len(rows)):
-        key = raw[r * width:(r + 1) * width]
-        i = ids.get(key)
-        if i is None:
-            i = ids[key] = len(first)
-            first.append(r)
-        out.append(i)
-    return np.array(out, dtype), np.array(first, np.int64)
+    k = get_kernels() if kernels is None else kernels
+    rows = np.ascontiguousarray(rows, dtype=np.int32)
+    n = rows.shape[0]
+    ids, first = np.empty(n, np.int32), np.empty(n, np.int64)
+    table = np.full(1 << (2 * max(n, 1) - 1).bit_length(), -1, np.int32)
+    m = k.row_ids(rows, ids, first, table)
+    return ids.astype(dtype), first[:m]
 
 
 def _canonical(mask: int, trans: np.ndarray, classes: np.ndarray, acc_terms: list[int]) -> Lexer:
