@@ -194,7 +194,8 @@ def from_edges(edges: list[dict], accepting, start: int = 0) -> ByteDFA:
 
 
 def normalize(dfa: ByteDFA, *, minimal: bool = True) -> ByteDFA:
-    return _finish(expand(dfa), np.asarray(dfa.accepting, bool), int(dfa.start), minimal=minimal)
+    return _finish(dfa.trans, np.asarray(dfa.accepting, bool), int(dfa.start), minimal=minimal,
+                   byte_class=dfa.classes)
 
 
 def minimize(dfa: ByteDFA) -> ByteDFA:
@@ -314,20 +315,25 @@ def concat(a: ByteDFA, b: ByteDFA, *, max_states: int = 200_000) -> ByteDFA:
     with, where ``a`` ends is decided by the next byte: the tables are glued (an
     accepting state of ``a`` also gets the edges of ``b``'s start), linear in
     size.  Otherwise a subset construction over (state of a, set of states of b)."""
-    ta, tb = expand(a), expand(b)
+    # glue over the merged byte classes (pairs of a class of a and one of b), not 256 columns
+    ca, cb = np.asarray(a.classes, np.int64), np.asarray(b.classes, np.int64)
+    _, first, byte_class = np.unique(ca * 256 + cb, return_index=True, return_inverse=True)
+    ta = np.asarray(a.trans, np.int64)[:, ca[first]]
+    tb = np.asarray(b.trans, np.int64)[:, cb[first]]
     acc_a = np.flatnonzero(np.asarray(a.accepting, bool))
     b_first = tb[b.start] >= 0
     if not ((ta[acc_a] >= 0) & b_first).any():
         Sa, Sb = ta.shape[0], tb.shape[0]
-        tbl = np.full((Sa + Sb, 256), -1, np.int64)
+        tbl = np.full((Sa + Sb, ta.shape[1]), -1, np.int64)
         tbl[:Sa] = ta
         tbl[Sa:] = np.where(tb >= 0, tb + Sa, -1)
         tbl[acc_a] = np.where(b_first, tbl[Sa + b.start], ta[acc_a])
         acc = np.zeros(Sa + Sb, bool)
         acc[Sa:] = np.asarray(b.accepting, bool)
         acc[acc_a] = bool(b.accepting[b.start])
-        return from_table(tbl, acc, a.start, minimal=False)  # b's start may be unreachable: trim
-    return _concat_subsets(ta, tb, a, b, max_states)
+        # b's start may be unreachable: trim
+        return from_table(tbl, acc, a.start, minimal=False, byte_class=np.asarray(byte_class).reshape(-1))
+    return _concat_subsets(expand(a), expand(b), a, b, max_states)
 
 
 def _concat_subsets(ta: np.ndarray, tb: np.ndarray, a: ByteDFA, b: ByteDFA, max_states: int) -> ByteDFA:

@@ -196,7 +196,8 @@ def encoded_length_chain(lo: int, hi: int | None, canonical: bool = False) -> By
     unbounded)."""
     e = _enc_char(canonical)
     k = e.num_states
-    t = ops.expand(e)
+    t = np.asarray(e.trans, np.int64)  # built over e's byte classes (C columns), not 256
+    C = t.shape[1]
     acc_state = int(np.flatnonzero(np.asarray(e.accepting))[0])
     assert e.start == 0 and acc_state != 0 and not (t[acc_state] >= 0).any()
     keep = [j for j in range(k) if j != acc_state]
@@ -206,14 +207,14 @@ def encoded_length_chain(lo: int, hi: int | None, canonical: bool = False) -> By
     if copies == 0:
         tbl = np.full((1, 256), -1, np.int64)
         return ops.from_table(tbl, np.array([True]), 0)
-    base = np.full((w, 256), -1, np.int64)  # local transitions, acc_state -> -2
+    base = np.full((w, C), -1, np.int64)  # local transitions, acc_state -> -2
     for j in keep:
         row = t[j]
         for b in np.flatnonzero(row >= 0):
             nxt = int(row[b])
             base[local[j], b] = -2 if nxt == acc_state else local[nxt]
     n_states = copies * w + (1 if hi is not None else 0)
-    tbl = np.full((n_states, 256), -1, np.int64)
+    tbl = np.full((n_states, C), -1, np.int64)
     acc = np.zeros(n_states, bool)
     for i in range(copies):
         blk = base.copy()
@@ -231,7 +232,7 @@ def encoded_length_chain(lo: int, hi: int | None, canonical: bool = False) -> By
             acc[i * w + local[0]] = True
     if hi is not None:
         acc[copies * w] = lo <= hi
-    return ops.from_table(tbl, acc, local[0], minimal=False)
+    return ops.from_table(tbl, acc, local[0], minimal=False, byte_class=e.classes)
 
 
 def quoted(body_or_none: ByteDFA | None, lo: int = 0, hi: int | None = None, canonical: bool = False) -> ByteDFA:
