@@ -21,6 +21,7 @@ task goes on in a fresh worker.
 
 from __future__ import annotations
 
+import gc
 import importlib
 import json
 import os
@@ -93,6 +94,9 @@ class WorkerContext:
             return None
         info = {"engine": name, "vocab_setup_s": setup_s, "warmup_s": time.perf_counter() - t0 - setup_s,
                 "mask_width": eng.vocab_size, "eos_ids": eng.eos_ids, "warmup_problem": warm}
+        if self.cfg.get("gc_freeze"):  # setup objects leave the collector's generations (see --gc-freeze)
+            gc.collect()
+            gc.freeze()
         describe = getattr(eng, "describe", None)
         if describe:
             info["options"] = describe()
