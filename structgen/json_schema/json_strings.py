@@ -303,9 +303,25 @@ def _char_encodings(cp: int, canonical: bool = False) -> tuple:
                  for enc in encs)
 
 
+_LITERALS_CACHE: dict = {}
+
+
 def quoted_literals(strings, suffix: ByteDFA | None = None, canonical: bool = False) -> ByteDFA:
     """Quoted JSON spellings of a finite set of strings (every escape form), optionally
-    followed by ``suffix`` -- built directly as a trie, no minimisation."""
+    followed by ``suffix`` -- built directly as a trie, no minimisation.  Without a
+    suffix the result is cached per (strings in order, canonical): schemas share keys."""
+    if suffix is not None:
+        return _quoted_literals(strings, suffix, canonical)
+    key = (tuple(strings), canonical)
+    hit = _LITERALS_CACHE.get(key)
+    if hit is None:
+        if len(_LITERALS_CACHE) > 16384:
+            _LITERALS_CACHE.clear()
+        hit = _LITERALS_CACHE[key] = _quoted_literals(key[0], None, canonical)
+    return hit
+
+
+def _quoted_literals(strings, suffix: ByteDFA | None, canonical: bool) -> ByteDFA:
     nodes, final = trie(strings)
     edges: list[dict] = []  # state -> {byte: state}
     q0 = 0
