@@ -38,12 +38,12 @@ class Lexer:
     has_out: np.ndarray  # bool[S]
     acc_class: np.ndarray  # int32[S]: index of the state's accepting set in term_sets
     term_sets: tuple[int, ...]  # the distinct accepting sets (terminal bitmasks)
-    walk_key: bytes  # digest of what a trie walk reads (trans, classes, accepting)
+    walk_key: bytes  # names what a trie walk reads (trans, classes, accepting): equal keys, equal walks
 
     @classmethod
     def make(cls, mask, trans, classes, acc_terms, *, walk_key: bytes | None = None) -> "Lexer":
-        """From the accepting set of every state (``walk_key``: ``walk_digest`` of
-        these arrays when already known)."""
+        """From the accepting set of every state (``walk_key``: a name of these arrays
+        when one is known; by default the digest of their content)."""
         term_sets = tuple(sorted(set(acc_terms)))
         pos = {m: i for i, m in enumerate(term_sets)}
         acc_class = np.array([pos[m] for m in acc_terms], dtype=np.int32)
@@ -124,7 +124,10 @@ class LexerFactory:
         key = (self._k.__name__, b"".join(map(digest, ids)))
         hit = _PRODUCTS.get(key)
         if hit is None:
-            product = self._single(ids[0]) if len(ids) == 1 else self._canonical_product(ids)
+            # The components' digests name the automaton exactly (it is built from them
+            # deterministically), so they key the trie-walk caches too: no digest of the tables.
+            walk_key = hashlib.blake2b(key[1], digest_size=16, person=b"lexer").digest()
+            product = (self._single(ids[0]) if len(ids) == 1 else self._canonical_product(ids)) + (walk_key,)
             _PRODUCTS.put(key, product, product[0].nbytes + product[2].nbytes * 3 + 256)
         else:
             product = hit[0]
@@ -154,13 +157,11 @@ class LexerFactory:
         trans = np.vstack([shifted[d.start][None], shifted])
         classes = np.array(d.classes, np.uint8)  # a writeable copy: see the end of _canonical_product
         accepting = np.concatenate([[False], np.asarray(d.accepting, bool)])
-        walk_key = Lexer.walk_digest(trans, classes, accepting)
-        return (trans, classes, accepting.astype(np.int32), ((), (0,)), accepting, (trans >= 0).any(axis=1),
-                walk_key)
+        return trans, classes, accepting.astype(np.int32), ((), (0,)), accepting, (trans >= 0).any(axis=1)
 
     def _canonical_product(self, ids: list[int]):
-        """The canonical product of ``ids``: (trans, classes, accepting
-        pattern of every state, patterns as tuples of positions in ``ids``, walk key)."""
+        """The canonical product of ``ids``: (trans, classes, accepting pattern of every
+        state, patterns as tuples of positions in ``ids``, accepting, has_out)."""
         table, classes, acc_rows = self._product(ids)
         # Distinct accepting-component patterns (few), numbered for every state.
         packed = np.packbits(acc_rows, axis=1, bitorder="little")
@@ -178,10 +179,9 @@ class LexerFactory:
         cols_of, first_col = _first_occurrence_ids(table.T, kernels=self._k)
         trans, classes = np.ascontiguousarray(table[:, first_col]), cols_of[classes]
         accepting = np.array([bool(pattern) for pattern in patterns])[which]
-        walk_key = Lexer.walk_digest(trans, classes, accepting)
         # Shared by many lexers, never written; left writeable since read-only arrays
         # are another numba type (a second compilation of every kernel).
-        return trans, classes, which, patterns, accepting, (trans >= 0).any(axis=1), walk_key
+        return trans, classes, which, patterns, accepting, (trans >= 0).any(axis=1)
 
     def _product(self, ids: list[int]):
         """(int32[S, C] transitions, uint8[256] byte classes, bool[S, k] accepting
