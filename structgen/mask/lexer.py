@@ -172,7 +172,9 @@ class LexerFactory:
                                         return_inverse=True)
         else:
             which, first = _first_occurrence_ids(packed, np.int32, kernels=self._k)
-        patterns = tuple(tuple(np.flatnonzero(acc_rows[r]).tolist()) for r in first.tolist())
+        sub = acc_rows[first]  # one row per distinct pattern
+        comps, ends = np.nonzero(sub)[1].tolist(), np.cumsum(sub.sum(axis=1)).tolist()
+        patterns = tuple(tuple(comps[a:b]) for a, b in zip([0] + ends[:-1], ends))
         which = which.reshape(-1).astype(np.int32)
         # Merge byte classes with equal columns: numbered by first occurrence they keep
         # first-byte order, and the states already are BFS-numbered (see _product).
