@@ -95,25 +95,27 @@ def test_product_lexer_budget_is_enforced(backend):
 
 
 def test_lexer_product_twins_agree_on_random_tables():
-    """numba and pure-Python ``lexer_product`` on random stacked tables, including
-    too-small outputs (-1: states, -2: pool of live components) and returns to the
-    start set."""
+    """numba and pure-Python ``lexer_product`` on random stacks of component DFAs,
+    including too-small outputs (-1: states, -2: pool of live components), states
+    of one live component (the kernel's direct map) and returns to the start set."""
     rng = np.random.default_rng(21)
     nb, ref = get_kernels("numba"), get_kernels("reference")
-    codes = set()
-    for _ in range(60):
-        rows, n_cls, k = int(rng.integers(2, 9)), int(rng.integers(1, 5)), int(rng.integers(1, 4))
-        dead = rows - 1
-        big = rng.integers(0, rows, size=(rows, n_cls)).astype(np.int32)
-        big[dead] = dead
-        start = rng.integers(0, rows - 1, size=k).astype(np.int32)
-        cap, pool = int(rng.integers(1, 40)), int(rng.integers(1, 80))
-        cols = rng.permutation(n_cls)[:int(rng.integers(1, n_cls + 1))]  # columns read, in this order
+    codes, singles = set(), 0
+    for _ in range(80):
+        k, n_cls = int(rng.integers(1, 4)), int(rng.integers(1, 5))
+        sizes = rng.integers(1, 5, size=k)
+        comp_off = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+        width = int(rng.integers(1, 4))
+        table = np.concatenate([rng.integers(-1, int(q), size=(int(q), width)) for q in sizes]).astype(np.int32)
+        own = rng.integers(0, width, size=(k, n_cls)).astype(np.int32)
+        start = (comp_off + rng.integers(0, sizes)).astype(np.int32)
+        cap, pool = int(rng.integers(1, 10)), int(rng.integers(1, 40))
         outs = []
         for kern in (nb, ref):
-            trans, offsets = np.full((cap, len(cols)), -7, np.int32), np.full(cap + 1, -7, np.int32)
+            trans, offsets = np.full((cap, n_cls), -7, np.int32), np.full(cap + 1, -7, np.int32)
             comp, rws = np.full(pool, -7, np.int32), np.full(pool, -7, np.int32)
-            n = kern.lexer_product(big, cols, dead, start, trans, offsets, comp, rws, np.full(128, -1, np.int32))
+            n = kern.lexer_product(table, own, comp_off, start, trans, offsets, comp, rws,
+                                   np.full(128, -1, np.int32), np.full(len(table), -1, np.int32))
             used = int(offsets[n]) if n > 0 else 0
             outs.append((n, trans[:max(n, 0)].copy(), offsets[:max(n + 1, 0)].copy(), comp[:used].copy(),
                          rws[:used].copy()))
@@ -122,7 +124,8 @@ def test_lexer_product_twins_agree_on_random_tables():
         if outs[0][0] > 0:
             for a, b in zip(outs[0][1:], outs[1][1:]):
                 assert np.array_equal(a, b)
-    assert codes == {-2, -1, 0}  # every outcome was exercised
+            singles += int((np.diff(outs[0][2]) == 1).sum())
+    assert codes == {-2, -1, 0} and singles > 50  # every outcome and path was exercised
 
 
 @pytest.mark.hf

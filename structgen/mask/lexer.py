@@ -194,36 +194,25 @@ class LexerFactory:
         # then numbers states as _canonical would, and it can skip that pass.
         of_grammar_cls, first = _first_occurrence_ids(self._uniq[:, ids], kernels=self._k)
         classes = of_grammar_cls[self.classes]
-        # The components' DFAs stacked in one table over these classes: component p's
-        # state q is row offs[p] + q; the last row is the shared dead state (a self-loop).
-        # Gathered from the grammar's stack of DFAs in one indexing, whatever k.
-        table, acc_all, state_off, n_states, starts = self._stacked()
+        # The kernel reads the components' transitions from the grammar's stack of
+        # DFAs (each over its own classes): no per-product table is built.
+        table, acc_all, state_off, _, starts = self._stacked()
         ids_arr = np.asarray(ids, np.int64)
-        lens = n_states[ids_arr]
-        offs = np.zeros(k + 1, np.int64)
-        np.cumsum(lens, out=offs[1:])
-        dead = int(offs[-1])
-        comp = np.repeat(np.arange(k), lens)  # component of every stacked row
-        rows = np.arange(dead) - offs[:-1][comp] + state_off[ids_arr][comp]  # its row in the grammar stack
-        own = self._uniq[first][:, ids_arr].T.astype(np.int64)  # [component, local class] -> own class
-        local = table[rows[:, None], own[comp]]
-        big = np.empty((dead + 1, len(first)), np.int32)
-        big[:dead] = np.where(local >= 0, local + offs[:-1][comp][:, None], dead)
-        big[dead] = dead
-        acc = np.zeros(dead + 1, bool)
-        acc[:dead] = acc_all[rows]
-        start = (offs[:-1] + starts[ids_arr]).astype(np.int32)
-        cols = np.arange(len(first), dtype=np.int64)
+        own = np.ascontiguousarray(self._uniq[first][:, ids_arr].T, dtype=np.int32)  # [component, class]
+        comp_off = state_off[ids_arr]
+        start = (comp_off + starts[ids_arr]).astype(np.int32)
+        single = np.full(len(table), -1, np.int32)
         cap = min(self.max_states, 1024)
         pool = cap * min(k, 4) + k  # live components of all states (most states have one or two)
         while True:  # grow the output until the product fits (or passes the budget)
             trans = np.empty((cap, len(first)), np.int32)
             offsets = np.empty(cap + 1, np.int32)
             comp, rows = np.empty(pool, np.int32), np.empty(pool, np.int32)
-            table = np.full(1 << (2 * cap - 1).bit_length(), -1, np.int32)
-            n = self._k.lexer_product(big, cols, dead, start, trans, offsets, comp, rows, table)
+            index = np.full(1 << (2 * cap - 1).bit_length(), -1, np.int32)
+            n = self._k.lexer_product(table, own, comp_off, start, trans, offsets, comp, rows, index, single)
             if n >= 0:
                 break
+            single[:] = -1
             if n == -2:
                 pool *= 4
             elif cap >= self.max_states:
@@ -233,7 +222,7 @@ class LexerFactory:
                 pool = max(pool, cap * min(k, 4) + k)
         used = int(offsets[n])
         acc_rows = np.zeros((n, k), bool)
-        acc_rows[np.repeat(np.arange(n), np.diff(offsets[:n + 1])), comp[:used]] = acc[rows[:used]]
+        acc_rows[np.repeat(np.arange(n), np.diff(offsets[:n + 1])), comp[:used]] = acc_all[rows[:used]]
         return trans[:n], classes, acc_rows
 
     def _stacked(self):

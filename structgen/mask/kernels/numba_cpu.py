@@ -159,15 +159,15 @@ def apply_bitmask(logits, bitmask, vocab_size):
 
 
 @numba.njit(**_JIT)
-def lexer_product(big, cols, dead, start, trans_out, offsets, pool_comp, pool_row, table):
+def lexer_product(table, own, comp_off, start, trans_out, offsets, pool_comp, pool_row, index, single):
     cap, n_cls = trans_out.shape
     k = start.shape[0]
     pool_cap = pool_comp.shape[0]
-    mask = table.shape[0] - 1
+    mask = index.shape[0] - 1
     if k > pool_cap:
         return -2
     vec_p = np.empty(k, np.int32)
-    vec_q = np.empty(k, np.int32)
+    vec_r = np.empty(k, np.int32)
     for p in range(k):
         pool_comp[p] = p
         pool_row[p] = start[p]
@@ -179,37 +179,42 @@ def lexer_product(big, cols, dead, start, trans_out, offsets, pool_comp, pool_ro
         lo = offsets[head]
         hi = offsets[head + 1]
         for c in range(n_cls):
-            col = cols[c]
             m = 0
-            h = np.int64(0)
             for i in range(lo, hi):
-                v = big[pool_row[i], col]
-                if v != dead:
-                    vec_p[m] = pool_comp[i]
-                    vec_q[m] = v
+                p = pool_comp[i]
+                q = table[pool_row[i], own[p, c]]
+                if q >= 0:
+                    vec_p[m] = p
+                    vec_r[m] = comp_off[p] + q
                     m += 1
-                    h = (h ^ (np.int64(pool_comp[i]) << 32 | v)) * np.int64(0x100000001B3)
             if m == 0:
                 trans_out[head, c] = -1
                 continue
-            h ^= h >> 29
-            slot = h & mask
             found = -1
-            while True:
-                s = table[slot]
-                if s < 0:
-                    break
-                a = offsets[s]
-                if offsets[s + 1] - a == m:
-                    same = True
-                    for j in range(m):
-                        if pool_comp[a + j] != vec_p[j] or pool_row[a + j] != vec_q[j]:
-                            same = False
-                            break
-                    if same:
-                        found = s
+            slot = -1
+            if m == 1:  # most states: inside one lexeme candidate, found by its row alone
+                found = single[vec_r[0]]
+            else:
+                h = np.int64(m)
+                for j in range(m):
+                    h = (h ^ (np.int64(vec_p[j]) << 32 | vec_r[j])) * np.int64(0x100000001B3)
+                h ^= h >> 29
+                slot = h & mask
+                while True:
+                    s = index[slot]
+                    if s < 0:
                         break
-                slot = (slot + 1) & mask
+                    a = offsets[s]
+                    if offsets[s + 1] - a == m:
+                        same = True
+                        for j in range(m):
+                            if pool_comp[a + j] != vec_p[j] or pool_row[a + j] != vec_r[j]:
+                                same = False
+                                break
+                        if same:
+                            found = s
+                            break
+                    slot = (slot + 1) & mask
             if found < 0:
                 if n >= cap:
                     return -1
@@ -218,9 +223,12 @@ def lexer_product(big, cols, dead, start, trans_out, offsets, pool_comp, pool_ro
                     return -2
                 for j in range(m):
                     pool_comp[a + j] = vec_p[j]
-                    pool_row[a + j] = vec_q[j]
+                    pool_row[a + j] = vec_r[j]
                 offsets[n + 1] = a + m
-                table[slot] = n
+                if m == 1:
+                    single[vec_r[0]] = n
+                else:
+                    index[slot] = n
                 found = n
                 n += 1
             trans_out[head, c] = found

@@ -106,21 +106,24 @@ def slice_cover(trans, classes, state, pat_next, pat_start, max_pairs, visited, 
     return result
 
 
-def lexer_product(big, cols, dead, start, trans_out, offsets, pool_comp, pool_row, table):
-    """Breadth-first product of the DFAs stacked in ``big``, over its byte-class
-    columns ``cols`` (product class ``c`` reads column ``cols[c]``).  A state is the
-    set of its live components: pairs (component ``p``, row of ``big``), ascending
-    in ``p`` (a component whose row becomes ``dead`` is dropped), so a step costs
-    the live components only, however many terminals the product has.  State 0
-    is the set of every ``(p, start[p])``.  States are numbered in scan order
-    (parents in order, then byte classes in order); state 0 is never a target,
+def lexer_product(table, own, comp_off, start, trans_out, offsets, pool_comp, pool_row, index, single):
+    """Breadth-first product of ``k`` component DFAs stacked in ``table`` (int32[rows,
+    classes], each DFA over its own byte classes, -1 dead): component ``p``'s state
+    ``q`` is row ``comp_off[p] + q`` and product class ``c`` reads its own class
+    ``own[p, c]``.  A state is the set of its live components: pairs (component
+    ``p``, row), ascending in ``p`` (a component that dies is dropped), so a step
+    costs the live components only, however many terminals the product has.
+    State 0 is the set of every ``(p, start[p])``.  States are numbered in scan
+    order (parents in order, then classes in order); state 0 is never a target,
     so a return to the start set gets its own number.
 
     ``trans_out[s, c]``: the product transitions (-1: every component dead);
     state ``s``'s pairs are ``pool_comp`` / ``pool_row`` at ``offsets[s]`` ..
-    ``offsets[s + 1]``; ``table``: a power-of-two int32 hash table filled with -1
-    (the numba kernel's; unused here).  Returns the number of states, -1 when
-    more than ``trans_out`` holds are reachable, -2 when the pool is too small."""
+    ``offsets[s + 1]``.  ``index`` (a power-of-two int32 hash table of sets) and
+    ``single`` (int32[rows]: the state made of that row alone), both filled with
+    -1, are the numba kernel's lookup tables (unused here).  Returns the number
+    of states, -1 when more than ``trans_out`` holds are reachable, -2 when the
+    pool is too small."""
     cap, n_cls = trans_out.shape
     k = len(start)
     if k > len(pool_comp):
@@ -128,16 +131,21 @@ def lexer_product(big, cols, dead, start, trans_out, offsets, pool_comp, pool_ro
     pool_comp[:k] = np.arange(k)
     pool_row[:k] = start
     offsets[0], offsets[1] = 0, k
-    index: dict[tuple, int] = {}
+    seen: dict[tuple, int] = {}
     n, head = 1, 0
     while head < n:
         live = [(int(pool_comp[i]), int(pool_row[i])) for i in range(offsets[head], offsets[head + 1])]
         for c in range(n_cls):
-            vec = tuple((p, int(big[q, cols[c]])) for p, q in live if big[q, cols[c]] != dead)
+            vec = []
+            for p, r in live:
+                q = int(table[r, own[p, c]])
+                if q >= 0:
+                    vec.append((p, int(comp_off[p]) + q))
+            vec = tuple(vec)
             if not vec:
                 trans_out[head, c] = -1
                 continue
-            s = index.get(vec)
+            s = seen.get(vec)
             if s is None:
                 if n >= cap:
                     return -1
@@ -145,9 +153,9 @@ def lexer_product(big, cols, dead, start, trans_out, offsets, pool_comp, pool_ro
                 if end > len(pool_comp):
                     return -2
                 pool_comp[offsets[n]:end] = [p for p, _ in vec]
-                pool_row[offsets[n]:end] = [q for _, q in vec]
+                pool_row[offsets[n]:end] = [r for _, r in vec]
                 offsets[n + 1] = end
-                s = index[vec] = n
+                s = seen[vec] = n
                 n += 1
             trans_out[head, c] = s
         head += 1
