@@ -201,7 +201,7 @@ class LexerFactory:
         own = np.ascontiguousarray(self._uniq[first][:, ids_arr].T, dtype=np.int32)  # [component, class]
         comp_off = state_off[ids_arr]
         start = (comp_off + starts[ids_arr]).astype(np.int32)
-        single = np.full(len(table), -1, np.int32)
+        single = self._single_map  # all -1 between products (the rows set are reset below)
         cap = min(self.max_states, 1024)
         pool = cap * min(k, 4) + k  # live components of all states (most states have one or two)
         while True:  # grow the output until the product fits (or passes the budget)
@@ -212,7 +212,7 @@ class LexerFactory:
             n = self._k.lexer_product(table, own, comp_off, start, trans, offsets, comp, rows, index, single)
             if n >= 0:
                 break
-            single[:] = -1
+            single[:] = -1  # rare: rebuild from scratch
             if n == -2:
                 pool *= 4
             elif cap >= self.max_states:
@@ -221,6 +221,7 @@ class LexerFactory:
                 cap = min(self.max_states, cap * 4)
                 pool = max(pool, cap * min(k, 4) + k)
         used = int(offsets[n])
+        single[rows[:used]] = -1
         acc_rows = np.zeros((n, k), bool)
         acc_rows[np.repeat(np.arange(n), np.diff(offsets[:n + 1])), comp[:used]] = acc_all[rows[:used]]
         return trans[:n], classes, acc_rows
@@ -241,6 +242,7 @@ class LexerFactory:
             acc = np.concatenate([np.asarray(d.accepting, bool) for d in self.dfas])
             starts = np.array([d.start for d in self.dfas], np.int64)
             self._stack = (table, acc, state_off[:-1], n_states, starts)
+            self._single_map = np.full(len(table), -1, np.int32)  # lexer_product's scratch
         return self._stack
 
     def _over_budget(self, ids: list[int]):
