@@ -682,7 +682,8 @@ def _estimate(node, limit: int, max_repeat: int) -> int:
 
 
 def _determinize(nfa: _NFA, start: int, final: int, max_states: int):
-    """Subset construction over byte classes.  Returns ``(trans256, accepting)``."""
+    """Subset construction over byte classes.  Returns ``(trans, accepting, class_of)``:
+    one column per class, ``class_of`` maps bytes to columns."""
     # byte classes from all edge boundaries
     bounds = {0, 256}
     for es in nfa.edges:
@@ -753,9 +754,8 @@ def _determinize(nfa: _NFA, start: int, final: int, max_states: int):
             row[c] = j
         rows.append(row)
         k += 1
-    trans = np.asarray(rows, np.int64)[:, class_of]
     accepting = np.fromiter((final in s for s in sets), bool, len(sets))
-    return trans, accepting
+    return np.asarray(rows, np.int64), accepting, class_of
 
 
 # --------------------------------------------------------------------------- driver
@@ -826,5 +826,5 @@ def _regex_to_dfa_cached(pattern: str, max_states: int, flags: int, max_repeat: 
         raise BudgetExceeded("regex nesting too deep") from None
     if res is None:
         return ops.empty_dfa()
-    trans, accepting = res
-    return ops.from_table(trans, accepting, 0)
+    trans, accepting, class_of = res
+    return ops.from_table(trans, accepting, 0, byte_class=class_of)
