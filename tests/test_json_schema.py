@@ -530,3 +530,20 @@ def test_real_tokenizer_end_to_end():
     bad = json.dumps({"name": "Zoë", "age": -1})
     m = c.matcher()
     assert not all(m.accept_token(t) for t in tok.encode(bad, add_special_tokens=False))
+
+
+def test_number_machine_rows_match_its_step():
+    from decimal import Decimal
+
+    from structgen.automata import ops
+    from structgen.json_schema import numbers as num
+
+    cases = [([(Decimal(0), "ge"), (Decimal(214748364), "le")], True),
+             ([(Decimal("-2.5"), "gt"), (Decimal("1E+3"), "lt")], False),
+             ([(Decimal("0.125"), "ge")], False), ([(Decimal(-7), "le")], True), ([], True),
+             ([(Decimal("1E-3"), "gt"), (Decimal("12.5"), "le")], True)]
+    for preds, integral in cases:
+        m = num._Machine(preds, "all", integral)
+        fast = num._explore(m)
+        slow = ops.explore(m.start(), m.step, m.accept, alphabet=num._ALPHABET, max_states=num.MAX_STATES)
+        assert ops.dfa_key(fast) == ops.dfa_key(slow), (preds, integral)

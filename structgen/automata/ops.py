@@ -358,20 +358,24 @@ def _concat_subsets(ta: np.ndarray, tb: np.ndarray, a: ByteDFA, b: ByteDFA, max_
 
 
 def explore(start, step, accepting, *, alphabet=range(256), max_states: int = DEFAULT_PRODUCT_STATES,
-            what: str = "automaton") -> ByteDFA:
+            what: str = "automaton", rows=None) -> ByteDFA:
     """Minimal DFA of a deterministic machine given as functions: breadth-first
     from the hashable state ``start``, ``step(state, byte)`` is the next state or
     None (dead) for each byte of ``alphabet`` (other bytes are dead), and
     ``accepting(state)`` says whether it accepts.  :class:`BudgetExceeded` (naming
-    ``what``) once more than ``max_states`` states are reached."""
+    ``what``) once more than ``max_states`` states are reached.  ``rows(state)``,
+    when given, lists every ``(byte, next state)`` at once (same transitions as
+    ``step``, cheaper for machines that share work across bytes)."""
     index = {start: 0}
     queue = [start]
     src: list[int] = []  # edges as three flat lists, written into the table at once
     byt: list[int] = []
     dst: list[int] = []
+    if rows is None:
+        def rows(st):
+            return ((byte, step(st, byte)) for byte in alphabet)
     for i, st in enumerate(queue):
-        for byte in alphabet:
-            nxt = step(st, byte)
+        for byte, nxt in rows(st):
             if nxt is None:
                 continue
             k = index.get(nxt)

@@ -177,7 +177,45 @@ class _Machine:
             ntz = min(tz + 1, EXP_PRE_MAX + 1) if d == 0 else 0
             return ("m", "I", neg, True, self._sat(pre + 1), self._sig(cmps, d), 0, 0,
                     ntz if self.integral else 0)
-        # DOT or F
+        return self._frac_digit(neg, nz, pre, cmps, f, lz, tz, d)
+
+    def row(self, st) -> list:
+        """Every ``(byte, step(st, byte))`` that is not None, computed together
+        (the explore's hot path; tests check it against :meth:`step`)."""
+        if st[0] == "e":
+            _, ph, a, b, esign, val = st
+            out = [(0x2B, ("e", "ES", a, b, False, 0)), (0x2D, ("e", "ES", a, b, True, 0))] if ph == "E" else []
+            cap = max([abs(x) for x in (a, b) if x is not None] + [0]) + 1
+            out.extend((48 + d, ("e", "ED", a, b, esign, min(val * 10 + d, cap))) for d in range(10))
+            return out
+        _, ph, neg, nz, pre, cmps, f, lz, tz = st
+        out = []
+        if ph == "S0":
+            out.append((0x2D, ("m", "NEG", True, nz, pre, cmps, f, lz, tz)))
+            ph = "NEG"
+        if ph == "NEG":
+            out.append((0x30, ("m", "I0", neg, False, 0, cmps, 0, 0, 0)))
+            out.extend((48 + d, ("m", "I", neg, True, 1, self._sig(cmps, d), 0, 0, 0)) for d in range(1, 10))
+            return out
+        if ph in ("I0", "I", "F"):
+            e = self._enter_exp(st)
+            if e is not None:
+                out += [(0x45, e), (0x65, e)]
+        if ph in ("I0", "I"):
+            out.append((0x2E, ("m", "DOT", neg, nz, pre, cmps, f, lz, tz)))
+        if ph == "I0":
+            return out
+        if ph == "I":
+            sat = self._sat(pre + 1)
+            ntz = min(tz + 1, EXP_PRE_MAX + 1) if self.integral else 0
+            out.append((0x30, ("m", "I", neg, True, sat, self._sig(cmps, 0), 0, 0, ntz)))
+            out.extend((48 + d, ("m", "I", neg, True, sat, self._sig(cmps, d), 0, 0, 0)) for d in range(1, 10))
+            return out
+        out.extend((48 + d, self._frac_digit(neg, nz, pre, cmps, f, lz, tz, d)) for d in range(10))
+        return out
+
+    def _frac_digit(self, neg, nz, pre, cmps, f, lz, tz, d):
+        """Next state after fraction digit ``d`` (phase DOT or F)."""
         if f < 0:  # outside the exponent domain already: only "nonzero fraction digit seen" matters
             nlz = 1 if (d or lz) else 0
             if not nz and d == 0:
@@ -256,7 +294,7 @@ _ALPHABET = sorted(set(ord(c) for c in "-+.eE0123456789"))
 
 def _explore(machine, max_states: int = MAX_STATES) -> ByteDFA:
     return ops.explore(machine.start(), machine.step, machine.accept, alphabet=_ALPHABET, max_states=max_states,
-                       what="numeric constraint DFA")
+                       what="numeric constraint DFA", rows=getattr(machine, "row", None))
 
 
 @functools.lru_cache(maxsize=1024)
