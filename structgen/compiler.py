@@ -15,6 +15,8 @@ use a default compiler per vocabulary fingerprint."""
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import hashlib
 import json
 import threading
@@ -40,6 +42,38 @@ DEFAULT_CACHE_LIMIT_BYTES = 1 << 30
 _REMEASURE_EVERY = 32
 #: options of the compiled constraint itself (the rest of a call's options go to the front-end)
 _ENGINE_OPTIONS = ("kernels", "cache_bytes")
+
+
+_PAUSE_LOCK = threading.Lock()
+_pauses = 0
+_collector_was_enabled = False
+
+
+@contextlib.contextmanager
+def collector_paused():
+    """No automatic garbage collection while compiling (re-entrant, any thread).
+
+    A compile allocates hundreds of thousands of short-lived containers
+    (automata, IR, schema views).  With the collector on, they trigger young
+    collections that promote the ones alive at that moment to the oldest
+    generation, and that growth triggers full collections, which scan every
+    object of the process (~200 ms once torch and transformers are imported)
+    and land in later mask fills.  Paused, the temporaries die by reference
+    counting before any collection sees them; what the compile keeps is
+    collected once after.  The collector's previous state is restored."""
+    global _pauses, _collector_was_enabled
+    with _PAUSE_LOCK:
+        if _pauses == 0:
+            _collector_was_enabled = gc.isenabled()
+            gc.disable()
+        _pauses += 1
+    try:
+        yield
+    finally:
+        with _PAUSE_LOCK:
+            _pauses -= 1
+            if _pauses == 0 and _collector_was_enabled:
+                gc.enable()
 
 
 class GrammarCompiler:
@@ -119,7 +153,8 @@ class GrammarCompiler:
 
         key = _schema_key(schema, opt)
         if key is None:  # not JSON-serialisable: compiled, not memoised
-            return build()
+            with collector_paused():
+                return build()
         return self._cached(("json_schema", key, _frozen(engine)), build)
 
     # --- caches ------------------------------------------------------------------
@@ -148,7 +183,8 @@ class GrammarCompiler:
             if hit is not None:
                 self._compiled.move_to_end(key)
                 return hit[0]
-        compiled = build()  # outside the lock: compiles may take long; a duplicate race is harmless
+        with collector_paused():  # outside the lock: compiles may take long; a duplicate race is harmless
+            compiled = build()
         with self._lock:
             hit = self._compiled.get(key)
             if hit is not None:

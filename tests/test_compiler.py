@@ -309,3 +309,33 @@ def test_json_schema_does_not_import_the_mask_engine():
 def test_exports():
     for name in ("GrammarCompiler", "Limits", "CompileReport", "ReportEntry", "compile_json_schema"):
         assert name in structgen.__all__ and getattr(structgen, name) is not None
+
+
+def test_compiling_pauses_the_collector_and_restores_it():
+    """The collector is off while a compile runs (temporaries die by reference counting)
+    and back in its previous state after, also when the compile fails or nests."""
+    from structgen.compiler import collector_paused
+
+    vocab = Vocabulary.from_strings(["a", "b"])
+    seen = []
+
+    class Probe:
+        def __init__(self):
+            seen.append(gc.isenabled())
+
+    assert gc.isenabled()
+    with collector_paused():
+        Probe()
+        with collector_paused():
+            Probe()
+        Probe()
+    assert seen == [False, False, False] and gc.isenabled()
+    with pytest.raises(Exception):
+        GrammarCompiler(vocab).compile_regex("(")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        GrammarCompiler(vocab).compile_regex("ab+")
+        assert not gc.isenabled()  # a caller's choice is kept
+    finally:
+        gc.enable()

@@ -94,8 +94,10 @@ class WorkerContext:
             return None
         info = {"engine": name, "vocab_setup_s": setup_s, "warmup_s": time.perf_counter() - t0 - setup_s,
                 "mask_width": eng.vocab_size, "eos_ids": eng.eos_ids, "warmup_problem": warm}
+        # Settle the collector after the imports and the warm-up (a full collection is
+        # otherwise due, and ~200 ms of it would land in whichever engine runs next).
+        gc.collect()
         if self.cfg.get("gc_freeze"):  # setup objects leave the collector's generations (see --gc-freeze)
-            gc.collect()
             gc.freeze()
         describe = getattr(eng, "describe", None)
         if describe:
