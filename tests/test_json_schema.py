@@ -547,3 +547,17 @@ def test_number_machine_rows_match_its_step():
         fast = num._explore(m)
         slow = ops.explore(m.start(), m.step, m.accept, alphabet=num._ALPHABET, max_states=num.MAX_STATES)
         assert ops.dfa_key(fast) == ops.dfa_key(slow), (preds, integral)
+
+
+def test_unique_rows_matches_numpy_unique_axis0():
+    import numpy as np
+
+    from structgen.json_schema.json_strings import _unique_rows
+
+    rng = np.random.default_rng(0)
+    for n, k in [(1, 1), (100, 1), (50, 16), (1000, 4)]:
+        a = rng.integers(-1, 5, (n, k))
+        a[rng.random(n) < 0.1, 0] = -(2 ** 40)  # large negatives sort first too
+        u, inv = np.unique(a, axis=0, return_inverse=True)
+        u2, inv2 = _unique_rows(a)
+        assert np.array_equal(u, u2) and np.array_equal(np.asarray(inv).reshape(-1), inv2)

@@ -55,11 +55,22 @@ class _Layers:
         ids = np.full(flat.shape[0], -1, np.int64)
         live = (flat >= 0).any(axis=1)
         if live.any():
-            uniq, inv = np.unique(flat[live], axis=0, return_inverse=True)
-            ids[live] = np.asarray(inv).reshape(-1) + self.next
+            uniq, inv = _unique_rows(flat[live])
+            ids[live] = inv + self.next
             self.layers.append((self.next, uniq, kind))
             self.next += len(uniq)
         return ids.reshape(shape)
+
+
+def _unique_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(rows, axis=0, return_inverse=True)`` (same order: lexicographic),
+    several times faster: each row becomes one opaque byte string whose byte order
+    is the numeric order (sign bit flipped, big-endian), so the sort compares memory."""
+    rows = np.ascontiguousarray(rows, np.int64)
+    keys = np.ascontiguousarray((rows.view(np.uint64) ^ np.uint64(1 << 63)).astype(">u8"))
+    keys = keys.view(np.dtype((np.void, 8 * rows.shape[1]))).reshape(-1)
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    return rows[first], np.asarray(inverse).reshape(-1)
 
 
 def encode_body(body: ByteDFA, *, quoted: bool = True, max_states: int = 400_000,
