@@ -561,3 +561,27 @@ def test_unique_rows_matches_numpy_unique_axis0():
         u, inv = np.unique(a, axis=0, return_inverse=True)
         u2, inv2 = _unique_rows(a)
         assert np.array_equal(u, u2) and np.array_equal(np.asarray(inv).reshape(-1), inv2)
+
+
+def test_prune_objects_matches_all_pairs_definition():
+    import random as _random
+
+    from structgen.json_schema import model
+
+    def all_pairs(alts):
+        return [a for i, a in enumerate(alts)
+                if not any(j != i and model._obj_within(a, b) and not (model._obj_within(b, a) and j > i)
+                           for j, b in enumerate(alts))]
+
+    rng = _random.Random(5)
+    T, F = model.TRUE, model.FALSE
+    regions = [(model.Region(None, T),), (model.Region(None, F),)]
+    for _ in range(200):
+        alts = []
+        for _ in range(rng.randint(8, 14)):
+            names = tuple((n, rng.choice([T, F])) for n in "abc" if rng.random() < 0.6)
+            alts.append(model.ObjAlt(names=names, regions=rng.choice(regions),
+                                     required=frozenset(n for n, _ in names if rng.random() < 0.5),
+                                     min_props=rng.randint(0, 1),
+                                     evaluated=frozenset("a") if rng.random() < 0.1 else frozenset()))
+        assert model._prune_objects(alts) == all_pairs(alts)

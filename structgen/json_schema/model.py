@@ -587,9 +587,16 @@ def _prune_objects(alts: list) -> list:
     """Drop alternatives contained in another one (the union is unchanged)."""
     if len(alts) < 8 or not all(isinstance(a, ObjAlt) for a in alts):
         return alts
+    # _obj_within(x, y) holds only for the same regions and property names, neither
+    # alternative tracking evaluated names: compare within those groups (not all pairs)
+    groups: dict = {}
+    for j, b in enumerate(alts):
+        if not b.evaluated:
+            groups.setdefault((b.regions, frozenset(n for n, _ in b.names)), []).append(j)
     keep = []
     for i, a in enumerate(alts):
-        if any(j != i and _obj_within(a, b) and not (_obj_within(b, a) and j > i) for j, b in enumerate(alts)):
+        peers = () if a.evaluated else groups[(a.regions, frozenset(n for n, _ in a.names))]
+        if any(j != i and _obj_within(a, alts[j]) and not (_obj_within(alts[j], a) and j > i) for j in peers):
             continue
         keep.append(a)
     return keep
