@@ -11,7 +11,7 @@ import pytest
 from structgen import Vocabulary, compile_grammar, compile_json_schema
 from structgen.errors import BudgetExceeded
 from structgen.mask.kernels import get_kernels
-from structgen.mask.lexer import LexerFactory, _canonical
+from structgen.mask.lexer import _PRODUCTS, LexerFactory, _canonical
 
 BACKENDS = ["numba", "reference"]
 
@@ -65,21 +65,63 @@ def _grammars():
     return [compile_json_schema(SCHEMA, vocab).grammar, compile_grammar(GRAMMAR, vocab).grammar]
 
 
+def _equivalent(a, b) -> bool:
+    """Same lexer up to state numbering: a walk over pairs of states from the starts,
+    every byte, the same deaths and the same accepting terminal sets."""
+    seen, todo = {(0, 0)}, [(0, 0)]
+    while todo:
+        s, t = todo.pop()
+        if a.terms_at(s) != b.terms_at(t):
+            return False
+        for byte in range(256):
+            x, y = a.step(s, byte), b.step(t, byte)
+            if (x < 0) != (y < 0):
+                return False
+            if x >= 0 and (x, y) not in seen:
+                seen.add((x, y))
+                todo.append((x, y))
+    return True
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("which", [0, 1])
 def test_product_lexer_equals_plain_product(which, backend):
     grammar = _grammars()[which]
     terms = grammar.terminals
-    factory = LexerFactory(terms, kernels=get_kernels(backend))
+    shared = LexerFactory(terms, kernels=get_kernels(backend))  # projects subsets of built products
     rng = random.Random(5 + which)
     masks = [(1 << len(terms)) - 1] + [rng.getrandbits(len(terms)) for _ in range(25)]
+    projected = 0
+    _PRODUCTS.clear()  # products of earlier tests would be found before any projection
     for mask in masks:
-        got, want = factory.build(mask), _plain_lexer(terms, mask)
+        lex = shared.build(mask)
+        built = LexerFactory(terms, kernels=get_kernels(backend)).build(mask)  # a fresh factory: no superset
+        want = _plain_lexer(terms, mask)
         # one terminal keeps its own DFA's numbering: compare canonical forms
-        got = _canonical(mask, got.trans, got.classes, list(got.acc_terms))
+        got = _canonical(mask, built.trans, built.classes, list(built.acc_terms))
         assert got.walk_key == want.walk_key, mask
         assert np.array_equal(got.trans, want.trans) and np.array_equal(got.classes, want.classes)
         assert got.acc_terms == want.acc_terms
+        projected += lex.walk_key != built.walk_key
+        assert _equivalent(lex, want), mask
+    assert projected > 5  # most random subsets were read off the full set's product
+
+
+def test_projected_lexers_give_the_masks_of_built_ones():
+    """An object with many optional keys: each position's lexer is read off the first
+    position's product; masks equal those of lexers built from scratch."""
+    props = {f"key{i}": {"type": ["integer", "boolean"]} for i in range(12)}
+    vocab = Vocabulary.from_strings(['{"', '"', "key", "1", "0", "2", ",", '":', "}", "true", " ", "k", "ey1"])
+    schema = {"type": "object", "properties": props, "additionalProperties": False}
+    a, b = compile_json_schema(schema, vocab), compile_json_schema(schema, vocab, kernels="reference")
+    text = '{"key0":1,"key2":true,"key3":0,"key7":12,"key11":false}'
+    ma, mb = a.matcher(), b.matcher()
+    for ch in text:
+        b._lexer_factory._projectable.clear()  # b builds every lexer from scratch
+        assert np.array_equal(ma.next_token_mask(), mb.next_token_mask()), ch
+        assert ma.accept_string(ch) and mb.accept_string(ch)
+    multi = sum(1 for m in a._lexers if bin(m).count("1") > 1)
+    assert len(a._lexer_factory._projectable) < multi  # some lexers were projections
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

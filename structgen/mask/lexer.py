@@ -93,9 +93,11 @@ class LexerFactory:
     terminal, a shared dead index once a terminal is out).  The allowed
     terminals' DFAs are stacked in one table over the byte classes they tell
     apart (a big object's grammar has many more), and one kernel call
-    (``lexer_product``) explores the product breadth first.  Each lexer is then put in a canonical form (merged byte classes numbered
-    by first byte, states numbered by BFS) so equal automata from different
-    grammars share trie-walk caches."""
+    (``lexer_product``) explores the product breadth first.  Each lexer is then
+    put in a canonical form (merged byte classes numbered by first byte, states
+    numbered by BFS) so equal automata from different grammars share trie-walk
+    caches.  A set contained in one whose product was built already is read off
+    that product instead (``_project``)."""
 
     def __init__(self, terminals: list[Terminal], *, max_states: int = DEFAULT_LIMITS.max_lexer_states,
                  kernels=None):
@@ -111,6 +113,7 @@ class LexerFactory:
         self.n_cls = len(first)
         self._digests: dict[int, bytes] = {}
         self._stack = None
+        self._projectable: dict[int, tuple] = {}  # mask -> (product, its ids): see _superset
 
     def build(self, mask: int) -> Lexer:
         ids = bit_indices(mask)
@@ -123,20 +126,59 @@ class LexerFactory:
         ids = sorted(ids, key=digest)
         key = (self._k.__name__, b"".join(map(digest, ids)))
         hit = _PRODUCTS.get(key)
+        if hit is None and len(ids) > 1:
+            superset = self._superset(mask)
+            if superset is not None:
+                return self._project(mask, *superset)
         if hit is None:
             # The components' digests name the automaton exactly (it is built from them
             # deterministically), so they key the trie-walk caches too: no digest of the tables.
             walk_key = hashlib.blake2b(key[1], digest_size=16, person=b"lexer").digest()
             product = (self._single(ids[0]) if len(ids) == 1 else self._canonical_product(ids)) + (walk_key,)
-            _PRODUCTS.put(key, product, product[0].nbytes + product[2].nbytes * 3 + 256)
+            bits_bytes = 0 if product[6] is None else 16 * len(product[0])
+            _PRODUCTS.put(key, product, product[0].nbytes + product[2].nbytes * 3 + bits_bytes + 256)
         else:
             product = hit[0]
             if len(ids) > 1 and len(product[0]) > self.max_states:  # built under a larger budget: as a build
                 self._over_budget(ids)
-        trans, classes, which, patterns, accepting, has_out, walk_key = product
+        trans, classes, which, patterns, accepting, has_out, bits, walk_key = product
+        if bits is not None:
+            self._projectable[mask] = (product, ids)
         term_sets = tuple(sum(1 << ids[p] for p in pattern) for pattern in patterns)
         return Lexer.from_classes(mask, trans, classes, which, term_sets, accepting=accepting,
                                   has_out=has_out, walk_key=walk_key)
+
+    def _superset(self, mask: int):
+        """The smallest product built for a superset of ``mask`` (None if none): in an
+        object with optional keys each position allows fewer keys than the one
+        before, so the first position's product serves all the others."""
+        best = None
+        for other, entry in self._projectable.items():
+            if other & mask == mask and (best is None or len(entry[0][0]) < len(best[0][0])):
+                best = entry
+        return best
+
+    def _project(self, mask: int, product, ids: list[int]) -> Lexer:
+        """The lexer of ``mask`` read off the product of a superset (terminals ``ids``).
+
+        A state of the superset's product is a set of live components; its image
+        under ``mask`` is the subset that ``mask`` allows, which steps exactly as the
+        product of ``mask`` would.  So the same table serves, with transitions into
+        states where no allowed component lives cut (-1) and accepting sets
+        narrowed.  Several states may share an image: the automaton is equivalent
+        to the product of ``mask``, only not minimal.  Vectorised, no kernel call."""
+        trans_b, classes, _, _, _, _, (live, acc), walk_key_b = product
+        allowed = sum(1 << p for p, j in enumerate(ids) if mask >> j & 1)
+        allowed64 = np.uint64(allowed)
+        alive = np.append((live & allowed64) != 0, False)  # index -1 (dead) reads False
+        trans = np.where(alive[trans_b], trans_b, -1).astype(np.int32)
+        acc_here = acc & allowed64
+        values, acc_class = np.unique(acc_here, return_inverse=True)
+        term_sets = tuple(sum(1 << ids[p] for p in bit_indices(v)) for v in values.tolist())
+        walk_key = hashlib.blake2b(walk_key_b + allowed.to_bytes(8, "little"), digest_size=16,
+                                   person=b"projection").digest()
+        return Lexer.from_classes(mask, trans, classes, acc_class.reshape(-1).astype(np.int32), term_sets,
+                                  accepting=acc_here != 0, walk_key=walk_key)
 
     def _digest(self, j: int) -> bytes:
         """Content digest of terminal ``j``'s DFA."""
@@ -157,19 +199,21 @@ class LexerFactory:
         trans = np.vstack([shifted[d.start][None], shifted])
         classes = np.array(d.classes, np.uint8)  # a writeable copy: see the end of _canonical_product
         accepting = np.concatenate([[False], np.asarray(d.accepting, bool)])
-        return trans, classes, accepting.astype(np.int32), ((), (0,)), accepting, (trans >= 0).any(axis=1)
+        return trans, classes, accepting.astype(np.int32), ((), (0,)), accepting, (trans >= 0).any(axis=1), None
 
     def _canonical_product(self, ids: list[int]):
         """The canonical product of ``ids``: (trans, classes, accepting pattern of every
-        state, patterns as tuples of positions in ``ids``, accepting, has_out)."""
-        table, classes, acc_rows = self._product(ids)
+        state, patterns as tuples of positions in ``ids``, accepting, has_out, and the
+        (live, accepting) component bitmasks of every state, or None past 64 components)."""
+        table, classes, acc_rows, live = self._product(ids)
         # Distinct accepting-component patterns (few), numbered for every state.
         packed = np.packbits(acc_rows, axis=1, bitorder="little")
+        acc_bits = None
         if packed.shape[1] <= 8:  # patterns as uint64 keys: one sort, no per-state Python
             keys = np.zeros((len(packed), 8), np.uint8)
             keys[:, :packed.shape[1]] = packed
-            _, first, which = np.unique(keys.view(np.uint64).ravel(), return_index=True,
-                                        return_inverse=True)
+            acc_bits = keys.view(np.uint64).ravel()
+            _, first, which = np.unique(acc_bits, return_index=True, return_inverse=True)
         else:
             which, first = _first_occurrence_ids(packed, np.int32, kernels=self._k)
         sub = acc_rows[first]  # one row per distinct pattern
@@ -183,11 +227,13 @@ class LexerFactory:
         accepting = np.array([bool(pattern) for pattern in patterns])[which]
         # Shared by many lexers, never written; left writeable since read-only arrays
         # are another numba type (a second compilation of every kernel).
-        return trans, classes, which, patterns, accepting, (trans >= 0).any(axis=1)
+        bits = None if live is None or acc_bits is None else (live, acc_bits)
+        return trans, classes, which, patterns, accepting, (trans >= 0).any(axis=1), bits
 
     def _product(self, ids: list[int]):
         """(int32[S, C] transitions, uint8[256] byte classes, bool[S, k] accepting
-        components) of the product of the terminals ``ids``; state 0 is the start."""
+        components, uint64[S] live components or None past 64) of the product of the
+        terminals ``ids``; state 0 is the start."""
         k = len(ids)
         # Byte classes of these terminals only, numbered by first byte: the
         # breadth-first scan of the kernel (parents in order, classes in order)
@@ -222,9 +268,14 @@ class LexerFactory:
                 pool = max(pool, cap * min(k, 4) + k)
         used = int(offsets[n])
         single[rows[:used]] = -1
+        owner = np.repeat(np.arange(n), np.diff(offsets[:n + 1]))  # state of every pool entry
         acc_rows = np.zeros((n, k), bool)
-        acc_rows[np.repeat(np.arange(n), np.diff(offsets[:n + 1])), comp[:used]] = acc_all[rows[:used]]
-        return trans[:n], classes, acc_rows
+        acc_rows[owner, comp[:used]] = acc_all[rows[:used]]
+        live = None
+        if k <= 64:  # the live components of every state as a bitmask (see _project)
+            live = np.zeros(n, np.uint64)
+            np.bitwise_or.at(live, owner, np.left_shift(np.uint64(1), comp[:used].astype(np.uint64)))
+        return trans[:n], classes, acc_rows, live
 
     def _stacked(self):
         """Every terminal's DFA over its own classes in one table (int32[rows, widest]:
