@@ -1,13 +1,12 @@
 """Batched fill: the next-token masks of many matchers in one call.
 
-Rows run on a thread pool.  A warm mask is a cache hit; a cold one spends its
+Rows can run on a thread pool.  A warm mask is a cache hit; a cold one spends its
 time in trie-walk kernels that release the GIL, so cold rows of different
 constraints overlap.  Matchers sharing one compiled constraint serialise on
 its lock, so they are kept on one worker and the others stay free."""
 
 from __future__ import annotations
 
-import os
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
 
@@ -23,7 +22,11 @@ _POOLS_LOCK = threading.Lock()
 
 
 def default_threads() -> int:
-    return max(1, min(8, os.cpu_count() or 1))
+    """1: the Python around the kernels holds the GIL, and on the benchmark box
+    (2 cores) two threads were slower than one (64 sequences: 17.5 vs 13.6 ms per
+    step, benchmarks/bench_batch.py); pass ``threads=`` to overlap the kernels of
+    cold full-trie walks where cores are free."""
+    return 1
 
 
 def _pool(threads: int) -> ThreadPoolExecutor:
@@ -57,8 +60,8 @@ def fill_next_token_bitmask_batch(matchers, bitmask, *, threads: int | None = No
     or CUDA), as :meth:`Matcher.fill_next_token_bitmask` does row by row.
     Matchers may belong to different constraints (same vocabulary width).
 
-    ``threads``: worker threads (default: CPU count, at most 8); 1 runs in the
-    calling thread."""
+    ``threads``: worker threads (default 1: see :func:`default_threads`); 1 runs
+    in the calling thread."""
     matchers = list(matchers)
     rows = list(range(len(matchers))) if indices is None else [int(i) for i in indices]
     if len(rows) != len(matchers):
