@@ -86,6 +86,21 @@ class Lexer:
         return int(self.trans[state, self.classes[byte]])
 
 
+def dfa_digest(dfa) -> bytes:
+    """Content digest of a terminal DFA (12 bytes).  Kept on the DFA when its arrays
+    are read-only (as the compilers' shared DFAs are): the same key or string DFA
+    recurs in many grammars of a process."""
+    d = dfa.__dict__.get("_lexer_digest")
+    if d is None:
+        h = hashlib.blake2b(digest_size=12)
+        for a in (np.asarray(dfa.trans.shape + (dfa.start,), np.int64), dfa.trans, dfa.classes, dfa.accepting):
+            h.update(np.ascontiguousarray(a).tobytes())
+        d = h.digest()
+        if not (dfa.trans.flags.writeable or dfa.classes.flags.writeable or dfa.accepting.flags.writeable):
+            dfa.__dict__["_lexer_digest"] = d  # frozen dataclass: bypass its __setattr__
+    return d
+
+
 class LexerFactory:
     """Builds the lexer of any allowed-terminal set of one grammar.
 
@@ -184,11 +199,7 @@ class LexerFactory:
         """Content digest of terminal ``j``'s DFA."""
         d = self._digests.get(j)
         if d is None:
-            dfa, h = self.dfas[j], hashlib.blake2b(digest_size=12)
-            for a in (np.asarray(dfa.trans.shape + (dfa.start,), np.int64), dfa.trans, dfa.classes,
-                      dfa.accepting):
-                h.update(np.ascontiguousarray(a).tobytes())
-            d = self._digests[j] = h.digest()
+            d = self._digests[j] = dfa_digest(self.dfas[j])
         return d
 
     def _single(self, j: int):
