@@ -104,15 +104,16 @@ def dfa_digest(dfa) -> bytes:
 class LexerFactory:
     """Builds the lexer of any allowed-terminal set of one grammar.
 
-    A product state is the vector of its components' states (one per allowed
-    terminal, a shared dead index once a terminal is out).  The allowed
-    terminals' DFAs are stacked in one table over the byte classes they tell
-    apart (a big object's grammar has many more), and one kernel call
-    (``lexer_product``) explores the product breadth first.  Each lexer is then
-    put in a canonical form (merged byte classes numbered by first byte, states
-    numbered by BFS) so equal automata from different grammars share trie-walk
-    caches.  A set contained in one whose product was built already is read off
-    that product instead (``_project``)."""
+    A product state is the set of its live components (allowed terminal, state
+    of its DFA).  One kernel call (``lexer_product``) explores the product
+    breadth first, over the byte classes the allowed terminals tell apart (a big
+    object's grammar has many more), reading the terminals' DFAs from one stack
+    per grammar.  Each product is in a canonical form (merged byte classes
+    numbered by first byte, states numbered by BFS) and shared by the process
+    (``_PRODUCTS``, keyed by the terminals' DFA digests), so equal automata from
+    different grammars share it and their trie-walk caches.  A set contained in
+    one whose product was built already is read off that product instead
+    (``_project``)."""
 
     def __init__(self, terminals: list[Terminal], *, max_states: int = DEFAULT_LIMITS.max_lexer_states,
                  kernels=None):
