@@ -125,6 +125,10 @@ class _Machine:
         self.ecap = max([abs(m) for m in mags] + [0]) + EXP_PRE_MAX + EXP_FRAC_MAX + 4
         self._memo: dict = {}
         self._sig_memo: dict = {}
+        # per sign, which comparisons are never read (zero threshold or one of the
+        # other sign: ``_sign_cmp`` decides by signs alone); blanking them to -1
+        # merges states that differ only there, so fewer states are explored
+        self._dead = {neg: tuple(t.zero or t.neg != neg for t, _ in self.preds) for neg in (False, True)}
 
     def holds(self, neg, mag, cmps, integral_ok) -> bool:
         if self.integral and not integral_ok:
@@ -135,9 +139,13 @@ class _Machine:
         return all(res) if self.mode == "all" else any(res)
 
     # state: ("m", phase, neg, nz, pre, cmps, f, lz, tz) for the mantissa;
-    #        ("e", phase, a, b, esign, val) for the exponent
+    #        ("e", "E", a, b) after the exponent letter (exponent interval [a, b], None: open),
+    #        ("e", "ES" | "ED", lo, hi, val) once the sign is known (see _erange)
     def start(self):
         return ("m", "S0", False, False, 0, tuple(0 for _ in self.preds), 0, 0, 0)
+
+    def _blank(self, neg, cmps):
+        return tuple(-1 if dead else c for c, dead in zip(cmps, self._dead[neg]))
 
     def _sig(self, cmps, d):
         key = (cmps, d)  # few distinct comparison states: memoised (the explore's hot path)
@@ -159,6 +167,7 @@ class _Machine:
                 return ("m", "NEG", True, nz, pre, cmps, f, lz, tz)
             ph = "NEG"
         if ph == "NEG":
+            cmps = self._blank(neg, cmps)
             if ch == "0":
                 return ("m", "I0", neg, False, 0, cmps, 0, 0, 0)
             if "1" <= ch <= "9":
@@ -183,17 +192,20 @@ class _Machine:
         """Every ``(byte, step(st, byte))`` that is not None, computed together
         (the explore's hot path; tests check it against :meth:`step`)."""
         if st[0] == "e":
-            _, ph, a, b, esign, val = st
-            out = [(0x2B, ("e", "ES", a, b, False, 0)), (0x2D, ("e", "ES", a, b, True, 0))] if ph == "E" else []
-            cap = max([abs(x) for x in (a, b) if x is not None] + [0]) + 1
-            out.extend((48 + d, ("e", "ED", a, b, esign, min(val * 10 + d, cap))) for d in range(10))
-            return out
+            if st[1] == "E":
+                _, _, a, b = st
+                lo, hi = _erange(a, b, False)
+                return ([(0x2B, ("e", "ES", lo, hi, 0)), (0x2D, ("e", "ES") + _erange(a, b, True) + (0,))]
+                        + [(48 + d, ("e", "ED", lo, hi, _edigit(lo, hi, 0, d))) for d in range(10)])
+            _, _, lo, hi, val = st
+            return [(48 + d, ("e", "ED", lo, hi, _edigit(lo, hi, val, d))) for d in range(10)]
         _, ph, neg, nz, pre, cmps, f, lz, tz = st
         out = []
         if ph == "S0":
             out.append((0x2D, ("m", "NEG", True, nz, pre, cmps, f, lz, tz)))
             ph = "NEG"
         if ph == "NEG":
+            cmps = self._blank(neg, cmps)
             out.append((0x30, ("m", "I0", neg, False, 0, cmps, 0, 0, 0)))
             out.extend((48 + d, ("m", "I", neg, True, 1, self._sig(cmps, d), 0, 0, 0)) for d in range(1, 10))
             return out
@@ -232,15 +244,21 @@ class _Machine:
         nlz = (nf if d else lz) if self.integral else 0
         if nf > EXP_FRAC_MAX or not (EXP_PRE_MIN <= pre <= EXP_PRE_MAX):
             return ("m", "F", neg, nz, pre, self._sig(cmps, d), -1, (1 if nlz else 0), 0)
-        return ("m", "F", neg, nz, pre, self._sig(cmps, d), nf, nlz, tz)
+        # with a nonzero fraction digit the integer part's trailing zeros are never read again
+        nxt = ("m", "F", neg, nz, pre, self._sig(cmps, d), nf, nlz, 0 if nlz else tz)
+        if not self.integral and max(nxt[5], default=-1) < 0 and self._enter_exp(nxt) is None:
+            # every comparison decided and no exponent can satisfy them: the fraction
+            # count no longer matters (successors keep pre and cmps), so join the
+            # out-of-domain state and spare exploring a copy per count
+            return ("m", "F", neg, nz, pre, nxt[5], -1, 0, 0)
+        return nxt
 
     def accept(self, st) -> bool:
         if st[0] == "e":
-            _, ph, a, b, esign, val = st
-            if ph != "ED":
+            if st[1] != "ED":
                 return False
-            e = -val if esign else val
-            return (a is None or e >= a) and (b is None or e <= b)
+            _, _, lo, hi, val = st
+            return lo <= val and (hi is None or val <= hi)
         _, ph, neg, nz, pre, cmps, f, lz, tz = st
         if ph not in ("I0", "I", "F"):
             return False
@@ -264,29 +282,69 @@ class _Machine:
             self._memo[key] = self._interval(st)
         return self._memo[key]
 
+    def _breakpoints(self, st) -> list:
+        """Exponents in ``[-ecap, ecap]`` where ``_ok_exp(st, e)`` may change:
+        it depends on ``e`` only through ``pre + e`` against each threshold's
+        magnitude (below / equal / above) and ``e`` against the integrality
+        threshold, so it is constant from one breakpoint to the next."""
+        K = self.ecap
+        _, ph, neg, nz, pre, cmps, f, lz, tz = st
+        pts = {-K}
+        if nz:
+            for t, _ in self.preds:
+                if not t.zero:
+                    pts.add(t.mag - pre)
+                    pts.add(t.mag - pre + 1)
+            if self.integral:
+                pts.add(lz if lz > 0 else -tz)
+        return sorted(e for e in pts if -K <= e <= K)
+
     def _interval(self, st):
         K = self.ecap
-        oks = [self._ok_exp(st, e) for e in range(-K, K + 1)]
+        pts = self._breakpoints(st)
+        oks = [self._ok_exp(st, e) for e in pts]  # oks[i] holds on [pts[i], pts[i + 1])
         if not any(oks):
             return None
         lo_i = oks.index(True)
         hi_i = len(oks) - 1 - oks[::-1].index(True)
         if not all(oks[lo_i:hi_i + 1]):
             raise AssertionError("exponent set is not an interval")  # pragma: no cover
-        a = None if lo_i == 0 else lo_i - K
-        b = None if hi_i == 2 * K else hi_i - K
-        return ("e", "E", a, b, False, 0)
+        a = None if lo_i == 0 else pts[lo_i]
+        b = None if hi_i == len(pts) - 1 else pts[hi_i + 1] - 1
+        return ("e", "E", a, b)
 
     def _estep(self, st, byte):
-        _, ph, a, b, esign, val = st
         ch = chr(byte)
-        if ph == "E" and ch in "+-":
-            return ("e", "ES", a, b, ch == "-", 0)
+        if st[1] == "E":
+            _, _, a, b = st
+            if ch in "+-":
+                return ("e", "ES") + _erange(a, b, ch == "-") + (0,)
+            st = ("e", "ES") + _erange(a, b, False) + (0,)
         if not ("0" <= ch <= "9"):
             return None
-        cap = max([abs(x) for x in (a, b) if x is not None] + [0]) + 1
-        nval = min(val * 10 + (byte - 48), cap)
-        return ("e", "ED", a, b, esign, nval)
+        _, _, lo, hi, val = st
+        return ("e", "ED", lo, hi, _edigit(lo, hi, val, byte - 48))
+
+
+def _erange(a, b, minus: bool) -> tuple:
+    """Allowed exponent *magnitudes* ``(lo, hi)`` (hi None: unbounded) for the
+    exponent interval ``[a, b]`` and the sign read.  Keying exponent states by
+    this instead of ``(a, b, sign)`` lets intervals that agree on one sign share
+    states, so fewer are explored; an empty range is ``(1, 0)``."""
+    if minus:
+        a, b = (None if b is None else -b), (None if a is None else -a)
+    lo = 0 if a is None else max(a, 0)
+    if b is not None and b < lo:
+        return (1, 0)
+    return (lo, b)
+
+
+def _edigit(lo: int, hi, val: int, d: int) -> int:
+    """Magnitude after digit ``d``, clamped where the future no longer depends on
+    it: above ``hi`` nothing is accepted again; with no ``hi``, from ``lo`` on
+    everything is."""
+    n = val * 10 + d
+    return min(n, lo) if hi is None else min(n, hi + 1)
 
 
 _ALPHABET = sorted(set(ord(c) for c in "-+.eE0123456789"))
