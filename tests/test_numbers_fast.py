@@ -79,8 +79,11 @@ def test_number_dfa_matches_decimal_values_on_its_domain():
     samples = [_rand_number(rng) for _ in range(3000)]
     interesting = ["0", "-0", "0e5", "1e0", "10e-1", "0.5e1", "5", "5.0", "5.00000000000000000001",
                    "4.99999999999999999999", "1e-7", "2.5e-7", "25e-8", "100e-2", "1E+3", "1.000e3"]
-    for _ in range(40):
-        lo, lo_excl, hi, hi_excl, integral = bounds = _rand_bounds(rng)
+    safe = Decimal(2 ** 53 - 1)
+    fixed = [(None, False, None, False, True), (None, False, None, False, False), (-safe, False, safe, False, False),
+             (Decimal(0), False, Decimal(2 ** 31 - 1), False, True), (Decimal("0.5"), True, Decimal(5), True, False)]
+    for bounds in fixed + [_rand_bounds(rng) for _ in range(40)]:
+        lo, lo_excl, hi, hi_excl, integral = bounds
         if lo is not None and hi is not None and lo == hi and (lo_excl or hi_excl):
             continue
         dfa = num.number_dfa(*bounds)

@@ -244,8 +244,10 @@ class _Machine:
         nlz = (nf if d else lz) if self.integral else 0
         if nf > EXP_FRAC_MAX or not (EXP_PRE_MIN <= pre <= EXP_PRE_MAX):
             return ("m", "F", neg, nz, pre, self._sig(cmps, d), -1, (1 if nlz else 0), 0)
-        # with a nonzero fraction digit the integer part's trailing zeros are never read again
-        nxt = ("m", "F", neg, nz, pre, self._sig(cmps, d), nf, nlz, 0 if nlz else tz)
+        # with a nonzero fraction digit the integer part's trailing zeros are never read
+        # again; without thresholds an in-domain pre is only ever checked to be in it
+        nxt = ("m", "F", neg, nz, pre if self.preds else EXP_PRE_MIN, self._sig(cmps, d), nf, nlz,
+               0 if nlz else tz)
         if not self.integral and max(nxt[5], default=-1) < 0 and self._enter_exp(nxt) is None:
             # every comparison decided and no exponent can satisfy them: the fraction
             # count no longer matters (successors keep pre and cmps), so join the
