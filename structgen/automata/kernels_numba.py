@@ -12,6 +12,16 @@ _JIT = dict(cache=True, nogil=True)
 
 
 @numba.njit(**_JIT)
+def _take_columns(table, which, n):
+    """int32 copy of columns ``which[:n]`` of ``table``, in that order."""
+    out = np.empty((table.shape[0], n), np.int32)
+    for s in range(table.shape[0]):
+        for k in range(n):
+            out[s, k] = table[s, which[k]]
+    return out
+
+
+@numba.njit(**_JIT)
 def _compact_columns(table):
     """Distinct columns in order of first occurrence: ``(table', column -> class)``."""
     S, K = table.shape
@@ -40,11 +50,7 @@ def _compact_columns(table):
             rep[nc] = b
             nc += 1
         classes[b] = k
-    out = np.empty((S, nc), np.int32)
-    for s in range(S):
-        for k in range(nc):
-            out[s, k] = table[s, rep[k]]
-    return out, classes
+    return _take_columns(table, rep, nc), classes
 
 
 @numba.njit(**_JIT)
@@ -403,11 +409,7 @@ def compact_bytes(table, byte_class):
             order[n] = c
             n += 1
         classes[b] = perm[c]
-    out = np.empty((S, n), np.int32)
-    for s in range(S):
-        for k in range(n):
-            out[s, k] = cols[s, order[k]]
-    return out, classes
+    return _take_columns(cols, order, n), classes
 
 
 @numba.njit(**_JIT)
