@@ -151,3 +151,22 @@ def test_prune_unproductive_equals_the_fixpoint_on_random_grammars():
         assert prune_unproductive(g).rules == want, rules
         checked += 1
     assert checked > 50
+
+
+def test_nullable_equals_the_fixpoint_on_random_grammars():
+    rng = random.Random(23)
+    for _ in range(300):
+        n_nt = rng.randint(1, 6)
+        rules = [(f"N{rng.randrange(n_nt)}", tuple(rng.choice(["a", f"N{rng.randrange(n_nt)}"])
+                                                    for _ in range(rng.randint(0, 3))))
+                 for _ in range(rng.randint(1, 9))]
+        rules = [(f"N{i}", ("a",)) for i in range(n_nt)] + rules  # every name is a rule's; N0 starts
+        g = _grammar(rules)
+        want, changed = set(), True
+        while changed:  # the textbook sweep
+            changed = False
+            for lhs, rhs in g.rules:
+                if lhs not in want and all(s >= 0 and s in want for s in rhs):
+                    want.add(lhs)
+                    changed = True
+        assert EarleyParser(g)._nullable() == want, rules

@@ -157,14 +157,27 @@ class EarleyParser:
         self.initial: Row = self._make_row([accept0])  # serial 1
 
     def _nullable(self) -> frozenset[int]:
+        """Nonterminals that derive the empty string (a worklist: linear in the grammar)."""
+        missing: list[int] = []  # per rule: nonterminal occurrences not yet known nullable
+        uses: dict[int, list[int]] = {}
+        for i, (_, rhs) in enumerate(self.rules[:-1]):
+            if any(s < 0 for s in rhs):
+                missing.append(-1)  # a terminal: never empty
+                continue
+            missing.append(len(rhs))
+            for s in rhs:
+                uses.setdefault(s, []).append(i)
         nullable: set[int] = set()
-        changed = True
-        while changed:
-            changed = False
-            for lhs, rhs in self.rules[:-1]:
-                if lhs not in nullable and all(s >= 0 and s in nullable for s in rhs):
-                    nullable.add(lhs)
-                    changed = True
+        ready = [i for i, m in enumerate(missing) if m == 0]
+        while ready:
+            lhs = self.rules[ready.pop()][0]
+            if lhs in nullable:
+                continue
+            nullable.add(lhs)
+            for i in uses.get(lhs, ()):
+                missing[i] -= 1
+                if missing[i] == 0:
+                    ready.append(i)
         return frozenset(nullable)
 
     def _prediction(self, x: int) -> frozenset:

@@ -56,7 +56,10 @@ class Grammar:
 
 def prune_unproductive(grammar: Grammar) -> Grammar:
     """Drop rules that can never derive a finite string (and terminals with an
-    empty language), so every Earley item the parser keeps can still complete."""
+    empty language), so every Earley item the parser keeps can still complete.
+    The result is marked (``meta["pruned"]``), so pruning it again costs nothing."""
+    if grammar.meta.get("pruned"):
+        return grammar
     productive_terms = {t for t, term in enumerate(grammar.terminals) if term.dfa.accepting.any()}
     # Worklist: a rule fires once its unproven nonterminal occurrences reach 0
     # (linear in the grammar size; a fixpoint sweep is quadratic in the nesting depth).
@@ -86,10 +89,11 @@ def prune_unproductive(grammar: Grammar) -> Grammar:
 
         raise GrammarError(f"the start rule {grammar.nonterminals[grammar.start]!r} derives no finite string")
     rules = [rule for rule, m in zip(grammar.rules, missing) if m == 0]  # every symbol productive
-    if len(rules) == len(grammar.rules):
-        return grammar
-    return Grammar(grammar.terminals, grammar.nonterminals, rules, grammar.start,
-                   grammar.ignore, grammar.source, dict(grammar.meta))
+    if len(rules) < len(grammar.rules):
+        grammar = Grammar(grammar.terminals, grammar.nonterminals, rules, grammar.start,
+                          grammar.ignore, grammar.source, dict(grammar.meta))
+    grammar.meta["pruned"] = True
+    return grammar
 
 
 def bit_indices(mask: int) -> list[int]:

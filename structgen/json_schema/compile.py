@@ -141,10 +141,9 @@ def schema_to_grammar(schema, *, options: JsonSchemaOptions | None = None, **kwa
     grammar.meta["report"] = CompileReport.from_entries(report)
     grammar.meta["compile_s"] = time.perf_counter() - t0
     try:
-        prune_unproductive(grammar)
+        return prune_unproductive(grammar)  # marked pruned: the engine does not prune it again
     except GrammarError:
         raise SchemaError("the schema accepts no JSON value (its language is empty)") from None
-    return grammar
 
 
 def compile_json_schema(schema, vocab, *, options: JsonSchemaOptions | None = None, kernels: str = "auto",
