@@ -143,7 +143,7 @@ class EarleyParser:
         for i, (lhs, _) in enumerate(self.rules[:-1]):
             by_lhs.setdefault(lhs, []).append(base[i])
         self.by_lhs = {k: tuple(v) for k, v in by_lhs.items()}
-        self._closures: dict[int, frozenset] = {}
+        self._closures: dict[int, tuple] = {}
         self._static: dict[int, _Static] = {}  # bitmask of predicted nonterminals -> part
         # items -> row and serial -> row, both weak (one reference in both): a row
         # lives while something else holds it; dead entries are swept now and then
@@ -180,7 +180,7 @@ class EarleyParser:
                     ready.append(i)
         return frozenset(nullable)
 
-    def _prediction(self, x: int) -> frozenset:
+    def _prediction(self, x: int) -> tuple:
         """Every position predicted (origin: this row) in a row that predicts nonterminal ``x``."""
         hit = self._closures.get(x)
         if hit is not None:
@@ -203,7 +203,7 @@ class EarleyParser:
             if steps_null[p] and p + 1 not in items:
                 items.add(p + 1)
                 agenda.append(p + 1)
-        result = self._closures[x] = frozenset(items)
+        result = self._closures[x] = tuple(items)  # a tuple of ints: untracked by the collector
         return result
 
     def _static_part(self, roots: int) -> _Static:
@@ -211,7 +211,7 @@ class EarleyParser:
         if part is None:
             items: set = set()
             for x in bit_indices(roots):
-                items |= self._prediction(x)
+                items.update(self._prediction(x))
             part = self._static[roots] = _Static(items, self._rhs_at)
         return part
 

@@ -223,27 +223,30 @@ class CompiledGrammar:
         # terminal sets the lexemes matched, since that alone decides the next row.
         lexers, ignore, plans, advance = self._lexers, self.ignore_mask, self._plans.data, self.parser.advance
         name = part and part.name
-        work = [(row, s, self._root_lo, his, (s, b"", name))]
+        # work items and plan keys are flat tuples of ints, bytes and arrays: the
+        # garbage collector untracks those (nested tuples would stay on its lists)
+        work = [(row, s, self._root_lo, his, b"")]
         sparse_idx, sparse_words = [], []  # OR-ed in once at the end
         while work:
-            row, s, los, his, rkey = work.pop()
+            row, s, los, his, ranges = work.pop()
             lex = lexers.get(row.allowed | ignore) or self.lexer(row)
-            hit = plans.get((lex.mask, rkey))  # no recency update: plans are cheap to redo
-            plan = hit[0] if hit is not None else self._plan(lex, s, los, his, rkey, part)
-            idx, words, branches = plan
+            hit = plans.get((lex.mask, s, ranges, name))  # no recency update: plans are cheap to redo
+            plan = hit[0] if hit is not None else self._plan(lex, s, los, his, ranges, part)
+            idx, words = plan[0], plan[1]
             if idx is None:
                 bits |= words
             elif len(idx):
                 sparse_idx.append(idx)
                 sparse_words.append(words)
-            for terms, ev_lo, ev_hi, ckey in branches:
+            for b in range(2, len(plan), 4):  # branches: terminals, events lo, hi, their key
+                terms = plan[b]
                 grammar_terms = terms & ~ignore  # after_lexeme, inlined
                 nxt = advance(row, grammar_terms) if grammar_terms else DEAD
                 if nxt == DEAD:
                     if not terms & ignore:
                         continue
                     nxt = row
-                work.append((nxt, 0, ev_lo, ev_hi, ckey))
+                work.append((nxt, 0, plan[b + 1], plan[b + 2], plan[b + 3]))
         if len(sparse_idx) == 1:
             bits[sparse_idx[0]] |= sparse_words[0]
         elif sparse_idx:
@@ -252,29 +255,27 @@ class CompiledGrammar:
             bits |= self._eos
         return bits
 
-    def _plan(self, lex: Lexer, s: int, los: np.ndarray, his: np.ndarray, rkey: tuple, part: Slice | None):
-        """The walk of ``lex`` from ``s`` over the ranges ``los``/``his`` with its events
-        split by terminal set: (word index or None, words, branches), a branch being
-        (terminals, events lo, hi, ranges key of the next walk).  Memoised per
-        (lexer, ranges) in ``_plans``, so a repeated walk costs one dict read."""
+    def _plan(self, lex: Lexer, s: int, los: np.ndarray, his: np.ndarray, ranges: bytes, part: Slice | None):
+        """The walk of ``lex`` from ``s`` over the ranges ``los``/``his`` (named by the
+        bytes ``ranges``) with its events split by terminal set, as one flat tuple:
+        (word index or None, words, then per branch: terminals, events lo, hi, and
+        the bytes naming those ranges).  Memoised per (lexer, state, ranges, slice) in
+        ``_plans``, so a repeated walk costs one dict read."""
         idx, words, ev_lo, ev_hi, ev_st = self._walk(lex, s, los, his, part)
-        name = rkey[2]
+        plan: tuple = (idx, words)
         if len(ev_st) == 0:
-            branches: tuple = ()
+            pass
         elif lex.only_set:  # one terminal set for every event
-            branches = ((lex.only_set, ev_lo, ev_hi, (0, ev_lo.tobytes() + ev_hi.tobytes(), name)),)
+            plan += (lex.only_set, ev_lo, ev_hi, ev_lo.tobytes() + ev_hi.tobytes())
         else:
             groups = lex.acc_class[ev_st]
-            out = []
             for g in sorted(set(groups.tolist())):
                 sel = groups == g
                 lo, hi = ev_lo[sel], ev_hi[sel]
-                out.append((lex.term_sets[g], lo, hi, (0, lo.tobytes() + hi.tobytes(), name)))
-            branches = tuple(out)
-        plan = (idx, words, branches)
-        nbytes = (words.nbytes + (0 if idx is None else idx.nbytes) + 24 * len(ev_st) + len(rkey[1]) + 200
-                  + 100 * len(branches))
-        self._plans.put((lex.mask, rkey), plan, nbytes)
+                plan += (lex.term_sets[g], lo, hi, lo.tobytes() + hi.tobytes())
+        nbytes = (words.nbytes + (0 if idx is None else idx.nbytes) + 24 * len(ev_st) + len(ranges) + 200
+                  + 25 * len(plan))
+        self._plans.put((lex.mask, s, ranges, part and part.name), plan, nbytes)
         return plan
 
     def _walk(self, lex: Lexer, s: int, los: np.ndarray, his: np.ndarray, part: Slice | None = None):
