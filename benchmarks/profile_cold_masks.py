@@ -1,0 +1,105 @@
+#!/usr/bin/env python
+"""Where the time of structgen's mask fills goes (a profile, not a comparison).
+
+Compiles MaskBench schemas (``--limit`` per subset, untimed), then replays their
+valid instances (compact and indented) timing every fill, with the garbage
+collector off so that its pauses do not land in one phase.  Reports the fills'
+total and distribution, and the time spent in each numba kernel, in lexer
+builds (products and projections) and in new Earley rows; the rest is the
+Python of the mask loop around them.
+
+    python benchmarks/profile_cold_masks.py --limit 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+
+def timed(owner, name: str, label: str, acc: dict) -> None:
+    """Wrap ``owner.name`` to add its calls and wall time to ``acc[label]``."""
+    fn = getattr(owner, name)
+
+    def wrapper(*args, **kwargs):
+        t0 = time.perf_counter_ns()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            entry = acc.setdefault(label, [0, 0])
+            entry[0] += 1
+            entry[1] += time.perf_counter_ns() - t0
+
+    setattr(owner, name, wrapper)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--limit", type=int, default=3, help="schemas per MaskBench subset (default 3)")
+    ap.add_argument("--tokenizer", default="deepseek")
+    ap.add_argument("--data", default=None, help="data dir (default: structgen.bench.env.default_data_dir())")
+    args = ap.parse_args(argv)
+
+    from structgen.bench.engines import CompileFailure, load_tokenizer, make_engine
+    from structgen.bench.env import default_data_dir
+    from structgen.bench.maskbench import list_schemas, select
+    from structgen.grammar import earley
+    from structgen.mask import lexer
+    from structgen.mask.kernels import numba_cpu
+
+    tok = load_tokenizer(args.tokenizer)
+    eng = make_engine("structgen", tok)
+    eng.fill(eng.compile({"type": "object", "properties": {"warm": {"type": "string"}}}))
+    data = Path(args.data) if args.data else default_data_dir()
+    work = []
+    for task in select(list_schemas(data), None, args.limit, 0):
+        doc = json.loads(Path(task["path"]).read_text(encoding="utf-8"))
+        try:
+            eng.compile(doc.get("schema"))
+        except CompileFailure:
+            continue
+        for inst in (t["data"] for t in doc.get("tests") or [] if t.get("valid")):
+            for indent in (None, 2):
+                text = json.dumps(inst, indent=indent, separators=None if indent else (",", ":"), ensure_ascii=False)
+                work.append((doc["schema"], tok.encode(text, add_special_tokens=False)))
+
+    acc: dict = {}
+    for name in ("walk_trie", "slice_cover", "lexer_product", "row_ids"):
+        timed(numba_cpu, name, f"kernel {name}", acc)
+    timed(lexer.LexerFactory, "build", "lexer builds (products, projections)", acc)
+    timed(earley.EarleyParser, "_make_row", "new Earley rows", acc)
+    gc.collect()
+    gc.disable()
+    fills = []
+    for schema, ids in work:
+        m = eng.compile(schema)  # memoised: a fresh matcher of the compiled schema
+        for pos in range(len(ids) + 1):
+            t0 = time.perf_counter_ns()
+            eng.fill(m)
+            fills.append(time.perf_counter_ns() - t0)
+            if pos == len(ids) or not eng.accept(m, ids[pos]):
+                break
+    gc.enable()
+    t = np.array(fills) / 1e3
+    total_ms = t.sum() / 1e3
+    print(f"{len(t)} fills, total {total_ms:.0f} ms: mean {t.mean():.1f} us, p50 {np.median(t):.1f}, "
+          f"p99 {np.percentile(t, 99):.0f}; fills over 100 us: {(t > 100).sum()} ({t[t > 100].sum() / t.sum():.0%} "
+          f"of the time)")
+    print("(lexer builds and Earley rows also run in accept(); kernels only in fills)")
+    for label, (n, ns) in sorted(acc.items(), key=lambda kv: -kv[1][1]):
+        print(f"  {label:40s} {n:7d} calls {ns / 1e6:8.1f} ms ({ns / 1e6 / total_ms:.0%} of the fills' total)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
