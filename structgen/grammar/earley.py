@@ -33,7 +33,7 @@ import itertools
 import weakref
 
 from ..limits import DEFAULT_LIMITS
-from .ir import Grammar, bit_indices, symbol_term
+from .ir import Grammar, bit_indices, proven_heads, symbol_term
 
 __all__ = ["DEAD", "EarleyParser", "Row"]
 
@@ -167,18 +167,7 @@ class EarleyParser:
             missing.append(len(rhs))
             for s in rhs:
                 uses.setdefault(s, []).append(i)
-        nullable: set[int] = set()
-        ready = [i for i, m in enumerate(missing) if m == 0]
-        while ready:
-            lhs = self.rules[ready.pop()][0]
-            if lhs in nullable:
-                continue
-            nullable.add(lhs)
-            for i in uses.get(lhs, ()):
-                missing[i] -= 1
-                if missing[i] == 0:
-                    ready.append(i)
-        return frozenset(nullable)
+        return frozenset(proven_heads(self.rules, missing, uses))
 
     def _prediction(self, x: int) -> tuple:
         """Every position predicted (origin: this row) in a row that predicts nonterminal ``x``."""

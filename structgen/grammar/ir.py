@@ -54,6 +54,26 @@ class Grammar:
         return cls([terminal], ["start"], [(0, (term_symbol(0),))], 0, source=terminal.source)
 
 
+def proven_heads(rules, missing: list[int], uses: dict[int, list[int]]) -> set[int]:
+    """The left-hand sides proven by a worklist: a rule proves its head once
+    ``missing[i]`` (its right-hand side's unproven nonterminal occurrences; -1:
+    never) reaches 0, and a proven nonterminal lowers the count of every rule
+    in ``uses[x]`` (one entry per occurrence).  Linear in the grammar; updates
+    ``missing`` (0 at the end for exactly the rules whose symbols are all proven)."""
+    proven: set[int] = set()
+    ready = [i for i, m in enumerate(missing) if m == 0]
+    while ready:
+        lhs = rules[ready.pop()][0]
+        if lhs in proven:
+            continue
+        proven.add(lhs)
+        for i in uses.get(lhs, ()):
+            missing[i] -= 1
+            if missing[i] == 0:
+                ready.append(i)
+    return proven
+
+
 def prune_unproductive(grammar: Grammar) -> Grammar:
     """Drop rules that can never derive a finite string (and terminals with an
     empty language), so every Earley item the parser keeps can still complete.
@@ -73,17 +93,7 @@ def prune_unproductive(grammar: Grammar) -> Grammar:
         for s in rhs:
             if s >= 0:
                 uses.setdefault(s, []).append(i)
-    productive: set[int] = set()
-    ready = [i for i, m in enumerate(missing) if m == 0]
-    while ready:
-        lhs = grammar.rules[ready.pop()][0]
-        if lhs in productive:
-            continue
-        productive.add(lhs)
-        for i in uses.get(lhs, ()):
-            missing[i] -= 1
-            if missing[i] == 0:
-                ready.append(i)
+    productive = proven_heads(grammar.rules, missing, uses)
     if grammar.start not in productive:
         from ..errors import GrammarError
 
