@@ -221,7 +221,7 @@ class CompiledGrammar:
         # Level by level: one walk (a plan, see _plan) covers every trie range
         # that starts a lexeme in the same parser row; its branches are the
         # terminal sets the lexemes matched, since that alone decides the next row.
-        lexers, ignore, plans, advance = self._lexers, self.ignore_mask, self._plans.data, self.parser.advance
+        lexers, ignore, plans, after = self._lexers, self.ignore_mask, self._plans.data, self.after_lexeme
         name = part and part.name
         # work items and plan keys are flat tuples of ints, bytes and arrays: the
         # garbage collector untracks those (nested tuples would stay on its lists)
@@ -239,14 +239,9 @@ class CompiledGrammar:
                 sparse_idx.append(idx)
                 sparse_words.append(words)
             for b in range(2, len(plan), 4):  # branches: terminals, events lo, hi, their key
-                terms = plan[b]
-                grammar_terms = terms & ~ignore  # after_lexeme, inlined
-                nxt = advance(row, grammar_terms) if grammar_terms else DEAD
-                if nxt == DEAD:
-                    if not terms & ignore:
-                        continue
-                    nxt = row
-                work.append((nxt, 0, plan[b + 1], plan[b + 2], plan[b + 3]))
+                nxt = after(row, plan[b])
+                if nxt != DEAD:
+                    work.append((nxt, 0, plan[b + 1], plan[b + 2], plan[b + 3]))
         if len(sparse_idx) == 1:
             bits[sparse_idx[0]] |= sparse_words[0]
         elif sparse_idx:
@@ -263,11 +258,9 @@ class CompiledGrammar:
         ``_plans``, so a repeated walk costs one dict read."""
         idx, words, ev_lo, ev_hi, ev_st = self._walk(lex, s, los, his, part)
         plan: tuple = (idx, words)
-        if len(ev_st) == 0:
-            pass
-        elif lex.only_set:  # one terminal set for every event
+        if len(ev_st) and lex.only_set:  # one terminal set for every event
             plan += (lex.only_set, ev_lo, ev_hi, ev_lo.tobytes() + ev_hi.tobytes())
-        else:
+        elif len(ev_st):
             groups = lex.acc_class[ev_st]
             for g in sorted(set(groups.tolist())):
                 sel = groups == g

@@ -127,7 +127,6 @@ class LexerFactory:
         self.classes, first = _first_occurrence_ids(sig, kernels=self._k)
         self._uniq = sig[first]  # [grammar class, terminal] -> the terminal's own class
         self.n_cls = len(first)
-        self._digests: dict[int, bytes] = {}
         self._stack = None
         self._projectable: dict[int, tuple] = {}  # mask -> (product, its ids): see _superset
 
@@ -197,11 +196,8 @@ class LexerFactory:
                                   accepting=acc_here != 0, walk_key=walk_key)
 
     def _digest(self, j: int) -> bytes:
-        """Content digest of terminal ``j``'s DFA."""
-        d = self._digests.get(j)
-        if d is None:
-            d = self._digests[j] = dfa_digest(self.dfas[j])
-        return d
+        """Content digest of terminal ``j``'s DFA (kept on the DFA: see dfa_digest)."""
+        return dfa_digest(self.dfas[j])
 
     def _single(self, j: int):
         """One terminal needs no product: its own DFA behind a fresh start state
@@ -254,12 +250,11 @@ class LexerFactory:
         classes = of_grammar_cls[self.classes]
         # The kernel reads the components' transitions from the grammar's stack of
         # DFAs (each over its own classes): no per-product table is built.
-        table, acc_all, state_off, _, starts = self._stacked()
+        table, acc_all, state_off, starts, single = self._stacked()
         ids_arr = np.asarray(ids, np.int64)
         own = np.ascontiguousarray(self._uniq[first][:, ids_arr].T, dtype=np.int32)  # [component, class]
         comp_off = state_off[ids_arr]
         start = (comp_off + starts[ids_arr]).astype(np.int32)
-        single = self._single_map  # all -1 between products (the rows set are reset below)
         cap = min(self.max_states, 1024)
         pool = cap * min(k, 4) + k  # live components of all states (most states have one or two)
         while True:  # grow the output until the product fits (or passes the budget)
@@ -292,8 +287,9 @@ class LexerFactory:
     def _stacked(self):
         """Every terminal's DFA over its own classes in one table (int32[rows, widest]:
         terminal j's state q is row ``state_off[j] + q``, -1 dead or padding), with
-        the accepting flag of every row, the offsets, state counts and start states.
-        Built at the first product, then shared by all."""
+        the accepting flag of every row, the offsets, the start states, and
+        ``lexer_product``'s row map (all -1 between products: each resets the rows
+        it set).  Built at the first product, then shared by all."""
         if self._stack is None:
             n_states = np.array([d.num_states for d in self.dfas], np.int64)
             state_off = np.zeros(len(self.dfas) + 1, np.int64)
@@ -304,8 +300,7 @@ class LexerFactory:
                 table[state_off[j]:state_off[j + 1], :d.trans.shape[1]] = d.trans
             acc = np.concatenate([np.asarray(d.accepting, bool) for d in self.dfas])
             starts = np.array([d.start for d in self.dfas], np.int64)
-            self._stack = (table, acc, state_off[:-1], n_states, starts)
-            self._single_map = np.full(len(table), -1, np.int32)  # lexer_product's scratch
+            self._stack = (table, acc, state_off[:-1], starts, np.full(len(table), -1, np.int32))
         return self._stack
 
     def _over_budget(self, ids: list[int]):
