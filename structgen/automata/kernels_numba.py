@@ -22,35 +22,47 @@ def _take_columns(table, which, n):
 
 
 @numba.njit(**_JIT)
+def row_ids(rows, ids_out, first_out, table):
+    n, w = rows.shape
+    mask = table.shape[0] - 1
+    n_first = 0
+    for r in range(n):
+        h = np.int64(w)
+        for j in range(w):
+            h = (h ^ rows[r, j]) * np.int64(0x100000001B3)
+        h ^= h >> 29
+        slot = h & mask
+        while True:
+            f = table[slot]
+            if f < 0:
+                table[slot] = n_first
+                first_out[n_first] = r
+                ids_out[r] = n_first
+                n_first += 1
+                break
+            fr = first_out[f]
+            same = True
+            for j in range(w):
+                if rows[fr, j] != rows[r, j]:
+                    same = False
+                    break
+            if same:
+                ids_out[r] = f
+                break
+            slot = (slot + 1) & mask
+    return n_first
+
+
+@numba.njit(**_JIT)
 def _compact_columns(table):
     """Distinct columns in order of first occurrence: ``(table', column -> class)``."""
-    S, K = table.shape
-    # hash every column, then compare columns only on equal hashes
-    h = np.zeros(K, np.uint64)
-    for s in range(S):
-        for b in range(K):
-            h[b] = h[b] * np.uint64(0x9E3779B97F4A7C15) + np.uint64(table[s, b] + 2)
-    classes = np.empty(K, np.uint8)
-    rep = np.empty(K, np.int64)
-    nc = 0
-    for b in range(K):
-        k = 0
-        while k < nc:
-            r = rep[k]
-            if h[r] == h[b]:
-                same = True
-                for s in range(S):
-                    if table[s, r] != table[s, b]:
-                        same = False
-                        break
-                if same:
-                    break
-            k += 1
-        if k == nc:
-            rep[nc] = b
-            nc += 1
-        classes[b] = k
-    return _take_columns(table, rep, nc), classes
+    K = table.shape[1]
+    size = 1
+    while size < 2 * K:
+        size *= 2
+    ids, first = np.empty(K, np.int32), np.empty(K, np.int64)
+    nc = row_ids(np.ascontiguousarray(table.T), ids, first, np.full(size, -1, np.int32))
+    return _take_columns(table, first, nc), ids.astype(np.uint8)
 
 
 @numba.njit(**_JIT)

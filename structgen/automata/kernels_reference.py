@@ -13,6 +13,23 @@ from __future__ import annotations
 import numpy as np
 
 
+def row_ids(rows, ids_out, first_out, table):
+    """Number the distinct rows of the int32 matrix ``rows`` by first occurrence:
+    ``ids_out[r]`` is row ``r``'s number, ``first_out[i]`` the first row numbered
+    ``i``.  ``table``: a power-of-two int32 hash table of at least 2 * rows
+    entries filled with -1 (the numba kernel's; unused here).  Returns the
+    number of distinct rows."""
+    seen: dict[tuple, int] = {}
+    for r in range(rows.shape[0]):
+        key = tuple(rows[r].tolist())
+        i = seen.get(key)
+        if i is None:
+            i = seen[key] = len(seen)
+            first_out[i] = r
+        ids_out[r] = i
+    return len(seen)
+
+
 def compact_classes(trans256: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Coarsest byte partition of an ``S x 256`` table (bytes with identical
     columns share a class), classes numbered by their smallest byte."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from ...automata.kernels_numba import row_ids  # noqa: F401  (one kernel for DFA and lexer classes)
+
 _JIT = dict(cache=True, nogil=True, boundscheck=False)
 
 
@@ -104,38 +106,6 @@ def slice_cover(trans, classes, state, pat_next, pat_start, max_pairs, visited, 
             if first_only:
                 break
     return result
-
-
-@numba.njit(**_JIT)
-def row_ids(rows, ids_out, first_out, table):
-    n, w = rows.shape
-    mask = table.shape[0] - 1
-    n_first = 0
-    for r in range(n):
-        h = np.int64(w)
-        for j in range(w):
-            h = (h ^ rows[r, j]) * np.int64(0x100000001B3)
-        h ^= h >> 29
-        slot = h & mask
-        while True:
-            f = table[slot]
-            if f < 0:
-                table[slot] = n_first
-                first_out[n_first] = r
-                ids_out[r] = n_first
-                n_first += 1
-                break
-            fr = first_out[f]
-            same = True
-            for j in range(w):
-                if rows[fr, j] != rows[r, j]:
-                    same = False
-                    break
-            if same:
-                ids_out[r] = f
-                break
-            slot = (slot + 1) & mask
-    return n_first
 
 
 @numba.njit(**_JIT)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...automata.kernels_reference import row_ids  # noqa: F401  (one kernel for DFA and lexer classes)
+
 
 def walk_trie(trans, classes, accepting, start_state, node_byte, node_depth, subtree_end,
               tok_start, tok_ids, los, his, out_bits, ev_lo, ev_hi, ev_state, stack, touched):
@@ -160,23 +162,6 @@ def lexer_product(table, own, comp_off, start, trans_out, offsets, pool_comp, po
             trans_out[head, c] = s
         head += 1
     return n
-
-
-def row_ids(rows, ids_out, first_out, table):
-    """Number the distinct rows of the int32 matrix ``rows`` by first occurrence:
-    ``ids_out[r]`` is row ``r``'s number, ``first_out[i]`` the first row numbered
-    ``i``.  ``table``: a power-of-two int32 hash table of at least 2 * rows
-    entries filled with -1 (the numba kernel's; unused here).  Returns the
-    number of distinct rows."""
-    seen: dict[tuple, int] = {}
-    for r in range(rows.shape[0]):
-        key = tuple(rows[r].tolist())
-        i = seen.get(key)
-        if i is None:
-            i = seen[key] = len(seen)
-            first_out[i] = r
-        ids_out[r] = i
-    return len(seen)
 
 
 def apply_bitmask(logits, bitmask, vocab_size):
