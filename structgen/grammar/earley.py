@@ -130,7 +130,6 @@ class EarleyParser:
             rhs_at.extend(rhs)
             rhs_at.append(None)
             lhs_at.extend([lhs] * (len(rhs) + 1))
-        self._base = base
         self._rhs_at = rhs_at
         self._lhs_at = lhs_at
         # per position, what the closure needs in one list read each
@@ -158,16 +157,7 @@ class EarleyParser:
 
     def _nullable(self) -> frozenset[int]:
         """Nonterminals that derive the empty string (a worklist: linear in the grammar)."""
-        missing: list[int] = []  # per rule: nonterminal occurrences not yet known nullable
-        uses: dict[int, list[int]] = {}
-        for i, (_, rhs) in enumerate(self.rules[:-1]):
-            if any(s < 0 for s in rhs):
-                missing.append(-1)  # a terminal: never empty
-                continue
-            missing.append(len(rhs))
-            for s in rhs:
-                uses.setdefault(s, []).append(i)
-        return frozenset(proven_heads(self.rules, missing, uses))
+        return frozenset(proven_heads(self.rules[:-1], lambda s: False)[0])  # a terminal is never empty
 
     def _prediction(self, x: int) -> tuple:
         """Every position predicted (origin: this row) in a row that predicts nonterminal ``x``."""

@@ -54,12 +54,22 @@ class Grammar:
         return cls([terminal], ["start"], [(0, (term_symbol(0),))], 0, source=terminal.source)
 
 
-def proven_heads(rules, missing: list[int], uses: dict[int, list[int]]) -> set[int]:
-    """The left-hand sides proven by a worklist: a rule proves its head once
-    ``missing[i]`` (its right-hand side's unproven nonterminal occurrences; -1:
-    never) reaches 0, and a proven nonterminal lowers the count of every rule
-    in ``uses[x]`` (one entry per occurrence).  Linear in the grammar; updates
-    ``missing`` (0 at the end for exactly the rules whose symbols are all proven)."""
+def proven_heads(rules, terminal_ok) -> tuple[set[int], list[int]]:
+    """The left-hand sides a worklist proves: a rule proves its head once every
+    nonterminal of its right-hand side is proven and ``terminal_ok(s)`` holds for
+    each of its terminal symbols.  Linear in the grammar (a fixpoint sweep is
+    quadratic in the nesting depth).  Returns the proven set and, per rule, 0
+    exactly when all its symbols are proven."""
+    missing: list[int] = []  # per rule: nonterminal occurrences not yet proven, -1: never
+    uses: dict[int, list[int]] = {}  # nonterminal -> the rules it occurs in, once per occurrence
+    for i, (_, rhs) in enumerate(rules):
+        if any(s < 0 and not terminal_ok(s) for s in rhs):
+            missing.append(-1)
+            continue
+        missing.append(sum(1 for s in rhs if s >= 0))
+        for s in rhs:
+            if s >= 0:
+                uses.setdefault(s, []).append(i)
     proven: set[int] = set()
     ready = [i for i, m in enumerate(missing) if m == 0]
     while ready:
@@ -71,7 +81,7 @@ def proven_heads(rules, missing: list[int], uses: dict[int, list[int]]) -> set[i
             missing[i] -= 1
             if missing[i] == 0:
                 ready.append(i)
-    return proven
+    return proven, missing
 
 
 def prune_unproductive(grammar: Grammar) -> Grammar:
@@ -81,19 +91,7 @@ def prune_unproductive(grammar: Grammar) -> Grammar:
     if grammar.meta.get("pruned"):
         return grammar
     productive_terms = {t for t, term in enumerate(grammar.terminals) if term.dfa.accepting.any()}
-    # Worklist: a rule fires once its unproven nonterminal occurrences reach 0
-    # (linear in the grammar size; a fixpoint sweep is quadratic in the nesting depth).
-    missing: list[int] = []
-    uses: dict[int, list[int]] = {}
-    for i, (lhs, rhs) in enumerate(grammar.rules):
-        if any(s < 0 and symbol_term(s) not in productive_terms for s in rhs):
-            missing.append(-1)  # a dead terminal: never productive
-            continue
-        missing.append(sum(1 for s in rhs if s >= 0))
-        for s in rhs:
-            if s >= 0:
-                uses.setdefault(s, []).append(i)
-    productive = proven_heads(grammar.rules, missing, uses)
+    productive, missing = proven_heads(grammar.rules, lambda s: symbol_term(s) in productive_terms)
     if grammar.start not in productive:
         from ..errors import GrammarError
 
