@@ -249,11 +249,14 @@ class EarleyParser:
         return row
 
     def _sweep(self) -> None:
-        """Drop the index entries of dead rows (amortised: the threshold doubles)."""
-        for serial, ref in list(self._live.items()):
+        """Drop the index entries of dead rows (amortised: the threshold doubles).
+        Iterates over copies made by ``dict.copy()``, which no other thread can
+        interleave with; ``list(d.items())`` allocates a tuple per entry, and a
+        collection run there can switch threads while another inserts a row."""
+        for serial, ref in self._live.copy().items():
             if ref() is None:
                 self._live.pop(serial, None)
-        for key, ref in list(self._ids.items()):
+        for key, ref in self._ids.copy().items():
             if ref() is None:
                 self._ids.pop(key, None)
         self._sweep_at = max(1024, 2 * len(self._live))
@@ -291,4 +294,4 @@ class EarleyParser:
     @property
     def num_rows(self) -> int:
         """Rows alive now (held by a matcher, a cache or a later row's origins)."""
-        return sum(1 for ref in list(self._live.values()) if ref() is not None)
+        return sum(1 for ref in self._live.copy().values() if ref() is not None)
