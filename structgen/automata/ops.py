@@ -375,15 +375,18 @@ def explore(start, step, accepting, *, alphabet=range(256), max_states: int = DE
         def rows(st):
             return ((byte, step(st, byte)) for byte in alphabet)
     for i, st in enumerate(queue):
+        last = None
         for byte, nxt in rows(st):
             if nxt is None:
                 continue
-            k = index.get(nxt)
-            if k is None:
-                k = index[nxt] = len(queue)
-                queue.append(nxt)
-                if len(queue) > max_states:
-                    raise BudgetExceeded(f"{what} exceeds max_states={max_states}")
+            if nxt is not last:  # a row may repeat one state object for a run of bytes: hash it once
+                last = nxt
+                k = index.get(nxt)
+                if k is None:
+                    k = index[nxt] = len(queue)
+                    queue.append(nxt)
+                    if len(queue) > max_states:
+                        raise BudgetExceeded(f"{what} exceeds max_states={max_states}")
             src.append(i)
             byt.append(byte)
             dst.append(k)

@@ -148,11 +148,27 @@ class _Machine:
         return tuple(-1 if dead else c for c, dead in zip(cmps, self._dead[neg]))
 
     def _sig(self, cmps, d):
-        key = (cmps, d)  # few distinct comparison states: memoised (the explore's hot path)
-        hit = self._sig_memo.get(key)
+        return self._sigs(cmps)[d]
+
+    def _sigs(self, cmps):
+        """The comparisons after each digit 0..9 (few distinct ``cmps``: memoised, the explore's hot path)."""
+        hit = self._sig_memo.get(cmps)
         if hit is None:
-            hit = self._sig_memo[key] = tuple(_cmp_step(c, d, t) for c, (t, _) in zip(cmps, self.preds))
+            hit = self._sig_memo[cmps] = tuple(tuple(_cmp_step(c, d, t) for c, (t, _) in zip(cmps, self.preds))
+                                               for d in range(10))
         return hit
+
+    def _nonzero_digits(self, out, cmps, make):
+        """Append ``(byte, make(d))`` for the digits 1..9.  A state after a nonzero digit
+        depends on the digit only through the comparisons, and digits with equal
+        comparisons are contiguous: ``make`` runs once per run, and the run shares
+        one state object (the explore skips the lookup of a repeated object)."""
+        sigs = self._sigs(cmps)
+        prev = nxt = None
+        for d in range(1, 10):
+            if sigs[d] != prev:
+                prev, nxt = sigs[d], make(d)
+            out.append((48 + d, nxt))
 
     def _sat(self, pre):
         return max(self.pmin, min(self.pmax, pre))
@@ -207,7 +223,8 @@ class _Machine:
         if ph == "NEG":
             cmps = self._blank(neg, cmps)
             out.append((0x30, ("m", "I0", neg, False, 0, cmps, 0, 0, 0)))
-            out.extend((48 + d, ("m", "I", neg, True, 1, self._sig(cmps, d), 0, 0, 0)) for d in range(1, 10))
+            sigs = self._sigs(cmps)
+            self._nonzero_digits(out, cmps, lambda d: ("m", "I", neg, True, 1, sigs[d], 0, 0, 0))
             return out
         if ph in ("I0", "I", "F"):
             e = self._enter_exp(st)
@@ -220,10 +237,12 @@ class _Machine:
         if ph == "I":
             sat = self._sat(pre + 1)
             ntz = min(tz + 1, EXP_PRE_MAX + 1) if self.integral else 0
-            out.append((0x30, ("m", "I", neg, True, sat, self._sig(cmps, 0), 0, 0, ntz)))
-            out.extend((48 + d, ("m", "I", neg, True, sat, self._sig(cmps, d), 0, 0, 0)) for d in range(1, 10))
+            sigs = self._sigs(cmps)
+            out.append((0x30, ("m", "I", neg, True, sat, sigs[0], 0, 0, ntz)))
+            self._nonzero_digits(out, cmps, lambda d: ("m", "I", neg, True, sat, sigs[d], 0, 0, 0))
             return out
-        out.extend((48 + d, self._frac_digit(neg, nz, pre, cmps, f, lz, tz, d)) for d in range(10))
+        out.append((0x30, self._frac_digit(neg, nz, pre, cmps, f, lz, tz, 0)))
+        self._nonzero_digits(out, cmps, lambda d: self._frac_digit(neg, nz, pre, cmps, f, lz, tz, d))
         return out
 
     def _frac_digit(self, neg, nz, pre, cmps, f, lz, tz, d):
