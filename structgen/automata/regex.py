@@ -67,6 +67,7 @@ __all__ = [
     "MAX_REPEAT",
     "literal_dfa",
     "regex_to_dfa",
+    "trusted_regex_to_dfa",
 ]
 
 DEFAULT_MAX_STATES = 100_000
@@ -782,6 +783,18 @@ def _map_interegular_unsupported(exc: Exception) -> Unsupported:
     return Unsupported("regex construct", msg)
 
 
+def trusted_regex_to_dfa(pattern: str, *, max_states: int = DEFAULT_MAX_STATES) -> ByteDFA:
+    """:func:`regex_to_dfa` (no flags) for pattern text that structgen writes itself and
+    that is valid by construction (the ECMA-262 translation): skips the ``re.compile``
+    check, which costs milliseconds on the large code-point classes such text holds."""
+    return _trusted_cached(pattern, int(max_states))
+
+
+@functools.lru_cache(maxsize=512)
+def _trusted_cached(pattern: str, max_states: int) -> ByteDFA:
+    return _build(pattern, max_states, 0, MAX_REPEAT)
+
+
 @functools.lru_cache(maxsize=512)
 def _regex_to_dfa_cached(pattern: str, max_states: int, flags: int, max_repeat: int) -> ByteDFA:
     try:
@@ -792,7 +805,11 @@ def _regex_to_dfa_cached(pattern: str, max_states: int, flags: int, max_repeat: 
         raise ConfigurationError(f"invalid regex flags: {err}") from None
     except (OverflowError, RecursionError) as err:
         raise BudgetExceeded(f"pattern too large for re.compile: {err}") from None
+    return _build(pattern, max_states, flags, max_repeat)
 
+
+def _build(pattern: str, max_states: int, flags: int, max_repeat: int) -> ByteDFA:
+    """Steps 2-4 of the module docstring for a pattern ``re`` accepts."""
     try:
         scan = _scan(pattern, flags, max_repeat)
     except (IndexError, ValueError) as err:  # pragma: no cover - scanner bug on a valid pattern

@@ -25,7 +25,7 @@ import functools
 
 from ..automata import charset
 from ..automata.fsm import ByteDFA
-from ..automata.regex import regex_to_dfa
+from ..automata.regex import regex_to_dfa, trusted_regex_to_dfa
 from ..errors import BudgetExceeded, RegexError, Unsupported
 
 __all__ = ["pattern_dfa", "translate", "EcmaRegexError"]
@@ -481,11 +481,11 @@ def translate(pattern: str, *, where: str = "", search: bool = True) -> str:
 def _pattern_dfa(pattern: str, search: bool, max_states: int) -> ByteDFA:
     text = translate(pattern, search=search)
     if not text.startswith("\x00SENTINEL"):
-        return regex_to_dfa(text, max_states=max_states)
+        return trusted_regex_to_dfa(text, max_states=max_states)
     import numpy as np
 
     from ..automata import ops
-    d = regex_to_dfa(text[len("\x00SENTINEL"):], max_states=max_states)
+    d = trusted_regex_to_dfa(text[len("\x00SENTINEL"):], max_states=max_states)
     q0 = d.walk(chr(SENT_START).encode())
     end = chr(SENT_END).encode()
     acc = np.array([d.walk(end, q) >= 0 and bool(d.accepting[d.walk(end, q)]) for q in range(d.num_states)])
@@ -508,7 +508,7 @@ def _with_lookaheads(pattern: str, where: str, search: bool, max_states: int):
     for k, (a_start, text, a_end) in enumerate(alts):
         pre = "" if (a_start or not search) else "(?s:.*)"
         post = "" if (a_end or not search) else "(?s:.*)"
-        d = regex_to_dfa(pre + "(?:" + text + ")" + post, max_states=max_states)
+        d = trusted_regex_to_dfa(pre + "(?:" + text + ")" + post, max_states=max_states)
         for neg, inner, idx in p.lookaheads:
             if idx != k:
                 continue
@@ -517,7 +517,7 @@ def _with_lookaheads(pattern: str, where: str, search: bool, max_states: int):
             if q.lookaheads:
                 raise Unsupported("pattern lookahead", "nested lookaheads", where=where)
             la_text = "|".join("(?:" + t + ")" + ("" if e else "(?s:.*)") for _, t, e in la_alts)
-            la = regex_to_dfa(la_text, max_states=max_states)
+            la = trusted_regex_to_dfa(la_text, max_states=max_states)
             d = ops.difference(d, la) if neg else ops.intersect(d, la)
         out = d if out is None else ops.union(out, d)
     return out
