@@ -226,7 +226,7 @@ class CompiledGrammar:
         # work items and plan keys are flat tuples of ints, bytes and arrays: the
         # garbage collector untracks those (nested tuples would stay on its lists)
         work = [(row, s, self._root_lo, his, b"")]
-        sparse_idx, sparse_words = [], []  # OR-ed in once at the end
+        or_words = self._k.or_words
         while work:
             row, s, los, his, ranges = work.pop()
             lex = lexers.get(row.allowed | ignore) or self.lexer(row)
@@ -236,16 +236,11 @@ class CompiledGrammar:
             if idx is None:
                 bits |= words
             elif len(idx):
-                sparse_idx.append(idx)
-                sparse_words.append(words)
+                or_words(bits, idx, words)
             for b in range(2, len(plan), 4):  # branches: terminals, events lo, hi, their key
                 nxt = after(row, plan[b])
                 if nxt != DEAD:
                     work.append((nxt, 0, plan[b + 1], plan[b + 2], plan[b + 3]))
-        if len(sparse_idx) == 1:
-            bits[sparse_idx[0]] |= sparse_words[0]
-        elif sparse_idx:
-            np.bitwise_or.at(bits, np.concatenate(sparse_idx), np.concatenate(sparse_words))
         if self.can_end(state):
             bits |= self._eos
         return bits
@@ -289,8 +284,8 @@ class CompiledGrammar:
             scratch[:] = 0
         else:
             idx = self._touched[:n_words].copy()
-            words = scratch[idx]
-            scratch[idx] = 0
+            words = np.empty(n_words, np.uint32)
+            self._k.take_words(scratch, idx, n_words, words)  # and zeroes them in scratch
         result = (idx, words, ev_lo[:n].copy(), ev_hi[:n].copy(), ev_st[:n].copy())
         nbytes = words.nbytes + (0 if idx is None else idx.nbytes) + 12 * n + len(key[3]) * 2 + 64
         self._inner.put(key, result, nbytes)

@@ -54,6 +54,20 @@ def walk_trie(trans, classes, accepting, start_state, node_byte, node_depth, sub
 
 
 @numba.njit(**_JIT)
+def take_words(out_bits, touched, n, words_out):
+    for j in range(n):
+        w = touched[j]
+        words_out[j] = out_bits[w]
+        out_bits[w] = 0
+
+
+@numba.njit(**_JIT)
+def or_words(bits, idx, words):
+    for j in range(idx.shape[0]):
+        bits[idx[j]] |= words[j]
+
+
+@numba.njit(**_JIT)
 def trie_states(trans, classes, start_state, node_byte, node_depth, out_state, stack):
     stack[0] = start_state
     for i in range(node_byte.shape[0]):

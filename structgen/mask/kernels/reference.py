@@ -55,6 +55,21 @@ def walk_trie(trans, classes, accepting, start_state, node_byte, node_depth, sub
     return n_events, n_touched
 
 
+def take_words(out_bits, touched, n, words_out):
+    """Move the ``n`` words of ``out_bits`` listed in ``touched`` into ``words_out``
+    (in that order), leaving ``out_bits`` zeroed: a sparse walk's result."""
+    for j in range(n):
+        w = touched[j]
+        words_out[j] = out_bits[w]
+        out_bits[w] = 0
+
+
+def or_words(bits, idx, words):
+    """``bits[idx[j]] |= words[j]`` for every j (a sparse result OR-ed into a mask)."""
+    for w, v in zip(idx, words):
+        bits[w] |= v
+
+
 def trie_states(trans, classes, start_state, node_byte, node_depth, out_state, stack):
     """``out_state[i]`` = state of the DFA ``trans``/``classes`` after reading the
     bytes of trie node ``i`` from ``start_state`` (-1 once dead; a dead prefix
