@@ -149,7 +149,7 @@ class EarleyParser:
         self._ids: dict[tuple, weakref.ref] = {}
         self._live: dict[int, weakref.ref] = {}
         self._sweep_at = 1024
-        self._advance: dict[tuple[int, int], Row | int] = {}  # (row serial, terminals): int keys
+        self._advance: dict[int, Row | int] = {}  # (terminals, row serial) packed in an int
         self._serials = itertools.count(1)  # atomic: threads never share a serial; 0 = "this row"
         accept0 = base[self.accept_rule]
         self._accepting = (accept0 + 1, (1 << shift) | (accept0 + 1))  # S' -> start . from here / the initial row
@@ -264,7 +264,7 @@ class EarleyParser:
     def advance(self, row: Row, terminals: int) -> Row | int:
         """Row after scanning one lexeme that matched every terminal in the bitmask
         ``terminals`` (Earley takes all readings at once); DEAD if none fits."""
-        key = (row.serial, terminals)
+        key = terminals << 64 | row.serial  # one int (serials stay far below 2**64): no tuple for the collector
         hit = self._advance.get(key)
         if hit is not None:
             return hit

@@ -62,8 +62,15 @@ def _quiet_readonly_warning() -> None:
     warnings.filterwarnings("ignore", message="The given NumPy array is not writable", category=UserWarning)
 
 
+_INT32 = np.dtype(np.int32)
+
+
 def write_row(bitmask, index: int, words: np.ndarray) -> None:
     """Copy a uint32 word array into row ``index`` of ``bitmask``."""
+    if type(bitmask) is np.ndarray and bitmask.dtype is _INT32 and bitmask.ndim == 2 \
+            and bitmask.shape[1] == words.shape[0]:  # the common case, checked cheaply (warm fills)
+        bitmask[index] = words.view(_INT32)
+        return
     if bitmask.ndim != 2 or bitmask.shape[1] != words.shape[0]:
         raise ConfigurationError(
             f"bitmask must have shape [batch, {words.shape[0]}], got {tuple(bitmask.shape)}")

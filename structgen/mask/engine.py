@@ -76,8 +76,8 @@ class CompiledGrammar:
         self._masks = ByteLRU(limits.mask_cache_bytes if cache_bytes is None else cache_bytes, freeze=True)
         # walks split by terminal set, per (lexer, ranges): see _plan (a quarter of the mask budget)
         self._plans = ByteLRU(max(1, limits.mask_cache_bytes // 4))
-        self._steps: dict[tuple[int, int, int], Row | None] = {}  # (row serial, lex, token) -> row
-        self._step_lex: dict[tuple[int, int, int], int] = {}  # ... -> lexer state
+        self._steps: dict[int, Row | None] = {}  # (row serial, lex, token) packed in an int -> row
+        self._step_lex: dict[int, int] = {}  # ... -> lexer state
         self._eos = token_bitset(vocab.num_words, vocab.eos_ids)
         self._eos.flags.writeable = False  # shared by every matcher
         self.initial_state: State = (self.parser.initial, 0)
@@ -171,7 +171,11 @@ class CompiledGrammar:
         return row, s
 
     def advance_token(self, state: State, token_id: int) -> State | None:
-        key = (state[0].serial, state[1], token_id)  # serials are never reused
+        if not 0 <= token_id < self.vocab.size:
+            return None
+        # one int (serials are never reused; lexer states and ids fit 32 bits): a key
+        # the garbage collector neither counts nor scans, unlike a tuple
+        key = (state[0].serial << 32 | state[1]) << 32 | int(token_id)
         # Memoised as two dicts (row; lexer state) rather than (row, lex) tuples: a
         # tuple holding a row stays on the garbage collector's lists, and millions of
         # them make every full collection slower and more frequent.
@@ -182,7 +186,7 @@ class CompiledGrammar:
             lex = self._step_lex.get(key)
             if lex is not None:
                 return row, lex
-        data = self.vocab.token_bytes[token_id] if 0 <= token_id < self.vocab.size else None
+        data = self.vocab.token_bytes[token_id]
         nxt = self.advance_bytes(state, data) if data else None
         if len(self._steps) >= self.limits.max_step_entries:
             self._steps.clear()  # frees the rows only steps held
@@ -196,7 +200,7 @@ class CompiledGrammar:
     def mask(self, state: State) -> np.ndarray:
         """uint32[num_words] bitset of allowed tokens (EOS included when complete).
         The returned array is cached and read-only."""
-        key = (state[0].serial, state[1])  # plain ints: a key the garbage collector ignores
+        key = state[0].serial << 32 | state[1]  # one int, as in advance_token
         hit = self._masks.get(key)
         if hit is not None:
             return hit[0]
