@@ -42,6 +42,7 @@ __all__ = [
     "expand",
     "explore",
     "from_edges",
+    "from_edge_lists",
     "from_table",
     "from_trimmed_table",
     "intersect",
@@ -183,14 +184,22 @@ def from_edges(edges: list[dict], accepting, start: int = 0) -> ByteDFA:
     src = [i for i, e in enumerate(edges) for _ in range(len(e))]  # all edges at once, not a write per state
     byt = [b for e in edges for b in e]
     dst = [t for e in edges for t in e.values()]
+    return from_edge_lists(src, byt, dst, accepting, start)
+
+
+def from_edge_lists(src: list, byt: list, dst: list, accepting, start: int = 0) -> ByteDFA:
+    """:func:`from_edges` with the edges as three parallel lists (state, byte,
+    target); the states are ``0 .. len(accepting) - 1``."""
     used = sorted(set(byt))
-    classes = np.zeros(256, np.uint8)
-    classes[used] = np.arange(1, len(used) + 1)
-    trans = np.full((len(edges), len(used) + 1), -1, np.int32)
+    col = bytearray(256)  # small Python loops: cheaper than numpy calls at trie sizes
+    for i, b in enumerate(used):
+        col[b] = i + 1
+    classes = np.frombuffer(bytes(col), np.uint8)  # read-only already
+    trans = np.full((len(accepting), len(used) + 1), -1, np.int32)
     if src:
-        trans[src, classes[byt]] = dst
-    return ByteDFA(trans=_frozen(trans, np.int32), classes=_frozen(classes, np.uint8),
-                   accepting=_frozen(accepting, bool), start=int(start))
+        trans[src, [col[b] for b in byt]] = dst
+    return ByteDFA(trans=_frozen(trans, np.int32), classes=classes, accepting=_frozen(accepting, bool),
+                   start=int(start))
 
 
 def normalize(dfa: ByteDFA, *, minimal: bool = True) -> ByteDFA:

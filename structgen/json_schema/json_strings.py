@@ -21,6 +21,7 @@ futures share a state; minimisation does the rest.
 from __future__ import annotations
 
 import functools
+import re
 
 import numpy as np
 
@@ -332,7 +333,40 @@ def quoted_literals(strings, suffix: ByteDFA | None = None, canonical: bool = Fa
     return hit
 
 
+# printable ASCII but '"', '/' and '\\': with canonical escapes, each has one spelling (itself)
+_PLAIN = re.compile(r"[ !#-.0-\[\]-~]*")
+
+
+def _plain_literals(strings) -> ByteDFA:
+    """:func:`_quoted_literals` (canonical, no suffix) of strings of :data:`_PLAIN`
+    characters: each character is its own byte, so the trie of the strings is the
+    automaton.  Same states, numbering and classes as the general construction
+    (quote, trie nodes, closing quote), written as edge lists at once."""
+    if len(strings) == 1:  # a chain: quote, the characters, quote
+        n = len(strings[0]) + 2
+        acc = np.zeros(n + 1, bool)
+        acc[n] = True
+        return ops.from_edge_lists(range(n), [0x22, *strings[0].encode(), 0x22], range(1, n + 1), acc, 0)
+    nodes, final = trie(strings)
+    fin = len(nodes) + 1
+    src, byt, dst = [0], [0x22], [1]
+    for n, children in enumerate(nodes):
+        for ch, child in children.items():
+            src.append(n + 1)
+            byt.append(ord(ch))
+            dst.append(child + 1)
+        if final[n]:
+            src.append(n + 1)
+            byt.append(0x22)
+            dst.append(fin)
+    acc = np.zeros(fin + 1, bool)
+    acc[fin] = True
+    return ops.from_edge_lists(src, byt, dst, acc, 0)
+
+
 def _quoted_literals(strings, suffix: ByteDFA | None, canonical: bool) -> ByteDFA:
+    if canonical and suffix is None and strings and all(_PLAIN.fullmatch(s) for s in strings):
+        return _plain_literals(strings)
     nodes, final = trie(strings)
     edges: list[dict] = []  # state -> {byte: state}
     q0 = 0
