@@ -178,22 +178,30 @@ class LexerFactory:
 
         A state of the superset's product is a set of live components; its image
         under ``mask`` is the subset that ``mask`` allows, which steps exactly as the
-        product of ``mask`` would.  So the same table serves, with transitions into
-        states where no allowed component lives cut (-1) and accepting sets
-        narrowed.  Several states may share an image: the automaton is equivalent
-        to the product of ``mask``, only not minimal.  Vectorised, no kernel call."""
-        trans_b, classes, _, _, _, _, (live, acc), walk_key_b = product
+        product of ``mask`` would.  So the superset's states that the allowed
+        components reach serve, with transitions into states where none of them
+        lives cut (-1) and accepting sets narrowed (one kernel call: the part
+        reached, not the superset's whole table).  Several states may share an
+        image: the automaton is equivalent to the product of ``mask``, only not
+        minimal."""
+        trans_b, classes, which_b, patterns, _, _, (live, _), walk_key_b = product
         allowed = sum(1 << p for p, j in enumerate(ids) if mask >> j & 1)
-        allowed64 = np.uint64(allowed)
-        alive = np.append((live & allowed64) != 0, False)  # index -1 (dead) reads False
-        trans = np.where(alive[trans_b], trans_b, -1).astype(np.int32)
-        acc_here = acc & allowed64
-        values, acc_class = np.unique(acc_here, return_inverse=True)
-        term_sets = tuple(sum(1 << ids[p] for p in bit_indices(v)) for v in values.tolist())
+        n_b = len(trans_b)
+        order, has_out = np.empty(n_b, np.int32), np.empty(n_b, bool)
+        out = np.empty_like(trans_b)
+        n = self._k.project_product(trans_b, live, np.uint64(allowed), np.full(n_b, -1, np.int32), order, out,
+                                    has_out)
+        # the superset's accepting patterns (few), narrowed to the allowed components
+        narrowed = [sum(1 << p for p in pattern if allowed >> p & 1) for pattern in patterns]
+        values = sorted(set(narrowed))
+        to_class = np.array([values.index(v) for v in narrowed], np.int32)
+        acc_class = to_class[which_b[order[:n]]]
+        term_sets = tuple(sum(1 << ids[p] for p in bit_indices(v)) for v in values)
         walk_key = hashlib.blake2b(walk_key_b + allowed.to_bytes(8, "little"), digest_size=16,
                                    person=b"projection").digest()
-        return Lexer.from_classes(mask, trans, classes, acc_class.reshape(-1).astype(np.int32), term_sets,
-                                  accepting=acc_here != 0, walk_key=walk_key)
+        return Lexer.from_classes(mask, out[:n].copy(), classes, acc_class, term_sets,
+                                  accepting=np.array([v != 0 for v in values])[acc_class],
+                                  has_out=has_out[:n].copy(), walk_key=walk_key)
 
     def _digest(self, j: int) -> bytes:
         """Content digest of terminal ``j``'s DFA (kept on the DFA: see dfa_digest)."""

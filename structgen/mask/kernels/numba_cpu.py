@@ -218,3 +218,31 @@ def lexer_product(table, own, comp_off, start, trans_out, offsets, pool_comp, po
             trans_out[head, c] = found
         head += 1
     return n
+
+
+@numba.njit(**_JIT)
+def project_product(trans_b, live, allowed, remap, order, out_trans, has_out):
+    n_cls = trans_b.shape[1]
+    remap[0] = 0
+    order[0] = 0
+    n = 1
+    head = 0
+    while head < n:
+        s = order[head]
+        out = False
+        for c in range(n_cls):
+            t = trans_b[s, c]
+            if t >= 0 and (live[t] & allowed) != 0:
+                if remap[t] < 0:
+                    remap[t] = n
+                    order[n] = t
+                    n += 1
+                out_trans[head, c] = remap[t]
+                out = True
+            else:
+                out_trans[head, c] = -1
+        has_out[head] = out
+        head += 1
+    for i in range(n):
+        remap[order[i]] = -1
+    return n

@@ -187,3 +187,29 @@ def apply_bitmask(logits, bitmask, vocab_size):
         for t in range(width):
             if t >= vocab_size or not (int(bitmask[b, t >> 5]) >> (t & 31)) & 1:
                 logits[b, t] = -np.inf
+
+
+def project_product(trans_b, live, allowed, remap, order, out_trans, has_out):
+    """The part of a product (``trans_b``, int32[S, C]; ``live``: uint64[S] bitmask of
+    the live components of every state) that the components in ``allowed`` reach
+    from state 0: a transition into a state where none of them lives is cut (-1).
+    States are renumbered breadth first (classes in order) into ``out_trans`` and
+    ``has_out`` (some transition left); ``order[i]``: the product state of new
+    state ``i``.  ``remap`` (int32[S]) must hold -1 and is left so.  Returns the
+    number of states."""
+    remap[0], order[0] = 0, 0
+    n, head = 1, 0
+    while head < n:
+        s = order[head]
+        for c, t in enumerate(trans_b[s]):
+            if t >= 0 and live[t] & allowed:
+                if remap[t] < 0:
+                    remap[t], order[n] = n, t
+                    n += 1
+                out_trans[head, c] = remap[t]
+            else:
+                out_trans[head, c] = -1
+        has_out[head] = (out_trans[head] >= 0).any()
+        head += 1
+    remap[order[:n]] = -1
+    return n
