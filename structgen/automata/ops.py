@@ -219,10 +219,14 @@ def trim(dfa: ByteDFA) -> ByteDFA:
 
 def is_empty(dfa: ByteDFA) -> bool:
     """True iff ``dfa`` accepts no byte string (works on untrimmed DFAs too)."""
-    acc = np.asarray(dfa.accepting, bool)
-    if not acc.any():
-        return True
-    return not _k().reaches_accepting(_ro(dfa.trans, np.int32), _ro(acc, np.bool_), int(dfa.start))
+    got = dfa.__dict__.get("_empty")
+    if got is None:
+        acc = np.asarray(dfa.accepting, bool)
+        got = not acc.any() or not _k().reaches_accepting(_ro(dfa.trans, np.int32), _ro(acc, np.bool_),
+                                                          int(dfa.start))
+        if not (dfa.trans.flags.writeable or dfa.accepting.flags.writeable):
+            dfa.__dict__["_empty"] = got  # kept like dfa_key's: read-only DFAs cannot change
+    return got
 
 
 # --------------------------------------------------------------------------- products
@@ -268,6 +272,29 @@ def product(a: ByteDFA, b: ByteDFA, mode: str, *, minimal: bool = True,
     the BFS numbering.  Raises :class:`BudgetExceeded` beyond ``max_states``."""
     if mode not in PRODUCT_MODES:
         raise ValueError(f"product mode must be one of {PRODUCT_MODES}, not {mode!r}")
+    global _products_bytes
+    key = (dfa_key(a), dfa_key(b), mode, bool(minimal), int(max_states), bool(sinks_only))
+    hit = _PRODUCTS.get(key)
+    if hit is None:
+        hit = _product(a, b, mode, minimal, max_states, sinks_only)
+        size = hit.trans.nbytes + len(key[0][2]) + len(key[1][2]) + 512
+        if _products_bytes + size > _PRODUCTS_MAX_BYTES:
+            _PRODUCTS.clear()
+            _products_bytes = 0
+        _PRODUCTS[key] = hit
+        _products_bytes += size
+    return hit
+
+
+#: product results by operands and options (results are read-only, so shared):
+#: schemas repeat the same few unions (a type's scalars with null, ...) and
+#: key/format intersections many times.  Emptied when over the byte budget.
+_PRODUCTS: dict = {}
+_PRODUCTS_MAX_BYTES = 64 << 20
+_products_bytes = 0
+
+
+def _product(a: ByteDFA, b: ByteDFA, mode: str, minimal: bool, max_states: int, sinks_only: bool) -> ByteDFA:
     ids, accepting, byte_class = _k().product_table(
         _ro(a.trans, np.int32), _ro(a.classes, np.uint8), _ro(a.accepting, np.bool_), int(a.start),
         _ro(b.trans, np.int32), _ro(b.classes, np.uint8), _ro(b.accepting, np.bool_), int(b.start),
