@@ -63,13 +63,22 @@ def proven_heads(rules, terminal_ok) -> tuple[set[int], list[int]]:
     missing: list[int] = []  # per rule: nonterminal occurrences not yet proven, -1: never
     uses: dict[int, list[int]] = {}  # nonterminal -> the rules it occurs in, once per occurrence
     for i, (_, rhs) in enumerate(rules):
-        if any(s < 0 and not terminal_ok(s) for s in rhs):
-            missing.append(-1)
-            continue
-        missing.append(sum(1 for s in rhs if s >= 0))
+        n = 0  # plain loops: this runs once per rule of every compiled grammar
         for s in rhs:
             if s >= 0:
-                uses.setdefault(s, []).append(i)
+                n += 1
+            elif not terminal_ok(s):
+                n = -1
+                break
+        missing.append(n)
+        if n > 0:
+            for s in rhs:
+                if s >= 0:
+                    u = uses.get(s)
+                    if u is None:
+                        uses[s] = [i]
+                    else:
+                        u.append(i)
     proven: set[int] = set()
     ready = [i for i, m in enumerate(missing) if m == 0]
     while ready:

@@ -31,6 +31,7 @@ CHUNK = 64
 DIRECT_MAX_LENGTH = 128  # longer unconstrained strings use chunk terminals
 DIRECT_MAX_WITH_BODY = 4096
 MAX_STRING_BODY_STATES = 6000
+_NULL, _TRUE, _FALSE = literal_dfa(b"null"), literal_dfa(b"true"), literal_dfa(b"false")  # read-only: shared
 
 
 class _LazyNonterminals:
@@ -137,11 +138,11 @@ class Emitter:
         ts = self.ev.eval(f)
         scalars = []
         if ts.null:
-            scalars.append(literal_dfa(b"null"))
+            scalars.append(_NULL)
         if True in ts.booleans:
-            scalars.append(literal_dfa(b"true"))
+            scalars.append(_TRUE)
         if False in ts.booleans:
-            scalars.append(literal_dfa(b"false"))
+            scalars.append(_FALSE)
         if ts.number is not None:
             scalars.append(ts.number.dfa)
         if ts.string is not None:
@@ -571,7 +572,7 @@ class Emitter:
             else:
                 stack.pop()
                 post.append(nt)
-        rules = [(lhs, rhs) for nt in post for lhs, rhs in ((nt, r) for r in by_lhs.get(nt, ()))]
+        rules = [(nt, rhs) for nt in post for rhs in by_lhs.get(nt, ())]
         return Grammar(list(self.terminals), list(self.nonterminals), rules, start)
 
 
