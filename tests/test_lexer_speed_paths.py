@@ -294,3 +294,26 @@ def test_project_product_twins_agree_on_random_tables():
                         assert u < 0 or not live[u] & allowed
             results.append((n, order[:n].tolist(), kept.tolist()))
         assert results[0] == results[1]
+
+
+def test_product_components_twins_agree():
+    """numba and pure-Python ``product_components`` on random pools (up to 64 components)."""
+    from structgen.mask.kernels import numba_cpu, reference
+
+    rng = np.random.default_rng(12)
+    for _ in range(30):
+        n, k = int(rng.integers(1, 20)), int(rng.integers(1, 65))
+        sizes = rng.integers(0, 4, n)
+        offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int32)
+        comp = rng.integers(0, k, int(offsets[-1])).astype(np.int32)
+        rows = rng.integers(0, 50, int(offsets[-1])).astype(np.int32)
+        acc_all = rng.random(50) < 0.4
+        out = []
+        for kern in (numba_cpu, reference):
+            live, acc = np.empty(n, np.uint64), np.empty(n, np.uint64)
+            kern.product_components(offsets, comp, rows, acc_all, live, acc)
+            out.append((live.tolist(), acc.tolist()))
+        assert out[0] == out[1]
+        for s in range(n):
+            pairs = range(offsets[s], offsets[s + 1])
+            assert out[0][0][s] == sum({1 << int(comp[i]) for i in pairs})

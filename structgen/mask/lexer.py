@@ -221,20 +221,17 @@ class LexerFactory:
         """The canonical product of ``ids``: (trans, classes, accepting pattern of every
         state, patterns as tuples of positions in ``ids``, accepting, has_out, and the
         (live, accepting) component bitmasks of every state, or None past 64 components)."""
-        table, classes, acc_rows, live = self._product(ids)
-        # Distinct accepting-component patterns (few), numbered for every state.
-        packed = np.packbits(acc_rows, axis=1, bitorder="little")
-        acc_bits = None
-        if packed.shape[1] <= 8:  # patterns as uint64 keys: one sort, no per-state Python
-            keys = np.zeros((len(packed), 8), np.uint8)
-            keys[:, :packed.shape[1]] = packed
-            acc_bits = keys.view(np.uint64).ravel()
-            _, first, which = np.unique(acc_bits, return_index=True, return_inverse=True)
+        table, classes, live, acc, acc_rows = self._product(ids)
+        # Distinct accepting-component patterns (few), numbered by first occurrence.
+        if acc is not None:  # one uint64 per state: the kernel's bitmasks
+            which, first = _first_occurrence_ids(acc.view(np.int32).reshape(-1, 2), np.int32, kernels=self._k)
+            patterns = tuple(tuple(bit_indices(v)) for v in acc[first].tolist())
         else:
+            packed = np.packbits(acc_rows, axis=1, bitorder="little")
             which, first = _first_occurrence_ids(packed, np.int32, kernels=self._k)
-        sub = acc_rows[first]  # one row per distinct pattern
-        comps, ends = np.nonzero(sub)[1].tolist(), np.cumsum(sub.sum(axis=1)).tolist()
-        patterns = tuple(tuple(comps[a:b]) for a, b in zip([0] + ends[:-1], ends))
+            sub = acc_rows[first]  # one row per distinct pattern
+            comps, ends = np.nonzero(sub)[1].tolist(), np.cumsum(sub.sum(axis=1)).tolist()
+            patterns = tuple(tuple(comps[a:b]) for a, b in zip([0] + ends[:-1], ends))
         which = which.reshape(-1).astype(np.int32)
         # Merge byte classes with equal columns: numbered by first occurrence they keep
         # first-byte order, and the states already are BFS-numbered (see _product).
@@ -243,13 +240,14 @@ class LexerFactory:
         accepting = np.array([bool(pattern) for pattern in patterns])[which]
         # Shared by many lexers, never written; left writeable since read-only arrays
         # are another numba type (a second compilation of every kernel).
-        bits = None if live is None or acc_bits is None else (live, acc_bits)
+        bits = None if acc is None else (live, acc)
         return trans, classes, which, patterns, accepting, (trans >= 0).any(axis=1), bits
 
     def _product(self, ids: list[int]):
-        """(int32[S, C] transitions, uint8[256] byte classes, bool[S, k] accepting
-        components, uint64[S] live components or None past 64) of the product of the
-        terminals ``ids``; state 0 is the start."""
+        """(int32[S, C] transitions, uint8[256] byte classes, then for at most 64
+        terminals uint64[S] bitmasks of every state's live and accepting components
+        and None, else None, None and bool[S, k] accepting components) of the
+        product of the terminals ``ids``; state 0 is the start."""
         k = len(ids)
         # Byte classes of these terminals only, numbered by first byte: the
         # breadth-first scan of the kernel (parents in order, classes in order)
@@ -283,14 +281,14 @@ class LexerFactory:
                 pool = max(pool, cap * min(k, 4) + k)
         used = int(offsets[n])
         single[rows[:used]] = -1
+        if k <= 64:
+            live, acc = np.empty(n, np.uint64), np.empty(n, np.uint64)
+            self._k.product_components(offsets, comp, rows, acc_all, live, acc)
+            return trans[:n], classes, live, acc, None
         owner = np.repeat(np.arange(n), np.diff(offsets[:n + 1]))  # state of every pool entry
         acc_rows = np.zeros((n, k), bool)
         acc_rows[owner, comp[:used]] = acc_all[rows[:used]]
-        live = None
-        if k <= 64:  # the live components of every state as a bitmask (see _project)
-            live = np.zeros(n, np.uint64)
-            np.bitwise_or.at(live, owner, np.left_shift(np.uint64(1), comp[:used].astype(np.uint64)))
-        return trans[:n], classes, acc_rows, live
+        return trans[:n], classes, None, None, acc_rows
 
     def _stacked(self):
         """Every terminal's DFA over its own classes in one table (int32[rows, widest]:

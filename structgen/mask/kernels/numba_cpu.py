@@ -246,3 +246,18 @@ def project_product(trans_b, live, allowed, remap, order, out_trans, has_out):
     for i in range(n):
         remap[order[i]] = -1
     return n
+
+
+@numba.njit(**_JIT)
+def product_components(offsets, comp, rows, acc_all, live, acc):
+    one = np.uint64(1)
+    for s in range(live.shape[0]):
+        lv = np.uint64(0)
+        ac = np.uint64(0)
+        for i in range(offsets[s], offsets[s + 1]):
+            b = one << np.uint64(comp[i])
+            lv |= b
+            if acc_all[rows[i]]:
+                ac |= b
+        live[s] = lv
+        acc[s] = ac

@@ -213,3 +213,14 @@ def project_product(trans_b, live, allowed, remap, order, out_trans, has_out):
         head += 1
     remap[order[:n]] = -1
     return n
+
+
+def product_components(offsets, comp, rows, acc_all, live, acc):
+    """For every state ``s`` of a product of at most 64 components (``lexer_product``'s
+    pool: pairs ``comp`` / ``rows`` at ``offsets[s]`` .. ``offsets[s + 1]``), the
+    bitmask of its live components (``live[s]``) and of those whose row accepts
+    (``acc[s]``, from ``acc_all``)."""
+    for s in range(len(live)):
+        pairs = range(offsets[s], offsets[s + 1])
+        live[s] = sum({1 << int(comp[i]) for i in pairs})  # a set: the union of the bits
+        acc[s] = sum({1 << int(comp[i]) for i in pairs if acc_all[rows[i]]})
