@@ -32,6 +32,7 @@ DIRECT_MAX_LENGTH = 128  # longer unconstrained strings use chunk terminals
 DIRECT_MAX_WITH_BODY = 4096
 MAX_STRING_BODY_STATES = 6000
 _NULL, _TRUE, _FALSE = literal_dfa(b"null"), literal_dfa(b"true"), literal_dfa(b"false")  # read-only: shared
+_QUOTE = literal_dfa(b'"')
 
 
 class _LazyNonterminals:
@@ -99,7 +100,7 @@ class Emitter:
         self.RBRACK = self.terminal(regex_to_dfa(rk), "RBRACK", rk)
         self.COMMA = self.terminal(regex_to_dfa(comma), "COMMA", comma)
         self.COLON = self.terminal(regex_to_dfa(colon), "COLON", colon)
-        self.QUOTE = self.terminal(literal_dfa(b'"'), "QUOTE", '"')
+        self.QUOTE = self.terminal(_QUOTE, "QUOTE", '"')
 
     def check_budget(self):
         if len(self.terminals) > self.opt.max_terminals:
