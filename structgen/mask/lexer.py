@@ -150,14 +150,14 @@ class LexerFactory:
             # deterministically), so they key the trie-walk caches too: no digest of the tables.
             walk_key = hashlib.blake2b(key[1], digest_size=16, person=b"lexer").digest()
             product = (self._single(ids[0]) if len(ids) == 1 else self._canonical_product(ids)) + (walk_key,)
-            bits_bytes = 0 if product[6] is None else 16 * len(product[0])
-            _PRODUCTS.put(key, product, product[0].nbytes + product[2].nbytes * 3 + bits_bytes + 256)
+            live_bytes = 0 if product[6] is None else 8 * len(product[0])
+            _PRODUCTS.put(key, product, product[0].nbytes + product[2].nbytes * 3 + live_bytes + 256)
         else:
             product = hit[0]
             if len(ids) > 1 and len(product[0]) > self.max_states:  # built under a larger budget: as a build
                 self._over_budget(ids)
-        trans, classes, which, patterns, accepting, has_out, bits, walk_key = product
-        if bits is not None:
+        trans, classes, which, patterns, accepting, has_out, live, walk_key = product
+        if live is not None:
             self._projectable[mask] = (product, ids)
         term_sets = tuple(sum(1 << ids[p] for p in pattern) for pattern in patterns)
         return Lexer.from_classes(mask, trans, classes, which, term_sets, accepting=accepting,
@@ -184,7 +184,7 @@ class LexerFactory:
         reached, not the superset's whole table).  Several states may share an
         image: the automaton is equivalent to the product of ``mask``, only not
         minimal."""
-        trans_b, classes, which_b, patterns, _, _, (live, _), walk_key_b = product
+        trans_b, classes, which_b, patterns, _, _, live, walk_key_b = product
         allowed = sum(1 << p for p, j in enumerate(ids) if mask >> j & 1)
         n_b = len(trans_b)
         order, has_out = np.empty(n_b, np.int32), np.empty(n_b, bool)
@@ -220,7 +220,7 @@ class LexerFactory:
     def _canonical_product(self, ids: list[int]):
         """The canonical product of ``ids``: (trans, classes, accepting pattern of every
         state, patterns as tuples of positions in ``ids``, accepting, has_out, and the
-        (live, accepting) component bitmasks of every state, or None past 64 components)."""
+        live-component bitmask of every state, or None past 64 components)."""
         table, classes, live, acc, acc_rows = self._product(ids)
         # Distinct accepting-component patterns (few), numbered by first occurrence.
         if acc is not None:  # one uint64 per state: the kernel's bitmasks
@@ -240,8 +240,7 @@ class LexerFactory:
         accepting = np.array([bool(pattern) for pattern in patterns])[which]
         # Shared by many lexers, never written; left writeable since read-only arrays
         # are another numba type (a second compilation of every kernel).
-        bits = None if acc is None else (live, acc)
-        return trans, classes, which, patterns, accepting, (trans >= 0).any(axis=1), bits
+        return trans, classes, which, patterns, accepting, (trans >= 0).any(axis=1), live
 
     def _product(self, ids: list[int]):
         """(int32[S, C] transitions, uint8[256] byte classes, then for at most 64
