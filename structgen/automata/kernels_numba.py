@@ -487,3 +487,69 @@ def product_table(ta, ca, acc_a, start_a, tb, cb, acc_b, start_b, mode, max_stat
         else:
             acc[i] = x != y
     return ids, acc, byte_class
+
+
+@numba.njit(**_JIT)
+def drop_sinks(ids, accepting):
+    S, K = ids.shape
+    deg = np.zeros(S, np.int64)  # edges left per state
+    ptr = np.zeros(S + 1, np.int64)  # predecessors (one per edge) as CSR by target
+    for s in range(S):
+        for k in range(K):
+            t = ids[s, k]
+            if t >= 0:
+                deg[s] += 1
+                ptr[t + 1] += 1
+    for i in range(S):
+        ptr[i + 1] += ptr[i]
+    fill = ptr[:-1].copy()
+    src = np.empty(ptr[S], np.int64)
+    for s in range(S):
+        for k in range(K):
+            t = ids[s, k]
+            if t >= 0:
+                src[fill[t]] = s
+                fill[t] += 1
+    # a worklist reaches the same least fixed point as the reference's rounds
+    dead = np.zeros(S, np.bool_)
+    stack = np.empty(S, np.int64)
+    n = 0
+    for s in range(1, S):
+        if deg[s] == 0 and not accepting[s]:
+            dead[s] = True
+            stack[n] = s
+            n += 1
+    while n > 0:
+        n -= 1
+        t = stack[n]
+        for i in range(ptr[t], ptr[t + 1]):
+            s = src[i]
+            deg[s] -= 1
+            if deg[s] == 0 and s != 0 and not accepting[s] and not dead[s]:
+                dead[s] = True
+                stack[n] = s
+                n += 1
+    entered = np.zeros(S, np.bool_)
+    entered[0] = True
+    for s in range(S):
+        for k in range(K):
+            t = ids[s, k]
+            if t >= 0 and not dead[t]:
+                entered[t] = True
+    remap = np.full(S, -1, np.int64)
+    m = 0
+    for s in range(S):
+        if entered[s]:
+            remap[s] = m
+            m += 1
+    out = np.full((m, K), -1, np.int32)
+    acc = np.zeros(m, np.bool_)
+    for s in range(S):
+        if entered[s]:
+            r = remap[s]
+            acc[r] = accepting[s]
+            for k in range(K):
+                t = ids[s, k]
+                if t >= 0 and not dead[t]:
+                    out[r, k] = remap[t]
+    return out, acc

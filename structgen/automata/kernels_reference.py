@@ -279,3 +279,25 @@ def product_table(ta, ca, acc_a, start_a, tb, cb, acc_b, start_b, mode, max_stat
     acc_a, acc_b = np.append(acc_a, False), np.append(acc_b, False)
     ops = (np.logical_and, np.logical_or, lambda x, y: x & ~y, np.logical_xor)
     return ids, ops[mode](acc_a[pa], acc_b[pb]), np.asarray(byte_class, np.uint8).reshape(-1)
+
+
+def drop_sinks(ids: np.ndarray, accepting: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Remove the non-accepting states without edges, repeatedly (edges into them
+    go; state 0 stays), then the states no edge enters (state 0 stays), renumbered
+    in order.  Enough to trim a product whose only dead states are such sinks."""
+    ids, acc = np.asarray(ids, np.int64), np.asarray(accepting, bool)
+    while True:
+        dead = ~acc & ~(ids >= 0).any(axis=1)
+        dead[0] = False
+        hit = (ids >= 0) & dead[np.maximum(ids, 0)]
+        if not hit.any():
+            break
+        ids = np.where(hit, -1, ids)
+    entered = np.zeros(len(ids), bool)
+    entered[0] = True
+    entered[ids[ids >= 0]] = True
+    keep = np.flatnonzero(entered)
+    remap = np.full(len(ids), -1, np.int64)
+    remap[keep] = np.arange(len(keep))
+    ids = np.where(ids >= 0, remap[np.maximum(ids, 0)], -1)[keep]
+    return ids.astype(np.int32), acc[keep]

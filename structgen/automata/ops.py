@@ -237,29 +237,6 @@ def is_empty(dfa: ByteDFA) -> bool:
 PRODUCT_MODES = ("and", "or", "diff", "xor")
 
 
-def _drop_sinks(ids: np.ndarray, acc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Remove non-accepting states without edges (iteratively) and what becomes unreachable.
-
-    Enough to trim a product when the caller knows those are its only dead states."""
-    while True:
-        dead = ~acc & ~(ids >= 0).any(axis=1)
-        dead[0] = False
-        hit = (ids >= 0) & dead[np.maximum(ids, 0)]
-        if not hit.any():
-            break
-        ids = np.where(hit, -1, ids)
-    reach = np.zeros(len(ids), bool)
-    reach[0] = True
-    reach[ids[ids >= 0]] = True
-    keep = np.flatnonzero(reach)
-    if len(keep) < len(ids):
-        remap = np.full(len(ids), -1, np.int64)
-        remap[keep] = np.arange(len(keep))
-        ids = np.where(ids >= 0, remap[np.maximum(ids, 0)], -1)[keep]
-        acc = acc[keep]
-    return ids, acc
-
-
 def product(a: ByteDFA, b: ByteDFA, mode: str, *, minimal: bool = True,
             max_states: int = DEFAULT_PRODUCT_STATES, sinks_only: bool = False) -> ByteDFA:
     """Product automaton of ``a`` and ``b`` (``mode`` in :data:`PRODUCT_MODES`).
@@ -273,7 +250,7 @@ def product(a: ByteDFA, b: ByteDFA, mode: str, *, minimal: bool = True,
     if mode not in PRODUCT_MODES:
         raise ValueError(f"product mode must be one of {PRODUCT_MODES}, not {mode!r}")
     global _products_bytes
-    key = (dfa_key(a), dfa_key(b), mode, bool(minimal), int(max_states), bool(sinks_only))
+    key = (dfa_key(a), dfa_key(b), mode, bool(minimal), int(max_states), bool(sinks_only), _k().__name__)
     hit = _PRODUCTS.get(key)
     if hit is None:
         hit = _product(a, b, mode, minimal, max_states, sinks_only)
@@ -302,8 +279,8 @@ def _product(a: ByteDFA, b: ByteDFA, mode: str, minimal: bool, max_states: int, 
     if ids.shape[0] == 0:
         raise BudgetExceeded(f"DFA product ({mode}) exceeds max_states={max_states}")
     if sinks_only and not minimal:
-        ids, accepting = _drop_sinks(ids, accepting)
-        return from_trimmed_table(ids[:, byte_class], accepting, 0)
+        ids, accepting = _k().drop_sinks(_ro(ids, np.int32), _ro(accepting, np.bool_))
+        return from_trimmed_table(ids, accepting, 0, byte_class=byte_class)  # compacted without a 256-wide copy
     return _finish(ids, accepting, 0, minimal=minimal, byte_class=byte_class)
 
 

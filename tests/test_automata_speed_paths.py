@@ -1,0 +1,58 @@
+"""Shortcuts taken for compile speed against the general constructions they
+replace: the drop_sinks kernel twins, memoised products, plain quoted literals."""
+
+import re
+
+import numpy as np
+import pytest
+
+from structgen.automata import ops
+from structgen.automata.kernels import get_kernels
+from structgen.json_schema import json_strings
+
+
+def _sink_table(rng, S, C):
+    t = rng.integers(0, S, (S, C)).astype(np.int32)
+    t[rng.random((S, C)) < rng.random()] = -1
+    t[rng.random(S) < 0.3] = -1  # edgeless rows: sinks unless accepting
+    return t, rng.random(S) < 0.3 * rng.random()
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_drop_sinks_numba_matches_reference(seed):
+    kn, kr = get_kernels("numba"), get_kernels("reference")
+    rng = np.random.default_rng(seed)
+    for _ in range(400):
+        t, acc = _sink_table(rng, int(rng.integers(1, 30)), int(rng.integers(1, 5)))
+        (xn, an), (xr, ar) = kn.drop_sinks(t, acc), kr.drop_sinks(t, acc)
+        assert xn.shape == xr.shape and (xn == xr).all() and (an == ar).all()
+        # no edge left into a non-accepting edgeless state, except state 0
+        for s in range(1, len(xn)):
+            assert an[s] or (xn[s] >= 0).any()
+
+
+def test_memoised_product_is_the_product():
+    a = json_strings.quoted(None, canonical=True)
+    b = json_strings.quoted_literals(["id", "name", "na"], canonical=True)
+    first = ops.product(a, b, "diff", minimal=False, max_states=400_000, sinks_only=True)
+    assert ops.product(a, b, "diff", minimal=False, max_states=400_000, sinks_only=True) is first
+    ops._PRODUCTS.clear()
+    again = ops.product(a, b, "diff", minimal=False, max_states=400_000, sinks_only=True)
+    assert again is not first and ops.dfa_key(again) == ops.dfa_key(first)
+    for s, ok in ((b'"id"', False), (b'"idx"', True), (b'"n"', True), (b'"na"', False), (b'"nam"', True)):
+        assert first.matches(s) == ok
+    assert ops.dfa_key(ops.minimize(first)) == ops.dfa_key(ops.difference(a, b))
+
+
+def test_plain_literals_equal_the_general_construction(monkeypatch):
+    rng = np.random.default_rng(5)
+    alpha = list(" !#$%&'()*+,-.0123456789:;<=>?@AZaz[]^_`{|}~")
+    sets = [[""], ["a"], ["ab", "a", ""], ["x" * 40]]
+    for _ in range(300):
+        sets.append(["".join(rng.choice(alpha, int(rng.integers(0, 6)))) for _ in range(int(rng.integers(1, 6)))])
+    fast = [json_strings._quoted_literals(s, None, True) for s in sets]
+    monkeypatch.setattr(json_strings, "_PLAIN", re.compile("(?!)"))  # the general path only
+    for s, f in zip(sets, fast):
+        assert ops.dfa_key(json_strings._quoted_literals(s, None, True)) == ops.dfa_key(f), s
+    for bad in ['a"b', "a/b", "a\\b", "é", "\x1f", "\x7f"]:
+        assert not json_strings._PLAIN.fullmatch(bad)
