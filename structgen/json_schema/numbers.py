@@ -241,6 +241,13 @@ class _Machine:
             out.append((0x30, ("m", "I", neg, True, sat, sigs[0], 0, 0, ntz)))
             self._nonzero_digits(out, cmps, lambda d: ("m", "I", neg, True, sat, sigs[d], 0, 0, 0))
             return out
+        if nz and not self.integral and max(cmps, default=-1) < 0:
+            # a nonzero digit read, every comparison decided, no integrality: the next
+            # state is the same for every digit (see _frac_digit) -- most fraction states
+            nxt = self._frac_digit(neg, nz, pre, cmps, f, lz, tz, 1)
+            out.extend([(0x30, nxt), (0x31, nxt), (0x32, nxt), (0x33, nxt), (0x34, nxt), (0x35, nxt), (0x36, nxt),
+                        (0x37, nxt), (0x38, nxt), (0x39, nxt)])
+            return out
         out.append((0x30, self._frac_digit(neg, nz, pre, cmps, f, lz, tz, 0)))
         self._nonzero_digits(out, cmps, lambda d: self._frac_digit(neg, nz, pre, cmps, f, lz, tz, d))
         return out
