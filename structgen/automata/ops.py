@@ -378,12 +378,14 @@ def explore(start, step, accepting, *, alphabet=range(256), max_states: int = DE
     ``accepting(state)`` says whether it accepts.  :class:`BudgetExceeded` (naming
     ``what``) once more than ``max_states`` states are reached.  ``rows(state)``,
     when given, lists every ``(byte, next state)`` at once (same transitions as
-    ``step``, cheaper for machines that share work across bytes)."""
+    ``step``, cheaper for machines that share work across bytes); ``byte`` may be a
+    ``range`` of consecutive bytes with that one next state."""
     index = {start: 0}
     queue = [start]
-    src: list[int] = []  # edges as three flat lists, written into the table at once
+    src: list[int] = []  # single-byte edges as three flat lists, written into the table at once
     byt: list[int] = []
     dst: list[int] = []
+    runs: list[tuple] = []  # (state, range, target) for the ranges
     if rows is None:
         def rows(st):
             return ((byte, step(st, byte)) for byte in alphabet)
@@ -392,7 +394,7 @@ def explore(start, step, accepting, *, alphabet=range(256), max_states: int = DE
         for byte, nxt in rows(st):
             if nxt is None:
                 continue
-            if nxt is not last:  # a row may repeat one state object for a run of bytes: hash it once
+            if nxt is not last:  # a row may repeat one state object for several bytes: hash it once
                 last = nxt
                 k = index.get(nxt)
                 if k is None:
@@ -400,9 +402,14 @@ def explore(start, step, accepting, *, alphabet=range(256), max_states: int = DE
                     queue.append(nxt)
                     if len(queue) > max_states:
                         raise BudgetExceeded(f"{what} exceeds max_states={max_states}")
+            if byte.__class__ is range:
+                runs.append((i, byte, k))
+                continue
             src.append(i)
             byt.append(byte)
             dst.append(k)
     table = np.full((len(queue), 256), -1, np.int32)
     table[src, byt] = dst
+    for i, r, k in runs:
+        table[i, r.start:r.stop] = k
     return from_table(table, np.array([bool(accepting(st)) for st in queue], bool), 0)

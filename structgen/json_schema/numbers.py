@@ -44,7 +44,7 @@ EXP_PRE_MIN, EXP_PRE_MAX = 0, 3
 EXP_FRAC_MAX = 17
 MAX_STATES = 200_000
 
-_DIGITS = [ord(c) for c in "0123456789"]
+_DIGITS = range(0x30, 0x3A)  # the digit bytes, a run in a machine's row
 
 
 def to_decimal(x) -> Decimal:
@@ -159,16 +159,15 @@ class _Machine:
         return hit
 
     def _nonzero_digits(self, out, cmps, make):
-        """Append ``(byte, make(d))`` for the digits 1..9.  A state after a nonzero digit
+        """Append the transitions on the digits 1..9.  A state after a nonzero digit
         depends on the digit only through the comparisons, and digits with equal
-        comparisons are contiguous: ``make`` runs once per run, and the run shares
-        one state object (the explore skips the lookup of a repeated object)."""
+        comparisons are contiguous: one ``(range of bytes, make(d))`` per run."""
         sigs = self._sigs(cmps)
-        prev = nxt = None
-        for d in range(1, 10):
-            if sigs[d] != prev:
-                prev, nxt = sigs[d], make(d)
-            out.append((48 + d, nxt))
+        d0 = 1
+        for d in range(2, 11):
+            if d == 10 or sigs[d] != sigs[d0]:
+                out.append((range(48 + d0, 48 + d), make(d0)))
+                d0 = d
 
     def _sat(self, pre):
         return max(self.pmin, min(self.pmax, pre))
@@ -245,8 +244,7 @@ class _Machine:
             # a nonzero digit read, every comparison decided, no integrality: the next
             # state is the same for every digit (see _frac_digit) -- most fraction states
             nxt = self._frac_digit(neg, nz, pre, cmps, f, lz, tz, 1)
-            out.extend([(0x30, nxt), (0x31, nxt), (0x32, nxt), (0x33, nxt), (0x34, nxt), (0x35, nxt), (0x36, nxt),
-                        (0x37, nxt), (0x38, nxt), (0x39, nxt)])
+            out.append((_DIGITS, nxt))
             return out
         out.append((0x30, self._frac_digit(neg, nz, pre, cmps, f, lz, tz, 0)))
         self._nonzero_digits(out, cmps, lambda d: self._frac_digit(neg, nz, pre, cmps, f, lz, tz, d))
