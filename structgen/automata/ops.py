@@ -408,8 +408,18 @@ def explore(start, step, accepting, *, alphabet=range(256), max_states: int = DE
             src.append(i)
             byt.append(byte)
             dst.append(k)
-    table = np.full((len(queue), 256), -1, np.int32)
-    table[src, byt] = dst
+    acc = np.array([bool(accepting(st)) for st in queue], bool)
+    if len(alphabet) == 256:
+        table = np.full((len(queue), 256), -1, np.int32)
+        table[src, byt] = dst
+        for i, r, k in runs:
+            table[i, r.start:r.stop] = k
+        return from_table(table, acc, 0)
+    # one column per alphabet byte and one dead column for the rest: a narrow table
+    col = np.full(256, len(alphabet), np.intp)
+    col[list(alphabet)] = np.arange(len(alphabet))
+    table = np.full((len(queue), len(alphabet) + 1), -1, np.int32)
+    table[src, col[byt]] = dst
     for i, r, k in runs:
-        table[i, r.start:r.stop] = k
-    return from_table(table, np.array([bool(accepting(st)) for st in queue], bool), 0)
+        table[i, col[r.start:r.stop]] = k
+    return from_table(table, acc, 0, byte_class=col.astype(np.uint8))

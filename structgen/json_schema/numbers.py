@@ -125,6 +125,7 @@ class _Machine:
         self.ecap = max([abs(m) for m in mags] + [0]) + EXP_PRE_MAX + EXP_FRAC_MAX + 4
         self._memo: dict = {}
         self._sig_memo: dict = {}
+        self._holds_memo: dict = {}
         # per sign, which comparisons are never read (zero threshold or one of the
         # other sign: ``_sign_cmp`` decides by signs alone); blanking them to -1
         # merges states that differ only there, so fewer states are explored
@@ -135,8 +136,12 @@ class _Machine:
             return False
         if not self.preds:
             return True
-        res = (_OK[rel](_sign_cmp(neg, mag, c, t)) for (t, rel), c in zip(self.preds, cmps))
-        return all(res) if self.mode == "all" else any(res)
+        key = (neg, mag, cmps)  # many states share their summary: memoised
+        hit = self._holds_memo.get(key)
+        if hit is None:
+            res = (_OK[rel](_sign_cmp(neg, mag, c, t)) for (t, rel), c in zip(self.preds, cmps))
+            hit = self._holds_memo[key] = all(res) if self.mode == "all" else any(res)
+        return hit
 
     # state: ("m", phase, neg, nz, pre, cmps, f, lz, tz) for the mantissa;
     #        ("e", "E", a, b) after the exponent letter (exponent interval [a, b], None: open),
