@@ -56,6 +56,11 @@ from .support import hint
 _TYPE_NAMES = ("null", "boolean", "object", "array", "number", "string", "integer")
 _OBJECT_KWS = ("properties", "patternProperties", "additionalProperties", "required", "propertyNames",
                "minProperties", "maxProperties")
+_OBJECT_PIECE_KWS = frozenset(_OBJECT_KWS + ("dependentRequired", "dependentSchemas", "dependencies"))
+_ARRAY_PIECE_KWS = frozenset(("items", "prefixItems", "additionalItems", "minItems", "maxItems", "contains",
+                              "uniqueItems", "minContains", "maxContains"))
+_STRING_KWS = frozenset(("minLength", "maxLength", "pattern", "format"))  # what string_piece reads
+_NUMBER_KWS = frozenset(("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"))  # number_piece
 
 
 class LenientDrop(Exception):
@@ -266,18 +271,17 @@ class Evaluator:
         if "allOf" in s:
             for i, _ in enumerate(self._list(s, "allOf", where)):
                 conj(self.eval(self.child(node, scope, "allOf", i)))
-        st = self.guard("string", node, lambda: self.string_piece(node, s))
+        # (the pieces are None without their keywords: most nodes skip them at once)
+        st = None if _STRING_KWS.isdisjoint(s) else self.guard("string", node, lambda: self.string_piece(node, s))
         if st is not None:
             conj(TypeSets(True, frozenset({True, False}), NUM_ALL, st, (OBJ_ANY,), (ARR_ANY,)))
-        nm = self.number_piece(node, s, draft)
+        nm = None if _NUMBER_KWS.isdisjoint(s) else self.number_piece(node, s, draft)
         if nm is not None:
             conj(TypeSets(True, frozenset({True, False}), nm, STR_ALL, (OBJ_ANY,), (ARR_ANY,)))
-        if ts.objects and any(k in s for k in _OBJECT_KWS + ("dependentRequired", "dependentSchemas",
-                                                             "dependencies")):
+        if ts.objects and not _OBJECT_PIECE_KWS.isdisjoint(s):
             objs = self.object_piece(node, s, scope)
             conj(TypeSets(True, frozenset({True, False}), NUM_ALL, STR_ALL, objs, (ARR_ANY,)))
-        if ts.arrays and any(k in s for k in ("items", "prefixItems", "additionalItems", "minItems", "maxItems",
-                                              "contains", "uniqueItems", "minContains", "maxContains")):
+        if ts.arrays and not _ARRAY_PIECE_KWS.isdisjoint(s):
             arrs = self.array_piece(node, s, scope, draft)
             if arrs is not None:
                 conj(TypeSets(True, frozenset({True, False}), NUM_ALL, STR_ALL, (OBJ_ANY,), arrs))

@@ -12,6 +12,7 @@ is installed.  Nothing is ever fetched from the network.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from urllib.parse import unquote, urldefrag, urljoin
 
 from ..errors import InvalidSyntax
@@ -55,6 +56,7 @@ _SINGLE = ("additionalItems", "additionalProperties", "contains", "not", "if", "
            "propertyNames", "unevaluatedItems", "unevaluatedProperties", "contentSchema")
 _ARRAYS = ("allOf", "anyOf", "oneOf", "prefixItems")
 _MAPS = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
+_SUBSCHEMA_KWS = frozenset(_SINGLE + _ARRAYS + _MAPS + ("items", "dependencies"))
 
 
 @dataclass(eq=False)
@@ -67,7 +69,7 @@ class Node:
     draft: int
     resource: str  # URI of the enclosing resource
 
-    @property
+    @cached_property  # messages and evaluation read it often; the fields never change
     def where(self) -> str:
         return ("#" if not self.doc or self.doc.startswith("urn:structgen:") else self.doc + "#") + self.pointer
 
@@ -183,6 +185,9 @@ class Registry:
                     self.uses_unevaluated = True
                 if "$dynamicRef" in sch or "$recursiveRef" in sch:
                     self.uses_dynamic = True
+                if _SUBSCHEMA_KWS.isdisjoint(sch):  # a leaf: no keyword holds a subschema
+                    root = root or node
+                    continue
                 for k in _SINGLE:
                     if k in sch and isinstance(sch[k], (dict, bool)):
                         stack.append((sch[k], base, f"{ptr}/{k}", dr, res))
