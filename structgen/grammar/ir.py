@@ -57,17 +57,18 @@ class Grammar:
 def proven_heads(rules, terminal_ok) -> tuple[set[int], list[int]]:
     """The left-hand sides a worklist proves: a rule proves its head once every
     nonterminal of its right-hand side is proven and ``terminal_ok(s)`` holds for
-    each of its terminal symbols.  Linear in the grammar (a fixpoint sweep is
+    each of its terminal symbols (``terminal_ok`` may be the set of those symbols).  Linear in the grammar (a fixpoint sweep is
     quadratic in the nesting depth).  Returns the proven set and, per rule, 0
     exactly when all its symbols are proven."""
     missing: list[int] = []  # per rule: nonterminal occurrences not yet proven, -1: never
     uses: dict[int, list[int]] = {}  # nonterminal -> the rules it occurs in, once per occurrence
+    allowed = terminal_ok if isinstance(terminal_ok, (set, frozenset)) else None  # no call per symbol
     for i, (_, rhs) in enumerate(rules):
         n = 0  # plain loops: this runs once per rule of every compiled grammar
         for s in rhs:
             if s >= 0:
                 n += 1
-            elif not terminal_ok(s):
+            elif (s not in allowed) if allowed is not None else not terminal_ok(s):
                 n = -1
                 break
         missing.append(n)
@@ -99,8 +100,8 @@ def prune_unproductive(grammar: Grammar) -> Grammar:
     The result is marked (``meta["pruned"]``), so pruning it again costs nothing."""
     if grammar.meta.get("pruned"):
         return grammar
-    productive_terms = {t for t, term in enumerate(grammar.terminals) if term.dfa.accepting.any()}
-    productive, missing = proven_heads(grammar.rules, lambda s: symbol_term(s) in productive_terms)
+    productive_terms = {term_symbol(t) for t, term in enumerate(grammar.terminals) if term.dfa.accepting.any()}
+    productive, missing = proven_heads(grammar.rules, productive_terms)
     if grammar.start not in productive:
         from ..errors import GrammarError
 
