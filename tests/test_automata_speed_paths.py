@@ -56,3 +56,23 @@ def test_plain_literals_equal_the_general_construction(monkeypatch):
         assert ops.dfa_key(json_strings._quoted_literals(s, None, True)) == ops.dfa_key(f), s
     for bad in ['a"b', "a/b", "a\\b", "é", "\x1f", "\x7f"]:
         assert not json_strings._PLAIN.fullmatch(bad)
+
+
+def test_numeric_enum_dfa_equals_the_union_regex():
+    from decimal import Decimal
+
+    from structgen.automata.regex import regex_to_dfa
+    from structgen.json_schema import numbers as num
+
+    rng = np.random.default_rng(11)
+    sets = [(Decimal(0),), (Decimal(0), Decimal(1), Decimal(-1), Decimal(10), Decimal("0.1")),
+            (Decimal("1E+300"), Decimal(10) ** 40 + 1, Decimal(10) ** 40), (Decimal("-0.000001"), Decimal("-1E-30")),
+            (Decimal("123456789012345678901234567890"), Decimal("0.12345678901234567890123")),
+            tuple(Decimal(i) for i in range(195, 215))]
+    for _ in range(25):
+        sets.append(tuple(Decimal(int(rng.integers(-10 ** 6, 10 ** 6))).scaleb(-int(rng.integers(0, 6)))
+                          for _ in range(int(rng.integers(1, 8)))))
+    for vals in sets:
+        vals = tuple(sorted(set(v.normalize() if v != 0 else Decimal(0) for v in vals)))
+        want = regex_to_dfa("|".join(num._point_regex(v) for v in vals), max_states=num.MAX_STATES)
+        assert ops.dfa_key(num._points_cached.__wrapped__(vals)) == ops.dfa_key(want), vals

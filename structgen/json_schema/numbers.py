@@ -27,6 +27,8 @@ from __future__ import annotations
 import functools
 from decimal import Decimal
 
+import numpy as np
+
 from ..automata import ops
 from ..automata.fsm import ByteDFA
 from ..automata.regex import regex_to_dfa
@@ -414,7 +416,7 @@ def points_dfa(values) -> ByteDFA:
 
 @functools.lru_cache(maxsize=1024)
 def _points_cached(vals) -> ByteDFA:
-    return regex_to_dfa("|".join(_point_regex(v) for v in vals), max_states=MAX_STATES)
+    return _spellings_dfa([sp for v in vals for sp in _spellings(v)])
 
 
 def _exp_regex(e: int) -> str:
@@ -423,20 +425,20 @@ def _exp_regex(e: int) -> str:
     return ("[eE]\\+?0*%d" % e) if e > 0 else ("[eE]-0*%d" % -e)
 
 
-def _point_regex(v: Decimal) -> str:
-    """Every spelling of the value ``v`` on ``DOMAIN_EXP``."""
+def _spellings(v: Decimal) -> list:
+    """Every spelling of the value ``v`` on ``DOMAIN_EXP``, as ``(head, tail)``
+    pairs: a literal head (sign, digits, ``.``) followed by a regex tail."""
     if v == 0:
-        return r"-?0(?:\.0+)?(?:[eE][+-]?[0-9]+)?"
+        return [("", r"-?0(?:\.0+)?(?:[eE][+-]?[0-9]+)?")]
     t = _Threshold(v)
     sign = "-" if t.neg else ""
     D, m = t.digits, t.mag
     if m >= len(D):
-        plain = D + "0" * (m - len(D)) + r"(?:\.0+)?"
+        out = [(sign + D + "0" * (m - len(D)), r"(?:\.0+)?")]
     elif m > 0:
-        plain = D[:m] + r"\." + D[m:] + "0*"
+        out = [(sign + D[:m] + "." + D[m:], "0*")]
     else:
-        plain = r"0\." + "0" * (-m) + D + "0*"
-    alts = [plain]
+        out = [(sign + "0." + "0" * (-m) + D, "0*")]
     for p in range(EXP_PRE_MIN, EXP_PRE_MAX + 1):
         if p == 0:
             ip, frac = "0", D
@@ -446,11 +448,73 @@ def _point_regex(v: Decimal) -> str:
             continue
         room = EXP_FRAC_MAX - len(frac)
         if frac:
-            mant = ip + r"\." + frac + "0{0,%d}" % room
+            out.append((sign + ip + "." + frac, "0{0,%d}" % room + _exp_regex(m - p)))
         else:
-            mant = ip + r"(?:\.0{1,%d})?" % room
-        alts.append(mant + _exp_regex(m - p))
-    return sign + "(?:" + "|".join(alts) + ")"
+            out.append((sign + ip, r"(?:\.0{1,%d})?" % room + _exp_regex(m - p)))
+    return out
+
+
+def _point_regex(v: Decimal) -> str:
+    """Every spelling of the value ``v`` on ``DOMAIN_EXP`` as one regex (the plain
+    definition :func:`_spellings_dfa` is tested against)."""
+    return "|".join(head.replace(".", r"\.") + tail for head, tail in _spellings(v))
+
+
+@functools.lru_cache(maxsize=256)
+def _tail_dfa(tail: str) -> ByteDFA:
+    return regex_to_dfa(tail)
+
+
+def _spellings_dfa(spellings) -> ByteDFA:
+    """Minimal DFA of the union of ``head + tail`` languages (:func:`_spellings`).
+
+    The heads form a trie; a state is (trie node or -1, the tails being read with
+    their DFA states).  Few tails are alive at once, so this explores far fewer
+    states than determinising the union as one regex (and parses no regex text but
+    the few distinct tails, cached)."""
+    children: list[dict] = [{}]
+    tails: list[list] = [[]]
+    for head, tail in spellings:
+        n = 0
+        for b in head.encode():
+            nxt = children[n].get(b)
+            if nxt is None:
+                nxt = children[n][b] = len(children)
+                children.append({})
+                tails.append([])
+            n = nxt
+        tails[n].append(tail)
+    dfas: dict[str, int] = {}
+    tables, accs, starts = [], [], []
+    entering = []  # per trie node: the (tail, state) pairs that begin where its head ends
+    for ts in tails:
+        got = []
+        for tail in dict.fromkeys(ts):
+            k = dfas.get(tail)
+            if k is None:
+                d = _tail_dfa(tail)
+                k = dfas[tail] = len(tables)
+                tables.append(ops.expand(d).tolist())
+                accs.append(np.asarray(d.accepting, bool).tolist())
+                starts.append(d.start)
+            got.append((k, starts[k]))
+        entering.append(tuple(got))
+
+    def row(st):
+        n, active = st
+        out = []
+        for b in _ALPHABET:
+            m = children[n].get(b, -1) if n >= 0 else -1
+            nxt = {(k, tables[k][q][b]) for k, q in active if tables[k][q][b] >= 0}
+            if m >= 0:
+                nxt.update(entering[m])
+            elif not nxt:
+                continue
+            out.append((b, (m, frozenset(nxt))))
+        return out
+
+    return ops.explore((0, frozenset(entering[0])), None, lambda st: any(accs[k][q] for k, q in st[1]),
+                       alphabet=_ALPHABET, max_states=MAX_STATES, what="numeric enum DFA", rows=row)
 
 
 class _MultipleMachine:
