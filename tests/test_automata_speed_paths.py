@@ -76,3 +76,15 @@ def test_numeric_enum_dfa_equals_the_union_regex():
         vals = tuple(sorted(set(v.normalize() if v != 0 else Decimal(0) for v in vals)))
         want = regex_to_dfa("|".join(num._point_regex(v) for v in vals), max_states=num.MAX_STATES)
         assert ops.dfa_key(num._points_cached.__wrapped__(vals)) == ops.dfa_key(want), vals
+
+
+def test_quoting_a_plain_body_equals_the_general_encoding():
+    from structgen.automata.regex import regex_to_dfa
+
+    for p in ["[a-z]+", "abc", "[0-9]{2,4}", "(foo|bar)*", "", "x?", "[ -!#-.0-\\[\\]-~]*", "a{3}-[0-9]{1,3}",
+              "[a-z]{1,300}", "[a-z]/", 'a"b', "é", "(?s:.*)"]:
+        body = regex_to_dfa(p)
+        fast = json_strings.encode_body(body, quoted=True, canonical=True)
+        general = json_strings.encode_body(body, quoted=True, canonical=True, minimal=True)  # no shortcut
+        assert ops.dfa_key(fast) == ops.dfa_key(general), p
+    assert not json_strings._plain_body(regex_to_dfa("a/b")) and json_strings._plain_body(regex_to_dfa("a-b"))

@@ -81,6 +81,8 @@ def encode_body(body: ByteDFA, *, quoted: bool = True, max_states: int = 400_000
     characters other than ``"`` and backslash are only written raw (no ``\u0041``),
     the spellings every standard serializer produces."""
     S = body.num_states
+    if quoted and canonical and minimal is None and S + 2 <= 1500 and _plain_body(body):
+        return _quote_plain(body)
     T = np.full((S + 1, 256), -1, np.int64)  # row S: the dead state (index -1 wraps to it)
     T[:S] = ops.expand(body)
     L = _Layers(S)
@@ -177,6 +179,34 @@ def encode_body(body: ByteDFA, *, quoted: bool = True, max_states: int = 400_000
     if not minimal:  # every built state is co-reachable; some escape states may be unreachable (harmless)
         return ops.from_trimmed_table(tbl, acc, start, byte_class=col)
     return ops.from_table(tbl, acc, start, byte_class=col)
+
+
+_PLAIN_BYTES = np.zeros(256, bool)
+_PLAIN_BYTES[0x20:0x7F] = True
+_PLAIN_BYTES[[0x22, 0x2F, 0x5C]] = False  # '"', '/' and backslash have escaped spellings too
+
+
+def _plain_body(body: ByteDFA) -> bool:
+    """Whether ``body`` only reads printable ASCII bytes with one canonical spelling."""
+    used = (np.asarray(body.trans) >= 0).any(axis=0)  # per class
+    return bool(_PLAIN_BYTES[np.isin(np.asarray(body.classes), np.flatnonzero(used))].all())
+
+
+def _quote_plain(body: ByteDFA) -> ByteDFA:
+    """:func:`encode_body` (quoted, canonical) of a :func:`_plain_body`: every string
+    has one spelling, itself, so the result is ``"`` + body + ``"`` -- built directly
+    and minimised (the general construction adds no escape state for such a body and
+    minimises too, so the two are identical)."""
+    S, C = body.trans.shape
+    tbl = np.full((S + 2, C + 1), -1, np.int32)  # column C: the quote; rows S, S + 1: open, close
+    tbl[:S, :C] = body.trans
+    tbl[np.flatnonzero(np.asarray(body.accepting, bool)), C] = S + 1
+    tbl[S, C] = body.start
+    acc = np.zeros(S + 2, bool)
+    acc[S + 1] = True
+    classes = np.asarray(body.classes, np.uint8).copy()
+    classes[0x22] = C
+    return ops.from_table(tbl, acc, S, byte_class=classes)
 
 
 #: Bytes with a role of their own in escape sequences; every control byte shares one role.
