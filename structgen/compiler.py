@@ -76,6 +76,32 @@ def collector_paused():
                 gc.enable()
 
 
+# Its first two masks call every mask kernel: a product of three terminals, the
+# projection of it to two, trie walks with sparse results, slice choices.
+_KERNEL_LOAD_GRAMMAR = 'start: A B | A C | B C | C\nA: "a"\nB: /b+/\nC: /[ c]+/\n'
+_KERNELS_LOADED: set[str] = set()
+_KERNELS_LOCK = threading.Lock()
+
+
+def _load_kernels(vocab: Vocabulary, limits: Limits, kernels: str) -> None:
+    """Load the numba kernels of compiling and masking once per process, when the
+    first compiler is made, rather than inside the first request (numba reads
+    each from its disk cache on first call: ~10 ms in all)."""
+    from .mask.kernels import get_kernels
+
+    backend = get_kernels(kernels).__name__  # type: ignore[arg-type]
+    with _KERNELS_LOCK:
+        if backend in _KERNELS_LOADED or not backend.endswith("numba_cpu"):  # the Python twins load nothing
+            return
+        _KERNELS_LOADED.add(backend)
+    with collector_paused():
+        warm = CompiledGrammar(text_grammar(_KERNEL_LOAD_GRAMMAR, limits=limits), vocab, kernels=kernels,
+                               limits=limits)
+        state = warm.initial_state
+        warm.mask(state)
+        warm.mask(warm.advance_bytes(state, b"a"))
+
+
 class GrammarCompiler:
     """Compiles regexes, Lark/GBNF grammars and JSON Schemas over ``vocab``.
 
@@ -102,6 +128,7 @@ class GrammarCompiler:
         self._used = 0
         self._inserts = 0
         self._lock = threading.Lock()
+        _load_kernels(vocab, self.limits, kernels)
 
     def __repr__(self) -> str:
         return (f"GrammarCompiler({self.vocab!r}, cached={len(self._compiled)}, "

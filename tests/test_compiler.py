@@ -339,3 +339,23 @@ def test_compiling_pauses_the_collector_and_restores_it():
         assert not gc.isenabled()  # a caller's choice is kept
     finally:
         gc.enable()
+
+
+def test_a_new_compiler_loads_every_mask_kernel_before_the_first_request():
+    """In a fresh interpreter, making the first compiler calls every mask kernel the
+    fills use (numba loads each on its first call), so no request pays for it."""
+    import subprocess
+
+    code = (
+        "import structgen\n"
+        "from structgen.mask.kernels import numba_cpu as k\n"
+        "names = ['walk_trie', 'take_words', 'or_words', 'slice_cover', 'trie_states', 'lexer_product',\n"
+        "         'product_components', 'project_product', 'row_ids']\n"
+        "assert not any(getattr(k, n).signatures for n in names)\n"
+        "structgen.GrammarCompiler(structgen.Vocabulary.byte_level())\n"
+        "missing = [n for n in names if not getattr(k, n).signatures]\n"
+        "assert not missing, missing\n"
+    )
+    env = {**__import__("os").environ, "STRUCTGEN_KERNELS": "numba"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
