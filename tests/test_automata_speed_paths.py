@@ -88,3 +88,13 @@ def test_quoting_a_plain_body_equals_the_general_encoding():
         general = json_strings.encode_body(body, quoted=True, canonical=True, minimal=True)  # no shortcut
         assert ops.dfa_key(fast) == ops.dfa_key(general), p
     assert not json_strings._plain_body(regex_to_dfa("a/b")) and json_strings._plain_body(regex_to_dfa("a-b"))
+
+
+def test_ecma_alternatives_sharing_their_unanchored_ends_keep_the_language():
+    from structgen.json_schema.ecma_regex import pattern_dfa
+
+    for alts in (["^dev", "alpha", "beta", "rc", "RC", "stable$"], ["a", "^b", "c$", "d", "^e$"],
+                 ["en", "de", "ru", "pt", "nl", "fr", "it"]):
+        whole = pattern_dfa("|".join(alts))
+        each = ops.union_all([pattern_dfa(a) for a in alts])
+        assert ops.dfa_key(whole) == ops.dfa_key(each), alts

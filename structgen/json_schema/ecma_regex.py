@@ -469,11 +469,15 @@ def translate(pattern: str, *, where: str = "", search: bool = True) -> str:
     except _Anchors:
         text = _Parser(pattern, where, sentinels=True).top()[0][1]
         return "\x00SENTINEL" + "(?s:.*)(?:" + text + ")(?s:.*)"
-    out = []
+    # alternatives with the same unanchored ends share them (.*(?:a|b).* rather than
+    # .*a.*|.*b.*: the same language, and every .* copy would be alive at once while
+    # determinising, each with its own UTF-8 decoding states)
+    groups: dict[tuple, list] = {}
     for a_start, text, a_end in alts:
         pre = "" if (a_start or not search) else "(?s:.*)"
         post = "" if (a_end or not search) else "(?s:.*)"
-        out.append(pre + "(?:" + text + ")" + post)
+        groups.setdefault((pre, post), []).append(text)
+    out = [pre + "(?:" + "|".join(texts) + ")" + post for (pre, post), texts in groups.items()]
     return out[0] if len(out) == 1 else "(?:" + "|".join(out) + ")"
 
 
