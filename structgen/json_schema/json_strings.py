@@ -68,6 +68,11 @@ def _unique_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     several times faster: each row becomes one opaque byte string whose byte order
     is the numeric order (sign bit flipped, big-endian), so the sort compares memory."""
     rows = np.ascontiguousarray(rows, np.int64)
+    if rows.shape[0] <= 64:  # few rows: Python's tuple order is the same lexicographic order, sooner
+        lst = list(map(tuple, rows.tolist()))
+        uniq = sorted(set(lst))
+        pos = {r: i for i, r in enumerate(uniq)}
+        return np.array(uniq, np.int64).reshape(len(uniq), rows.shape[1]), np.array([pos[r] for r in lst], np.intp)
     keys = np.ascontiguousarray((rows.view(np.uint64) ^ np.uint64(1 << 63)).astype(">u8"))
     keys = keys.view(np.dtype((np.void, 8 * rows.shape[1]))).reshape(-1)
     _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
@@ -151,11 +156,12 @@ def encode_body(body: ByteDFA, *, quoted: bool = True, max_states: int = 400_000
     tbl[:S] = T[:S][:, reps]
     tbl[:S, col[_MUST_ESCAPE]] = -1
     tbl[:S, col[0x5C]] = ESC[:S]
+    hex_cols = col[[byte for byte, _ in _HEX]]
+    hex_vals = np.array([v for _, v in _HEX])
     for start, uniq, kind in L.layers:
         rows = slice(start, start + len(uniq))
         if kind == "hex":
-            for byte, v in _HEX:
-                tbl[rows, col[byte]] = uniq[:, v]
+            tbl[rows][:, hex_cols] = uniq[:, hex_vals]  # a slice is a view: writes into tbl
         elif kind == "esc":
             for k, (byte, _) in enumerate(_ESC):
                 tbl[rows, col[byte]] = uniq[:, k]
