@@ -220,47 +220,39 @@ class LexerFactory:
     def _canonical_product(self, ids: list[int]):
         """The canonical product of ``ids``: (trans, classes, accepting pattern of every
         state, patterns as tuples of positions in ``ids``, accepting, has_out, and the
-        live-component bitmask of every state, or None past 64 components)."""
-        table, classes, live, acc, acc_rows = self._product(ids)
-        # Distinct accepting-component patterns (few), numbered by first occurrence.
-        if acc is not None:  # one uint64 per state: the kernel's bitmasks
-            which, first = _first_occurrence_ids(acc.view(np.int32).reshape(-1, 2), np.int32, kernels=self._k)
-            patterns = tuple(tuple(bit_indices(v)) for v in acc[first].tolist())
-        else:
-            packed = np.packbits(acc_rows, axis=1, bitorder="little")
-            which, first = _first_occurrence_ids(packed, np.int32, kernels=self._k)
-            sub = acc_rows[first]  # one row per distinct pattern
-            comps, ends = np.nonzero(sub)[1].tolist(), np.cumsum(sub.sum(axis=1)).tolist()
-            patterns = tuple(tuple(comps[a:b]) for a, b in zip([0] + ends[:-1], ends))
-        which = which.reshape(-1).astype(np.int32)
-        # Merge byte classes with equal columns: numbered by first occurrence they keep
-        # first-byte order, and the states already are BFS-numbered (see _product).
-        cols_of, first_col = _first_occurrence_ids(table.T, kernels=self._k)
-        trans, classes = np.ascontiguousarray(table[:, first_col]), cols_of[classes]
-        accepting = np.array([bool(pattern) for pattern in patterns])[which]
-        # Shared by many lexers, never written; left writeable since read-only arrays
-        # are another numba type (a second compilation of every kernel).
-        return trans, classes, which, patterns, accepting, (trans >= 0).any(axis=1), live
+        live-component bitmask of every state, or None past 64 components).
 
-    def _product(self, ids: list[int]):
-        """(int32[S, C] transitions, uint8[256] byte classes, then for at most 64
-        terminals uint64[S] bitmasks of every state's live and accepting components
-        and None, else None, None and bool[S, k] accepting components) of the
-        product of the terminals ``ids``; state 0 is the start."""
-        k = len(ids)
-        # Byte classes of these terminals only, numbered by first byte: the
-        # breadth-first scan of the kernel (parents in order, classes in order)
-        # then numbers states as _canonical would, and it can skip that pass.
-        of_grammar_cls, first = _first_occurrence_ids(self._uniq[:, ids], kernels=self._k)
-        classes = of_grammar_cls[self.classes]
-        # The kernel reads the components' transitions from the grammar's stack of
-        # DFAs (each over its own classes): no per-product table is built.
+        Byte classes of these terminals only are numbered by first byte, so the
+        breadth-first scan of ``lexer_product`` (parents in order, classes in order)
+        numbers states as ``_canonical`` would; classes with equal columns are then
+        merged, numbered by first occurrence (which keeps first-byte order).  The
+        kernel reads the components' transitions from the grammar's stack of DFAs
+        (each over its own classes): no per-product table is built."""
         table, acc_all, state_off, starts, single = self._stacked()
         ids_arr = np.asarray(ids, np.int64)
-        own = np.ascontiguousarray(self._uniq[first][:, ids_arr].T, dtype=np.int32)  # [component, class]
+        uniq = np.ascontiguousarray(self._uniq[:, ids_arr], dtype=np.int32)  # [grammar class, component]
+        cap = min(self.max_states, 1024)
+        if len(ids) <= 64:  # one kernel call: components as uint64 bitmasks
+            n, trans, classes, live, acc, which, first, has_out = self._k.canonical_product(
+                uniq, self.classes, table, acc_all, state_off[ids_arr], starts[ids_arr], single, cap,
+                self.max_states)
+            if n < 0:
+                self._over_budget(ids)
+            patterns = tuple(tuple(bit_indices(v)) for v in acc[first].tolist())
+            return trans, classes, which, patterns, acc != 0, has_out, live
+        return self._wide_product(ids, uniq, cap)
+
+    def _wide_product(self, ids: list[int], uniq: np.ndarray, cap: int):
+        """``_canonical_product`` of more than 64 terminals (no projections from it),
+        from the same kernels with the accepting components as a bool matrix."""
+        k = len(ids)
+        of_grammar_cls, first = _first_occurrence_ids(uniq, kernels=self._k)
+        classes = of_grammar_cls[self.classes]
+        table, acc_all, state_off, starts, single = self._stacked()
+        ids_arr = np.asarray(ids, np.int64)
+        own = np.ascontiguousarray(uniq[first].T, dtype=np.int32)  # [component, class]
         comp_off = state_off[ids_arr]
         start = (comp_off + starts[ids_arr]).astype(np.int32)
-        cap = min(self.max_states, 1024)
         pool = cap * min(k, 4) + k  # live components of all states (most states have one or two)
         while True:  # grow the output until the product fits (or passes the budget)
             trans = np.empty((cap, len(first)), np.int32)
@@ -280,14 +272,19 @@ class LexerFactory:
                 pool = max(pool, cap * min(k, 4) + k)
         used = int(offsets[n])
         single[rows[:used]] = -1
-        if k <= 64:
-            live, acc = np.empty(n, np.uint64), np.empty(n, np.uint64)
-            self._k.product_components(offsets, comp, rows, acc_all, live, acc)
-            return trans[:n], classes, live, acc, None
         owner = np.repeat(np.arange(n), np.diff(offsets[:n + 1]))  # state of every pool entry
         acc_rows = np.zeros((n, k), bool)
         acc_rows[owner, comp[:used]] = acc_all[rows[:used]]
-        return trans[:n], classes, None, None, acc_rows
+        table = trans[:n]
+        packed = np.packbits(acc_rows, axis=1, bitorder="little")
+        which, first = _first_occurrence_ids(packed, np.int32, kernels=self._k)
+        sub = acc_rows[first]  # one row per distinct pattern
+        comps, ends = np.nonzero(sub)[1].tolist(), np.cumsum(sub.sum(axis=1)).tolist()
+        patterns = tuple(tuple(comps[a:b]) for a, b in zip([0] + ends[:-1], ends))
+        cols_of, first_col = _first_occurrence_ids(table.T, kernels=self._k)
+        trans, classes = np.ascontiguousarray(table[:, first_col]), cols_of[classes]
+        accepting = np.array([bool(pattern) for pattern in patterns])[which]
+        return trans, classes, which, patterns, accepting, (trans >= 0).any(axis=1), None
 
     def _stacked(self):
         """Every terminal's DFA over its own classes in one table (int32[rows, widest]:

@@ -261,3 +261,98 @@ def product_components(offsets, comp, rows, acc_all, live, acc):
                 ac |= b
         live[s] = lv
         acc[s] = ac
+
+
+@numba.njit(**_JIT)
+def _number_rows(rows):
+    n = rows.shape[0]
+    size = 1
+    while size < 2 * max(n, 1):
+        size <<= 1
+    ids, first = np.empty(n, np.int32), np.empty(n, np.int64)
+    m = row_ids(rows, ids, first, np.full(size, -1, np.int32))
+    return ids, first[:m]
+
+
+@numba.njit(**_JIT)
+def canonical_product(uniq_k, grammar_classes, table, acc_all, comp_off, starts, single, cap, max_states):
+    n_g, k = uniq_k.shape
+    # byte classes of these terminals only, numbered by first byte
+    g_ids, g_first = _number_rows(uniq_k)
+    n_cls = g_first.shape[0]
+    own = np.empty((k, n_cls), np.int32)
+    for p in range(k):
+        for c in range(n_cls):
+            own[p, c] = uniq_k[g_first[c], p]
+    start = np.empty(k, np.int32)
+    for p in range(k):
+        start[p] = comp_off[p] + starts[p]
+    pool = cap * min(k, 4) + k
+    while True:  # grow the outputs until the product fits (or passes the budget)
+        trans = np.empty((cap, n_cls), np.int32)
+        offsets = np.empty(cap + 1, np.int32)
+        comp = np.empty(pool, np.int32)
+        rows = np.empty(pool, np.int32)
+        size = 1
+        while size < 2 * cap:
+            size <<= 1
+        n = lexer_product(table, own, comp_off, start, trans, offsets, comp, rows, np.full(size, -1, np.int32),
+                          single)
+        if n >= 0:
+            break
+        single[:] = -1
+        if n == -2:
+            pool *= 4
+        elif cap >= max_states:
+            return -1, trans, np.empty(256, np.uint8), np.empty(0, np.uint64), np.empty(0, np.uint64), \
+                np.empty(0, np.int32), np.empty(0, np.int64), np.empty(0, np.bool_)
+        else:
+            cap = min(max_states, cap * 4)
+            pool = max(pool, cap * min(k, 4) + k)
+    for i in range(offsets[n]):
+        single[rows[i]] = -1
+    live = np.empty(n, np.uint64)
+    acc = np.empty(n, np.uint64)
+    product_components(offsets, comp, rows, acc_all, live, acc)
+    # accepting patterns, numbered by first occurrence
+    size = 1
+    while size < 2 * n:
+        size <<= 1
+    slots = np.full(size, -1, np.int32)
+    which = np.empty(n, np.int32)
+    first_acc = np.empty(n, np.int64)
+    n_pat = 0
+    for s in range(n):
+        v = acc[s]
+        h = np.int64((v * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(40)) & (size - 1)
+        while True:
+            j = slots[h]
+            if j < 0:
+                slots[h] = n_pat
+                first_acc[n_pat] = s
+                which[s] = n_pat
+                n_pat += 1
+                break
+            if acc[first_acc[j]] == v:
+                which[s] = j
+                break
+            h = (h + 1) & (size - 1)
+    # merge byte classes with equal columns (first occurrence keeps first-byte order)
+    cols = np.empty((n_cls, n), np.int32)
+    for c in range(n_cls):
+        for s in range(n):
+            cols[c, s] = trans[s, c]
+    col_ids, first_col = _number_rows(cols)
+    n_out = first_col.shape[0]
+    out = np.empty((n, n_out), np.int32)
+    has_out = np.zeros(n, np.bool_)
+    for s in range(n):
+        for c in range(n_out):
+            t = trans[s, first_col[c]]
+            out[s, c] = t
+            if t >= 0:
+                has_out[s] = True
+    classes = np.empty(256, np.uint8)
+    for b in range(256):
+        classes[b] = col_ids[g_ids[grammar_classes[b]]]
+    return n, out, classes, live, acc, which, first_acc[:n_pat].copy(), has_out

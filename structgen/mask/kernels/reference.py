@@ -224,3 +224,47 @@ def product_components(offsets, comp, rows, acc_all, live, acc):
         pairs = range(offsets[s], offsets[s + 1])
         live[s] = sum({1 << int(comp[i]) for i in pairs})  # a set: the union of the bits
         acc[s] = sum({1 << int(comp[i]) for i in pairs if acc_all[rows[i]]})
+
+
+def canonical_product(uniq_k, grammar_classes, table, acc_all, comp_off, starts, single, cap, max_states):
+    """The canonical product of ``k`` <= 64 terminals in one call: their byte classes
+    (``uniq_k``: [grammar class, terminal] -> the terminal's own class), the
+    breadth-first product (``lexer_product`` over the grammar's stack ``table``,
+    growing its outputs from ``cap`` states up to ``max_states``), the live and
+    accepting components of every state (``product_components``), accepting
+    patterns and byte classes with equal columns numbered by first occurrence.
+    Returns (states or -1 past the budget, trans, uint8[256] classes, live, acc,
+    pattern of every state, first state of every pattern, has_out)."""
+    k = uniq_k.shape[1]
+    g_ids, g_first = _number(uniq_k)
+    own = np.ascontiguousarray(uniq_k[g_first].T, dtype=np.int32)
+    start = (np.asarray(comp_off) + np.asarray(starts)).astype(np.int32)
+    pool = cap * min(k, 4) + k
+    while True:
+        trans, offsets = np.empty((cap, len(g_first)), np.int32), np.empty(cap + 1, np.int32)
+        comp, rows = np.empty(pool, np.int32), np.empty(pool, np.int32)
+        n = lexer_product(table, own, comp_off, start, trans, offsets, comp, rows, None, single)
+        if n >= 0:
+            break
+        if n == -2:
+            pool *= 4
+        elif cap >= max_states:
+            return (-1,) + (None,) * 7
+        else:
+            cap = min(max_states, cap * 4)
+            pool = max(pool, cap * min(k, 4) + k)
+    live, acc = np.empty(n, np.uint64), np.empty(n, np.uint64)
+    product_components(offsets, comp, rows, acc_all, live, acc)
+    which, first_acc = _number(acc.view(np.int32).reshape(-1, 2))
+    col_ids, first_col = _number(trans[:n].T)
+    out = np.ascontiguousarray(trans[:n][:, first_col])
+    classes = col_ids[g_ids[grammar_classes]].astype(np.uint8)
+    return n, out, classes, live, acc, which, first_acc, (out >= 0).any(axis=1)
+
+
+def _number(rows):
+    """(number of every row of an int matrix by first occurrence, first row of every number)."""
+    rows = np.ascontiguousarray(rows, dtype=np.int32)
+    ids, first = np.empty(len(rows), np.int32), np.empty(len(rows), np.int64)
+    m = row_ids(rows, ids, first, None)
+    return ids, first[:m]
