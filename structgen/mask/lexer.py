@@ -228,7 +228,7 @@ class LexerFactory:
         merged, numbered by first occurrence (which keeps first-byte order).  The
         kernel reads the components' transitions from the grammar's stack of DFAs
         (each over its own classes): no per-product table is built."""
-        table, acc_all, state_off, starts, single = self._stacked()
+        table, acc_all, state_off, starts, single = self._stacked(ids)
         ids_arr = np.asarray(ids, np.int64)
         uniq = np.ascontiguousarray(self._uniq[:, ids_arr], dtype=np.int32)  # [grammar class, component]
         cap = min(self.max_states, 1024)
@@ -248,7 +248,7 @@ class LexerFactory:
         k = len(ids)
         of_grammar_cls, first = _first_occurrence_ids(uniq, kernels=self._k)
         classes = of_grammar_cls[self.classes]
-        table, acc_all, state_off, starts, single = self._stacked()
+        table, acc_all, state_off, starts, single = self._stacked(ids)
         ids_arr = np.asarray(ids, np.int64)
         own = np.ascontiguousarray(uniq[first].T, dtype=np.int32)  # [component, class]
         comp_off = state_off[ids_arr]
@@ -286,24 +286,36 @@ class LexerFactory:
         accepting = np.array([bool(pattern) for pattern in patterns])[which]
         return trans, classes, which, patterns, accepting, (trans >= 0).any(axis=1), None
 
-    def _stacked(self):
-        """Every terminal's DFA over its own classes in one table (int32[rows, widest]:
+    def _stacked(self, ids=None):
+        """The terminals' DFAs over their own classes in one table (int32[rows, widest]:
         terminal j's state q is row ``state_off[j] + q``, -1 dead or padding), with
         the accepting flag of every row, the offsets, the start states, and
         ``lexer_product``'s row map (all -1 between products: each resets the rows
-        it set).  Built at the first product, then shared by all."""
+        it set).  Grown on demand: a product stacks the terminals ``ids`` (default
+        all) that earlier ones did not, so the first mask of a big grammar copies
+        the few DFAs it reads, not all of them."""
         if self._stack is None:
-            n_states = np.array([d.num_states for d in self.dfas], np.int64)
-            state_off = np.zeros(len(self.dfas) + 1, np.int64)
-            np.cumsum(n_states, out=state_off[1:])
-            width = max(d.trans.shape[1] for d in self.dfas)
-            table = np.full((int(state_off[-1]), width), -1, np.int32)
-            for j, d in enumerate(self.dfas):
-                table[state_off[j]:state_off[j + 1], :d.trans.shape[1]] = d.trans
-            acc = np.concatenate([np.asarray(d.accepting, bool) for d in self.dfas])
-            starts = np.array([d.start for d in self.dfas], np.int64)
-            self._stack = (table, acc, state_off[:-1], starts, np.full(len(table), -1, np.int32))
-        return self._stack
+            self._stack = (np.full((0, 1), -1, np.int32), np.zeros(0, bool), np.full(len(self.dfas), -1, np.int64),
+                           np.array([d.start for d in self.dfas], np.int64), np.full(0, -1, np.int32), 0)
+        table, acc, state_off, starts, single, used = self._stack
+        missing = [j for j in (range(len(self.dfas)) if ids is None else ids) if state_off[j] < 0]
+        if missing:
+            dfas = [self.dfas[j] for j in missing]
+            need = used + sum(d.num_states for d in dfas)
+            width = max([table.shape[1]] + [d.trans.shape[1] for d in dfas])
+            if need > len(table) or width > table.shape[1]:  # grow (rows doubling: amortised copies)
+                cap = max(need, 2 * len(table))
+                grown = np.full((cap, width), -1, np.int32)
+                grown[:used, :table.shape[1]] = table[:used]
+                table, acc = grown, np.concatenate([acc[:used], np.zeros(cap - used, bool)])
+                single = np.concatenate([single[:used], np.full(cap - used, -1, np.int32)])
+            for j, d in zip(missing, dfas):
+                table[used:used + d.num_states, :d.trans.shape[1]] = d.trans
+                acc[used:used + d.num_states] = d.accepting
+                state_off[j] = used
+                used += d.num_states
+            self._stack = (table, acc, state_off, starts, single, used)
+        return table, acc, state_off, starts, single
 
     def _over_budget(self, ids: list[int]):
         names = ", ".join(self.terminals[t].name for t in ids[:8])
