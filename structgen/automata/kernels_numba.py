@@ -130,9 +130,10 @@ def _preds(trans, n):
 
 
 @numba.njit(**_JIT)
-def _coreachable(trans, accepting):
+def _incoming(trans):
+    """Predecessors regardless of class, one per edge, as CSR by target: the sources
+    of the edges into ``t`` are ``src[ptr[t]:ptr[t + 1]]``."""
     S, C = trans.shape
-    # predecessors regardless of class
     ptr = np.zeros(S + 1, np.int64)
     for s in range(S):
         for c in range(C):
@@ -142,13 +143,20 @@ def _coreachable(trans, accepting):
     for i in range(S):
         ptr[i + 1] += ptr[i]
     fill = ptr[:-1].copy()
-    src = np.empty(ptr[-1], np.int64)
+    src = np.empty(ptr[S], np.int64)
     for s in range(S):
         for c in range(C):
             t = trans[s, c]
             if t >= 0:
                 src[fill[t]] = s
                 fill[t] += 1
+    return ptr, src
+
+
+@numba.njit(**_JIT)
+def _coreachable(trans, accepting):
+    S = trans.shape[0]
+    ptr, src = _incoming(trans)
     seen = np.zeros(S, np.bool_)
     stack = np.empty(S, np.int64)
     top = 0
@@ -493,23 +501,11 @@ def product_table(ta, ca, acc_a, start_a, tb, cb, acc_b, start_b, mode, max_stat
 def drop_sinks(ids, accepting):
     S, K = ids.shape
     deg = np.zeros(S, np.int64)  # edges left per state
-    ptr = np.zeros(S + 1, np.int64)  # predecessors (one per edge) as CSR by target
     for s in range(S):
         for k in range(K):
-            t = ids[s, k]
-            if t >= 0:
+            if ids[s, k] >= 0:
                 deg[s] += 1
-                ptr[t + 1] += 1
-    for i in range(S):
-        ptr[i + 1] += ptr[i]
-    fill = ptr[:-1].copy()
-    src = np.empty(ptr[S], np.int64)
-    for s in range(S):
-        for k in range(K):
-            t = ids[s, k]
-            if t >= 0:
-                src[fill[t]] = s
-                fill[t] += 1
+    ptr, src = _incoming(ids)
     # a worklist reaches the same least fixed point as the reference's rounds
     dead = np.zeros(S, np.bool_)
     stack = np.empty(S, np.int64)

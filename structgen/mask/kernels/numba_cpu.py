@@ -314,29 +314,8 @@ def canonical_product(uniq_k, grammar_classes, table, acc_all, comp_off, starts,
     live = np.empty(n, np.uint64)
     acc = np.empty(n, np.uint64)
     product_components(offsets, comp, rows, acc_all, live, acc)
-    # accepting patterns, numbered by first occurrence
-    size = 1
-    while size < 2 * n:
-        size <<= 1
-    slots = np.full(size, -1, np.int32)
-    which = np.empty(n, np.int32)
-    first_acc = np.empty(n, np.int64)
-    n_pat = 0
-    for s in range(n):
-        v = acc[s]
-        h = np.int64((v * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(40)) & (size - 1)
-        while True:
-            j = slots[h]
-            if j < 0:
-                slots[h] = n_pat
-                first_acc[n_pat] = s
-                which[s] = n_pat
-                n_pat += 1
-                break
-            if acc[first_acc[j]] == v:
-                which[s] = j
-                break
-            h = (h + 1) & (size - 1)
+    # accepting patterns, numbered by first occurrence (each uint64 read as two int32 words)
+    which, first_acc = _number_rows(acc.view(np.int32).reshape((n, 2)))
     # merge byte classes with equal columns (first occurrence keeps first-byte order)
     cols = np.empty((n_cls, n), np.int32)
     for c in range(n_cls):
@@ -355,4 +334,4 @@ def canonical_product(uniq_k, grammar_classes, table, acc_all, comp_off, starts,
     classes = np.empty(256, np.uint8)
     for b in range(256):
         classes[b] = col_ids[g_ids[grammar_classes[b]]]
-    return n, out, classes, live, acc, which, first_acc[:n_pat].copy(), has_out
+    return n, out, classes, live, acc, which, first_acc, has_out
