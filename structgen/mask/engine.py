@@ -34,6 +34,26 @@ State = tuple[Row, int]  # (earley row, lexer state)
 
 
 _MISSING = object()
+_WALK_BUFFERS = threading.local()
+
+
+def _walk_buffers(trie, num_words: int) -> tuple:
+    """This thread's scratch for trie walks over ``trie`` (or a slice's smaller
+    trie), shared by every constraint over it instead of ~3 MB per constraint:
+    event lo / hi / state arrays, the word buffer (all zero between walks), the
+    touched-word list and the DFS stack."""
+    by_trie = getattr(_WALK_BUFFERS, "by_trie", None)
+    if by_trie is None:
+        by_trie = _WALK_BUFFERS.by_trie = {}
+    hit = by_trie.get((id(trie), num_words))
+    if hit is None or hit[0] is not trie:  # the trie is held, so its id is not reused meanwhile
+        if len(by_trie) >= 8:
+            by_trie.clear()
+        n = trie.num_nodes + 1
+        events = (np.empty(n, np.int32), np.empty(n, np.int32), np.empty(n, np.int32))
+        hit = by_trie[(id(trie), num_words)] = (trie, *events, np.zeros(num_words, np.uint32),
+                                               np.empty(num_words, np.int32), np.empty(trie.max_depth + 2, np.int32))
+    return hit[1:]
 
 
 class CompiledGrammar:
@@ -61,18 +81,14 @@ class CompiledGrammar:
         self._k = get_kernels(kernels)  # type: ignore[arg-type]
         self._trie = vocab.trie
         n = self._trie.num_nodes
-        self._ev = (np.empty(n + 1, np.int32), np.empty(n + 1, np.int32), np.empty(n + 1, np.int32))
         self._root_lo, self._root_hi = np.zeros(1, np.int32), np.full(1, n, np.int32)
-        self._scratch = np.zeros(vocab.num_words, np.uint32)
-        self._touched = np.empty(vocab.num_words, np.int32)  # words of _scratch a walk set
-        self._stack = np.empty(self._trie.max_depth + 2, np.int32)  # walk kernel's DFS stack
         self._slicer = slicer_for(vocab, self._k)  # vocabulary-wide data, built once
         self._lexers: dict[int, Lexer] = {}
         self._lexer_factory = LexerFactory(grammar.terminals, max_states=limits.max_lexer_states,
                                            kernels=self._k)
         self._lexer_lock = threading.Lock()
         self._inner = walk_cache if walk_cache is not None else ByteLRU(limits.mask_cache_bytes)
-        self._lock = threading.Lock()  # the mask kernel's scratch buffers
+        self._lock = threading.Lock()  # one computation per mask (another thread waits, then reads it)
         self._masks = ByteLRU(limits.mask_cache_bytes if cache_bytes is None else cache_bytes, freeze=True)
         # walks split by terminal set, per (lexer, ranges): see _plan (a quarter of the mask budget)
         self._plans = ByteLRU(max(1, limits.mask_cache_bytes // 4))
@@ -204,7 +220,7 @@ class CompiledGrammar:
         hit = self._masks.get(key)
         if hit is not None:
             return hit[0]
-        with self._lock:  # the kernel releases the GIL; scratch buffers are per grammar
+        with self._lock:  # one thread computes it (the kernels release the GIL), others then read it
             hit = self._masks.get(key)  # another thread may have computed it meanwhile
             if hit is not None:
                 return hit[0]
@@ -278,16 +294,15 @@ class CompiledGrammar:
         if hit is not None:
             return hit[0]
         tr = self._trie if part is None else part.rest
-        ev_lo, ev_hi, ev_st = self._ev
-        scratch = self._scratch
+        ev_lo, ev_hi, ev_st, scratch, touched, stack = _walk_buffers(self._trie, self.vocab.num_words)
         n, n_words = self._k.walk_trie(lex.trans, lex.classes, lex.accepting, s, tr.byte, tr.depth,
                                        tr.subtree_end, tr.tok_start, tr.tok_ids, los, his, scratch,
-                                       ev_lo, ev_hi, ev_st, self._stack, self._touched)
+                                       ev_lo, ev_hi, ev_st, stack, touched)
         if n_words * 4 > len(scratch):
             words, idx = scratch.copy(), None
             scratch[:] = 0
         else:
-            idx = self._touched[:n_words].copy()
+            idx = touched[:n_words].copy()
             words = np.empty(n_words, np.uint32)
             self._k.take_words(scratch, idx, n_words, words)  # and zeroes them in scratch
         result = (idx, words, ev_lo[:n].copy(), ev_hi[:n].copy(), ev_st[:n].copy())
