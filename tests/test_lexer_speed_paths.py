@@ -297,12 +297,13 @@ def test_project_product_twins_agree_on_random_tables():
 
 
 def test_product_components_twins_agree():
-    """numba and pure-Python ``product_components`` on random pools (up to 64 components)."""
+    """numba and pure-Python ``product_components`` on random pools of up to 130
+    components (bitmasks of one to three uint64 words)."""
     from structgen.mask.kernels import numba_cpu, reference
 
     rng = np.random.default_rng(12)
     for _ in range(30):
-        n, k = int(rng.integers(1, 20)), int(rng.integers(1, 65))
+        n, k = int(rng.integers(1, 20)), int(rng.integers(1, 131))
         sizes = rng.integers(0, 4, n)
         offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int32)
         comp = rng.integers(0, k, int(offsets[-1])).astype(np.int32)
@@ -310,13 +311,13 @@ def test_product_components_twins_agree():
         acc_all = rng.random(50) < 0.4
         out = []
         for kern in (numba_cpu, reference):
-            live, acc = np.empty(n, np.uint64), np.empty(n, np.uint64)
+            live, acc = np.empty((n, (k + 63) // 64), np.uint64), np.empty((n, (k + 63) // 64), np.uint64)
             kern.product_components(offsets, comp, rows, acc_all, live, acc)
             out.append((live.tolist(), acc.tolist()))
         assert out[0] == out[1]
         for s in range(n):
             pairs = range(offsets[s], offsets[s + 1])
-            assert out[0][0][s] == sum({1 << int(comp[i]) for i in pairs})
+            assert sum(v << (64 * w) for w, v in enumerate(out[0][0][s])) == sum({1 << int(comp[i]) for i in pairs})
 
 
 @pytest.mark.parametrize("which", [0, 1])
@@ -346,3 +347,22 @@ def test_canonical_product_twins_agree(which):
                                           single, 1, n - 1)
             assert over[0] == -1 or n == 1
         assert out[0] == out[1] == out[2], mask
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_products_of_more_than_64_terminals_equal_plain_products(backend):
+    """Component bitmasks span several words past 64 terminals: the product of 70
+    overlapping keywords (and a subset) against the plain product."""
+    words = [f"k{i}" for i in range(60)] + [f"k{i}z" for i in range(10)] + ["k", "kk"]
+    rules = "\n".join(f"W{i}: \"{w}\"" for i, w in enumerate(words))
+    grammar = compile_grammar("start: (" + " | ".join(f"W{i}" for i in range(len(words))) + ")*\n" + rules,
+                              Vocabulary.from_strings(["k", "1", "z"])).grammar
+    terms = grammar.terminals
+    assert len(terms) > 64
+    _PRODUCTS.clear()
+    for mask in ((1 << len(terms)) - 1, (1 << len(terms)) - 1 - (1 << 3) - (1 << 65)):
+        built = LexerFactory(terms, kernels=get_kernels(backend)).build(mask)
+        got = _canonical(mask, built.trans, built.classes, list(built.acc_terms))
+        want = _plain_lexer(terms, mask)
+        assert np.array_equal(got.trans, want.trans) and np.array_equal(got.classes, want.classes)
+        assert got.acc_terms == want.acc_terms

@@ -220,71 +220,27 @@ class LexerFactory:
     def _canonical_product(self, ids: list[int]):
         """The canonical product of ``ids``: (trans, classes, accepting pattern of every
         state, patterns as tuples of positions in ``ids``, accepting, has_out, and the
-        live-component bitmask of every state, or None past 64 components).
+        live-component bitmask of every state, or None past 64 components: only
+        products of up to 64 are projected).
 
-        Byte classes of these terminals only are numbered by first byte, so the
-        breadth-first scan of ``lexer_product`` (parents in order, classes in order)
-        numbers states as ``_canonical`` would; classes with equal columns are then
-        merged, numbered by first occurrence (which keeps first-byte order).  The
-        kernel reads the components' transitions from the grammar's stack of DFAs
-        (each over its own classes): no per-product table is built."""
+        One kernel call: byte classes of these terminals only are numbered by first
+        byte, so the breadth-first scan of ``lexer_product`` (parents in order,
+        classes in order) numbers states as ``_canonical`` would; classes with equal
+        columns are then merged, numbered by first occurrence (which keeps
+        first-byte order).  The kernel reads the components' transitions from the
+        grammar's stack of DFAs (each over its own classes): no per-product table."""
         table, acc_all, state_off, starts, single = self._stacked(ids)
         ids_arr = np.asarray(ids, np.int64)
-        uniq = np.ascontiguousarray(self._uniq[:, ids_arr], dtype=np.int32)  # [grammar class, component]
-        cap = min(self.max_states, 1024)
-        if len(ids) <= 64:  # one kernel call: components as uint64 bitmasks
-            n, trans, classes, live, acc, which, first, has_out = self._k.canonical_product(
-                uniq, self.classes, table, acc_all, state_off[ids_arr], starts[ids_arr], single, cap,
-                self.max_states)
-            if n < 0:
-                self._over_budget(ids)
-            patterns = tuple(tuple(bit_indices(v)) for v in acc[first].tolist())
-            return trans, classes, which, patterns, acc != 0, has_out, live
-        return self._wide_product(ids, uniq, cap)
-
-    def _wide_product(self, ids: list[int], uniq: np.ndarray, cap: int):
-        """``_canonical_product`` of more than 64 terminals (no projections from it),
-        from the same kernels with the accepting components as a bool matrix."""
-        k = len(ids)
-        of_grammar_cls, first = _first_occurrence_ids(uniq, kernels=self._k)
-        classes = of_grammar_cls[self.classes]
-        table, acc_all, state_off, starts, single = self._stacked(ids)
-        ids_arr = np.asarray(ids, np.int64)
-        own = np.ascontiguousarray(uniq[first].T, dtype=np.int32)  # [component, class]
-        comp_off = state_off[ids_arr]
-        start = (comp_off + starts[ids_arr]).astype(np.int32)
-        pool = cap * min(k, 4) + k  # live components of all states (most states have one or two)
-        while True:  # grow the output until the product fits (or passes the budget)
-            trans = np.empty((cap, len(first)), np.int32)
-            offsets = np.empty(cap + 1, np.int32)
-            comp, rows = np.empty(pool, np.int32), np.empty(pool, np.int32)
-            index = np.full(1 << (2 * cap - 1).bit_length(), -1, np.int32)
-            n = self._k.lexer_product(table, own, comp_off, start, trans, offsets, comp, rows, index, single)
-            if n >= 0:
-                break
-            single[:] = -1  # rare: rebuild from scratch
-            if n == -2:
-                pool *= 4
-            elif cap >= self.max_states:
-                self._over_budget(ids)
-            else:
-                cap = min(self.max_states, cap * 4)
-                pool = max(pool, cap * min(k, 4) + k)
-        used = int(offsets[n])
-        single[rows[:used]] = -1
-        owner = np.repeat(np.arange(n), np.diff(offsets[:n + 1]))  # state of every pool entry
-        acc_rows = np.zeros((n, k), bool)
-        acc_rows[owner, comp[:used]] = acc_all[rows[:used]]
-        table = trans[:n]
-        packed = np.packbits(acc_rows, axis=1, bitorder="little")
-        which, first = _first_occurrence_ids(packed, np.int32, kernels=self._k)
-        sub = acc_rows[first]  # one row per distinct pattern
-        comps, ends = np.nonzero(sub)[1].tolist(), np.cumsum(sub.sum(axis=1)).tolist()
-        patterns = tuple(tuple(comps[a:b]) for a, b in zip([0] + ends[:-1], ends))
-        cols_of, first_col = _first_occurrence_ids(table.T, kernels=self._k)
-        trans, classes = np.ascontiguousarray(table[:, first_col]), cols_of[classes]
-        accepting = np.array([bool(pattern) for pattern in patterns])[which]
-        return trans, classes, which, patterns, accepting, (trans >= 0).any(axis=1), None
+        n, trans, classes, live, acc, which, first, has_out = self._k.canonical_product(
+            np.ascontiguousarray(self._uniq[:, ids_arr], dtype=np.int32), self.classes, table, acc_all,
+            state_off[ids_arr], starts[ids_arr], single, min(self.max_states, 1024), self.max_states)
+        if n < 0:
+            self._over_budget(ids)
+        # a state's accepting components: its uint64 words, word w holding components 64w..64w+63
+        patterns = tuple(tuple(bit_indices(sum(v << (64 * w) for w, v in enumerate(words))))
+                         for words in acc[first].tolist())
+        accepting = acc.any(axis=1)
+        return trans, classes, which, patterns, accepting, has_out, (live.reshape(-1) if len(ids) <= 64 else None)
 
     def _stacked(self, ids=None):
         """The terminals' DFAs over their own classes in one table (int32[rows, widest]:

@@ -251,16 +251,16 @@ def project_product(trans_b, live, allowed, remap, order, out_trans, has_out):
 @numba.njit(**_JIT)
 def product_components(offsets, comp, rows, acc_all, live, acc):
     one = np.uint64(1)
+    live[:] = 0
+    acc[:] = 0
     for s in range(live.shape[0]):
-        lv = np.uint64(0)
-        ac = np.uint64(0)
         for i in range(offsets[s], offsets[s + 1]):
-            b = one << np.uint64(comp[i])
-            lv |= b
+            p = comp[i]
+            w = p >> 6
+            b = one << np.uint64(p & 63)
+            live[s, w] |= b
             if acc_all[rows[i]]:
-                ac |= b
-        live[s] = lv
-        acc[s] = ac
+                acc[s, w] |= b
 
 
 @numba.njit(**_JIT)
@@ -304,18 +304,19 @@ def canonical_product(uniq_k, grammar_classes, table, acc_all, comp_off, starts,
         if n == -2:
             pool *= 4
         elif cap >= max_states:
-            return -1, trans, np.empty(256, np.uint8), np.empty(0, np.uint64), np.empty(0, np.uint64), \
+            return -1, trans, np.empty(256, np.uint8), np.empty((0, 1), np.uint64), np.empty((0, 1), np.uint64), \
                 np.empty(0, np.int32), np.empty(0, np.int64), np.empty(0, np.bool_)
         else:
             cap = min(max_states, cap * 4)
             pool = max(pool, cap * min(k, 4) + k)
     for i in range(offsets[n]):
         single[rows[i]] = -1
-    live = np.empty(n, np.uint64)
-    acc = np.empty(n, np.uint64)
+    words = (k + 63) // 64
+    live = np.empty((n, words), np.uint64)
+    acc = np.empty((n, words), np.uint64)
     product_components(offsets, comp, rows, acc_all, live, acc)
     # accepting patterns, numbered by first occurrence (each uint64 read as two int32 words)
-    which, first_acc = _number_rows(acc.view(np.int32).reshape((n, 2)))
+    which, first_acc = _number_rows(acc.view(np.int32))
     # merge byte classes with equal columns (first occurrence keeps first-byte order)
     cols = np.empty((n_cls, n), np.int32)
     for c in range(n_cls):

@@ -216,18 +216,21 @@ def project_product(trans_b, live, allowed, remap, order, out_trans, has_out):
 
 
 def product_components(offsets, comp, rows, acc_all, live, acc):
-    """For every state ``s`` of a product of at most 64 components (``lexer_product``'s
-    pool: pairs ``comp`` / ``rows`` at ``offsets[s]`` .. ``offsets[s + 1]``), the
-    bitmask of its live components (``live[s]``) and of those whose row accepts
-    (``acc[s]``, from ``acc_all``)."""
+    """For every state ``s`` of a product (``lexer_product``'s pool: pairs ``comp`` /
+    ``rows`` at ``offsets[s]`` .. ``offsets[s + 1]``), the bitmask of its live
+    components and of those whose row accepts (from ``acc_all``), as uint64 words:
+    component ``p`` is bit ``p % 64`` of ``live[s, p // 64]`` / ``acc[s, p // 64]``."""
     for s in range(len(live)):
         pairs = range(offsets[s], offsets[s + 1])
-        live[s] = sum({1 << int(comp[i]) for i in pairs})  # a set: the union of the bits
-        acc[s] = sum({1 << int(comp[i]) for i in pairs if acc_all[rows[i]]})
+        lv = sum({1 << int(comp[i]) for i in pairs})  # a set: the union of the bits
+        ac = sum({1 << int(comp[i]) for i in pairs if acc_all[rows[i]]})
+        for w in range(live.shape[1]):
+            live[s, w] = lv >> (64 * w) & (2 ** 64 - 1)
+            acc[s, w] = ac >> (64 * w) & (2 ** 64 - 1)
 
 
 def canonical_product(uniq_k, grammar_classes, table, acc_all, comp_off, starts, single, cap, max_states):
-    """The canonical product of ``k`` <= 64 terminals in one call: their byte classes
+    """The canonical product of ``k`` terminals in one call: their byte classes
     (``uniq_k``: [grammar class, terminal] -> the terminal's own class), the
     breadth-first product (``lexer_product`` over the grammar's stack ``table``,
     growing its outputs from ``cap`` states up to ``max_states``), the live and
@@ -253,9 +256,9 @@ def canonical_product(uniq_k, grammar_classes, table, acc_all, comp_off, starts,
         else:
             cap = min(max_states, cap * 4)
             pool = max(pool, cap * min(k, 4) + k)
-    live, acc = np.empty(n, np.uint64), np.empty(n, np.uint64)
+    live, acc = np.empty((n, (k + 63) // 64), np.uint64), np.empty((n, (k + 63) // 64), np.uint64)
     product_components(offsets, comp, rows, acc_all, live, acc)
-    which, first_acc = _number(acc.view(np.int32).reshape(-1, 2))
+    which, first_acc = _number(acc.view(np.int32))
     col_ids, first_col = _number(trans[:n].T)
     out = np.ascontiguousarray(trans[:n][:, first_col])
     classes = col_ids[g_ids[grammar_classes]].astype(np.uint8)
