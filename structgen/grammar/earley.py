@@ -157,7 +157,7 @@ class EarleyParser:
 
     def _nullable(self) -> frozenset[int]:
         """Nonterminals that derive the empty string (a worklist: linear in the grammar)."""
-        return frozenset(proven_heads(self.rules[:-1], lambda s: False)[0])  # a terminal is never empty
+        return frozenset(proven_heads(self.rules[:-1], frozenset())[0])  # a terminal is never empty
 
     def _prediction(self, x: int) -> tuple:
         """Every position predicted (origin: this row) in a row that predicts nonterminal ``x``."""

@@ -54,21 +54,20 @@ class Grammar:
         return cls([terminal], ["start"], [(0, (term_symbol(0),))], 0, source=terminal.source)
 
 
-def proven_heads(rules, terminal_ok) -> tuple[set[int], list[int]]:
+def proven_heads(rules, allowed_terminals) -> tuple[set[int], list[int]]:
     """The left-hand sides a worklist proves: a rule proves its head once every
-    nonterminal of its right-hand side is proven and ``terminal_ok(s)`` holds for
-    each of its terminal symbols (``terminal_ok`` may be the set of those symbols).  Linear in the grammar (a fixpoint sweep is
-    quadratic in the nesting depth).  Returns the proven set and, per rule, 0
-    exactly when all its symbols are proven."""
+    nonterminal of its right-hand side is proven and every terminal symbol of it
+    is in ``allowed_terminals`` (a set of symbols).  Linear in the grammar (a
+    fixpoint sweep is quadratic in the nesting depth).  Returns the proven set
+    and, per rule, 0 exactly when all its symbols are proven."""
     missing: list[int] = []  # per rule: nonterminal occurrences not yet proven, -1: never
     uses: dict[int, list[int]] = {}  # nonterminal -> the rules it occurs in, once per occurrence
-    allowed = terminal_ok if isinstance(terminal_ok, (set, frozenset)) else None  # no call per symbol
     for i, (_, rhs) in enumerate(rules):
         n = 0  # plain loops: this runs once per rule of every compiled grammar
         for s in rhs:
             if s >= 0:
                 n += 1
-            elif (s not in allowed) if allowed is not None else not terminal_ok(s):
+            elif s not in allowed_terminals:
                 n = -1
                 break
         missing.append(n)
