@@ -54,15 +54,21 @@ def row_ids(rows, ids_out, first_out, table):
 
 
 @numba.njit(**_JIT)
+def number_rows(rows):
+    n = rows.shape[0]
+    size = 1
+    while size < 2 * n:
+        size *= 2
+    ids, first = np.empty(n, np.int32), np.empty(n, np.int64)
+    m = row_ids(rows, ids, first, np.full(size, -1, np.int32))
+    return ids, first[:m]
+
+
+@numba.njit(**_JIT)
 def _compact_columns(table):
     """Distinct columns in order of first occurrence: ``(table', column -> class)``."""
-    K = table.shape[1]
-    size = 1
-    while size < 2 * K:
-        size *= 2
-    ids, first = np.empty(K, np.int32), np.empty(K, np.int64)
-    nc = row_ids(np.ascontiguousarray(table.T), ids, first, np.full(size, -1, np.int32))
-    return _take_columns(table, first, nc), ids.astype(np.uint8)
+    ids, first = number_rows(np.ascontiguousarray(table.T))
+    return _take_columns(table, first, first.shape[0]), ids.astype(np.uint8)
 
 
 @numba.njit(**_JIT)

@@ -30,6 +30,14 @@ def row_ids(rows, ids_out, first_out, table):
     return len(seen)
 
 
+def number_rows(rows):
+    """(number of every row of the int32 matrix ``rows`` by first occurrence, first
+    row of every number): ``row_ids`` with its outputs and hash table allocated."""
+    ids, first = np.empty(len(rows), np.int32), np.empty(len(rows), np.int64)
+    m = row_ids(rows, ids, first, None)
+    return ids, first[:m]
+
+
 def compact_classes(trans256: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Coarsest byte partition of an ``S x 256`` table (bytes with identical
     columns share a class), classes numbered by their smallest byte."""

@@ -282,12 +282,8 @@ def _first_occurrence_ids(rows: np.ndarray, dtype=np.uint8, kernels=None) -> tup
     """(id of every row, numbering distinct rows by first occurrence; index of each
     distinct row's first occurrence)."""
     k = get_kernels() if kernels is None else kernels
-    rows = np.ascontiguousarray(rows, dtype=np.int32)
-    n = rows.shape[0]
-    ids, first = np.empty(n, np.int32), np.empty(n, np.int64)
-    table = np.full(1 << (2 * max(n, 1) - 1).bit_length(), -1, np.int32)
-    m = k.row_ids(rows, ids, first, table)
-    return ids.astype(dtype), first[:m]
+    ids, first = k.number_rows(np.ascontiguousarray(rows, dtype=np.int32))
+    return ids.astype(dtype), first
 
 
 def _canonical(mask: int, trans: np.ndarray, classes: np.ndarray, acc_terms: list[int]) -> Lexer:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from ...automata.kernels_numba import row_ids  # noqa: F401  (one kernel for DFA and lexer classes)
+from ...automata.kernels_numba import number_rows, row_ids  # noqa: F401  (one numbering for DFA and lexer classes)
 
 _JIT = dict(cache=True, nogil=True, boundscheck=False)
 
@@ -264,21 +264,10 @@ def product_components(offsets, comp, rows, acc_all, live, acc):
 
 
 @numba.njit(**_JIT)
-def _number_rows(rows):
-    n = rows.shape[0]
-    size = 1
-    while size < 2 * max(n, 1):
-        size <<= 1
-    ids, first = np.empty(n, np.int32), np.empty(n, np.int64)
-    m = row_ids(rows, ids, first, np.full(size, -1, np.int32))
-    return ids, first[:m]
-
-
-@numba.njit(**_JIT)
 def canonical_product(uniq_k, grammar_classes, table, acc_all, comp_off, starts, single, cap, max_states):
     n_g, k = uniq_k.shape
     # byte classes of these terminals only, numbered by first byte
-    g_ids, g_first = _number_rows(uniq_k)
+    g_ids, g_first = number_rows(uniq_k)
     n_cls = g_first.shape[0]
     own = np.empty((k, n_cls), np.int32)
     for p in range(k):
@@ -316,13 +305,13 @@ def canonical_product(uniq_k, grammar_classes, table, acc_all, comp_off, starts,
     acc = np.empty((n, words), np.uint64)
     product_components(offsets, comp, rows, acc_all, live, acc)
     # accepting patterns, numbered by first occurrence (each uint64 read as two int32 words)
-    which, first_acc = _number_rows(acc.view(np.int32))
+    which, first_acc = number_rows(acc.view(np.int32))
     # merge byte classes with equal columns (first occurrence keeps first-byte order)
     cols = np.empty((n_cls, n), np.int32)
     for c in range(n_cls):
         for s in range(n):
             cols[c, s] = trans[s, c]
-    col_ids, first_col = _number_rows(cols)
+    col_ids, first_col = number_rows(cols)
     n_out = first_col.shape[0]
     out = np.empty((n, n_out), np.int32)
     has_out = np.zeros(n, np.bool_)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...automata.kernels_reference import row_ids  # noqa: F401  (one kernel for DFA and lexer classes)
+from ...automata.kernels_reference import number_rows, row_ids  # noqa: F401  (one numbering for DFA and lexer classes)
 
 
 def walk_trie(trans, classes, accepting, start_state, node_byte, node_depth, subtree_end,
@@ -239,7 +239,7 @@ def canonical_product(uniq_k, grammar_classes, table, acc_all, comp_off, starts,
     Returns (states or -1 past the budget, trans, uint8[256] classes, live, acc,
     pattern of every state, first state of every pattern, has_out)."""
     k = uniq_k.shape[1]
-    g_ids, g_first = _number(uniq_k)
+    g_ids, g_first = number_rows(uniq_k)
     own = np.ascontiguousarray(uniq_k[g_first].T, dtype=np.int32)
     start = (np.asarray(comp_off) + np.asarray(starts)).astype(np.int32)
     pool = cap * min(k, 4) + k
@@ -258,16 +258,9 @@ def canonical_product(uniq_k, grammar_classes, table, acc_all, comp_off, starts,
             pool = max(pool, cap * min(k, 4) + k)
     live, acc = np.empty((n, (k + 63) // 64), np.uint64), np.empty((n, (k + 63) // 64), np.uint64)
     product_components(offsets, comp, rows, acc_all, live, acc)
-    which, first_acc = _number(acc.view(np.int32))
-    col_ids, first_col = _number(trans[:n].T)
+    which, first_acc = number_rows(acc.view(np.int32))
+    col_ids, first_col = number_rows(trans[:n].T)
     out = np.ascontiguousarray(trans[:n][:, first_col])
     classes = col_ids[g_ids[grammar_classes]].astype(np.uint8)
     return n, out, classes, live, acc, which, first_acc, (out >= 0).any(axis=1)
 
-
-def _number(rows):
-    """(number of every row of an int matrix by first occurrence, first row of every number)."""
-    rows = np.ascontiguousarray(rows, dtype=np.int32)
-    ids, first = np.empty(len(rows), np.int32), np.empty(len(rows), np.int64)
-    m = row_ids(rows, ids, first, None)
-    return ids, first[:m]
