@@ -187,9 +187,11 @@ def encode_body(body: ByteDFA, *, quoted: bool = True, max_states: int = 400_000
     return ops.from_table(tbl, acc, start, byte_class=col)
 
 
+# printable ASCII but '"', '/' and '\\': with canonical escapes, each has one spelling (itself)
 _PLAIN_BYTES = np.zeros(256, bool)
 _PLAIN_BYTES[0x20:0x7F] = True
-_PLAIN_BYTES[[0x22, 0x2F, 0x5C]] = False  # '"', '/' and backslash have escaped spellings too
+_PLAIN_BYTES[[0x22, 0x2F, 0x5C]] = False
+_PLAIN = re.compile("[" + re.escape(bytes(np.flatnonzero(_PLAIN_BYTES).tolist()).decode()) + "]*")  # as strings
 
 
 def _plain_body(body: ByteDFA) -> bool:
@@ -369,12 +371,10 @@ def quoted_literals(strings, suffix: ByteDFA | None = None, canonical: bool = Fa
     return hit
 
 
-# printable ASCII but '"', '/' and '\\': with canonical escapes, each has one spelling (itself)
-_PLAIN = re.compile(r"[ !#-.0-\[\]-~]*")
 
 
 def _plain_literals(strings) -> ByteDFA:
-    """:func:`_quoted_literals` (canonical, no suffix) of strings of :data:`_PLAIN`
+    """:func:`_quoted_literals` (canonical, no suffix) of strings of :data:`_PLAIN_BYTES`
     characters: each character is its own byte, so the trie of the strings is the
     automaton.  Same states, numbering and classes as the general construction
     (quote, trie nodes, closing quote), written as edge lists at once."""
