@@ -99,3 +99,21 @@ def test_number_dfa_matches_decimal_values_on_its_domain():
                     and (hi is None or (v < hi if hi_excl else v <= hi))
                     and (not integral or v == v.to_integral_value()))
             assert dfa.matches(data) == want, (bounds, s)
+
+
+def test_bounds_explored_without_counting_fraction_digits_equal_the_counting_machine():
+    """_bounds_cached explores non-integral bounds without the fraction-digit count
+    and intersects with DOMAIN_EXP: the same minimal DFA as the machine that counts."""
+    from structgen.automata import ops
+
+    rng = random.Random(7)
+    cases = [(Decimal(1), False, Decimal(2 ** 31 - 1), False, False), (Decimal(-90), False, Decimal(90), False, False),
+             (Decimal(0), True, None, False, False), (None, False, Decimal("0.001"), True, False),
+             (Decimal("0.5"), True, Decimal(5), True, False), (Decimal(1000), False, Decimal(9999), False, False)]
+    cases += [b[:4] + (False,) for b in (_rand_bounds(rng) for _ in range(40))]
+    for lo, lo_excl, hi, hi_excl, integral in cases:
+        if lo is not None and hi is not None and lo == hi and (lo_excl or hi_excl):
+            continue
+        counting = num._explore(num._Machine(_preds(lo, lo_excl, hi, hi_excl), "all", integral))
+        fast = num._bounds_cached.__wrapped__(lo, lo_excl, hi, hi_excl, integral)
+        assert ops.dfa_key(fast) == ops.dfa_key(counting), (lo, lo_excl, hi, hi_excl)
