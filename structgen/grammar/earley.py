@@ -150,6 +150,7 @@ class EarleyParser:
         self._live: dict[int, weakref.ref] = {}
         self._sweep_at = 1024
         self._advance: dict[int, Row | int] = {}  # (terminals, row serial) packed in an int
+        self._completed: dict[int, tuple] = {}  # (row serial, nonterminal) packed in an int: see _completions
         self._serials = itertools.count(1)  # atomic: threads never share a serial; 0 = "this row"
         accept0 = base[self.accept_rule]
         self._accepting = (accept0 + 1, (1 << shift) | (accept0 + 1))  # S' -> start . from here / the initial row
@@ -197,7 +198,7 @@ class EarleyParser:
     # --- rows -----------------------------------------------------------
     def _make_row(self, kernel) -> Row:
         nt, term_bit, steps_null, live = self._nt, self._term_bit, self._steps_null, self._live
-        shift, pmask = self.shift, self._pos_mask
+        shift, pmask, completions = self.shift, self._pos_mask, self._completed
         items = set(kernel)
         agenda = list(items)
         roots = allowed = 0
@@ -216,17 +217,11 @@ class EarleyParser:
                 o = it >> shift
                 if not o:  # nullable completion: already stepped over at prediction
                     continue
-                orow = live[o]()  # alive: a live row points at it
                 lhs = self._lhs_at[p]
-                for it2 in orow.items:
-                    if nt[it2 & pmask] == lhs:
-                        nit = it2 + 1 if it2 > pmask else (o << shift) | (it2 + 1)
-                        if nit not in items:
-                            items.add(nit)
-                            agenda.append(nit)
-                base = o << shift
-                for q in orow.static.waiting.get(lhs, ()):
-                    nit = base | q
+                done = completions.get(o << 32 | lhs)
+                if done is None:
+                    done = self._completions(o, lhs)
+                for nit in done:
                     if nit not in items:
                         items.add(nit)
                         agenda.append(nit)
@@ -247,6 +242,20 @@ class EarleyParser:
         row = Row(key, self._static_part(roots), allowed, accepts, serial, origins)
         live[serial] = self._ids[key] = weakref.ref(row)
         return row
+
+    def _completions(self, o: int, lhs: int) -> tuple:
+        """The items that completing ``lhs`` back to row ``o`` adds: its items waiting
+        for ``lhs`` and its predicted ones, dot moved over it (memoised: a row is
+        completed into again and again, once per row built above it)."""
+        nt, pmask, shift = self._nt, self._pos_mask, self.shift
+        orow = self._live[o]()  # alive: a live row points at it
+        base = o << shift
+        done = tuple([it + 1 if it > pmask else base | (it + 1) for it in orow.items if nt[it & pmask] == lhs]
+                     + [base | q for q in orow.static.waiting.get(lhs, ())])
+        if len(self._completed) >= self.max_rows:
+            self._completed.clear()
+        self._completed[o << 32 | lhs] = done  # an int key and a tuple of ints: untracked by the collector
+        return done
 
     def _sweep(self) -> None:
         """Drop the index entries of dead rows (amortised: the threshold doubles).
@@ -283,8 +292,9 @@ class EarleyParser:
         return nxt
 
     def clear_cache(self) -> None:
-        """Forget the transition memo (rows still held elsewhere stay canonical)."""
+        """Forget the transition and completion memos (rows still held elsewhere stay canonical)."""
         self._advance.clear()
+        self._completed.clear()
 
     @property
     def indexed_rows(self) -> int:
