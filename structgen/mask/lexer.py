@@ -128,7 +128,7 @@ class LexerFactory:
         self._uniq = sig[first]  # [grammar class, terminal] -> the terminal's own class
         self.n_cls = len(first)
         self._stack = None
-        self._projectable: dict[int, tuple] = {}  # mask -> (product, its ids): see _superset
+        self._projectable: dict[int, tuple] = {}  # mask -> (product, its ids, pattern bitmasks): see _superset
 
     def build(self, mask: int) -> Lexer:
         ids = bit_indices(mask)
@@ -158,7 +158,7 @@ class LexerFactory:
                 self._over_budget(ids)
         trans, classes, which, patterns, accepting, has_out, live, walk_key = product
         if live is not None:
-            self._projectable[mask] = (product, ids)
+            self._projectable[mask] = (product, ids, tuple(sum(1 << p for p in pattern) for pattern in patterns))
         term_sets = tuple(sum(1 << ids[p] for p in pattern) for pattern in patterns)
         return Lexer.from_classes(mask, trans, classes, which, term_sets, accepting=accepting,
                                   has_out=has_out, walk_key=walk_key)
@@ -173,7 +173,7 @@ class LexerFactory:
                 best = entry
         return best
 
-    def _project(self, mask: int, product, ids: list[int]) -> Lexer:
+    def _project(self, mask: int, product, ids: list[int], pattern_bits: tuple) -> Lexer:
         """The lexer of ``mask`` read off the product of a superset (terminals ``ids``).
 
         A state of the superset's product is a set of live components; its image
@@ -184,17 +184,18 @@ class LexerFactory:
         reached, not the superset's whole table).  Several states may share an
         image: the automaton is equivalent to the product of ``mask``, only not
         minimal."""
-        trans_b, classes, which_b, patterns, _, _, live, walk_key_b = product
+        trans_b, classes, which_b, _, _, _, live, walk_key_b = product
         allowed = sum(1 << p for p, j in enumerate(ids) if mask >> j & 1)
         n_b = len(trans_b)
         order, has_out = np.empty(n_b, np.int32), np.empty(n_b, bool)
         out = np.empty_like(trans_b)
         n = self._k.project_product(trans_b, live, np.uint64(allowed), np.full(n_b, -1, np.int32), order, out,
                                     has_out)
-        # the superset's accepting patterns (few), narrowed to the allowed components
-        narrowed = [sum(1 << p for p in pattern if allowed >> p & 1) for pattern in patterns]
+        # the superset's accepting patterns (as component bitmasks), narrowed to the allowed ones
+        narrowed = [bits & allowed for bits in pattern_bits]
         values = sorted(set(narrowed))
-        to_class = np.array([values.index(v) for v in narrowed], np.int32)
+        pos = {v: i for i, v in enumerate(values)}
+        to_class = np.array([pos[v] for v in narrowed], np.int32)
         acc_class = to_class[which_b[order[:n]]]
         term_sets = tuple(sum(1 << ids[p] for p in bit_indices(v)) for v in values)
         walk_key = hashlib.blake2b(walk_key_b + allowed.to_bytes(8, "little"), digest_size=16,
@@ -251,18 +252,19 @@ class LexerFactory:
         all) that earlier ones did not, so the first mask of a big grammar copies
         the few DFAs it reads, not all of them."""
         if self._stack is None:
-            self._stack = (np.full((0, 1), -1, np.int32), np.zeros(0, bool), np.full(len(self.dfas), -1, np.int64),
-                           np.array([d.start for d in self.dfas], np.int64), np.full(0, -1, np.int32), 0)
+            self._width = max((d.trans.shape[1] for d in self.dfas), default=1)
+            self._stack = (np.full((0, self._width), -1, np.int32), np.zeros(0, bool),
+                           np.full(len(self.dfas), -1, np.int64), np.array([d.start for d in self.dfas], np.int64),
+                           np.full(0, -1, np.int32), 0)
         table, acc, state_off, starts, single, used = self._stack
         missing = [j for j in (range(len(self.dfas)) if ids is None else ids) if state_off[j] < 0]
         if missing:
             dfas = [self.dfas[j] for j in missing]
             need = used + sum(d.num_states for d in dfas)
-            width = max([table.shape[1]] + [d.trans.shape[1] for d in dfas])
-            if need > len(table) or width > table.shape[1]:  # grow (rows doubling: amortised copies)
-                cap = max(need, 2 * len(table))
-                grown = np.full((cap, width), -1, np.int32)
-                grown[:used, :table.shape[1]] = table[:used]
+            if need > len(table):  # grow (rows doubling: amortised copies), as wide as the widest DFA
+                cap = max(need, 2 * len(table), 256)
+                grown = np.full((cap, self._width), -1, np.int32)
+                grown[:used] = table[:used]
                 table, acc = grown, np.concatenate([acc[:used], np.zeros(cap - used, bool)])
                 single = np.concatenate([single[:used], np.full(cap - used, -1, np.int32)])
             for j, d in zip(missing, dfas):
