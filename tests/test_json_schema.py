@@ -252,6 +252,21 @@ def test_property_order_options():
     assert any(r["kind"] == "restricted" for r in c.report)
 
 
+def test_schema_order_is_the_properties_order_when_a_required_list_is_combined():
+    """A required list sets no order: combined with declared properties (in allOf or a
+    oneOf branch, as in JSONSchemaBench's Github_medium o6249), the keys keep the
+    order of ``properties``, not the required list's (sorted) names."""
+    props = {"to": {"type": "string"}, "from": {"type": "string"}, "body": {"type": "string"}}
+    inst = '{"to": "a", "from": "b", "body": "c"}'
+    both = compile_({"properties": props, "allOf": [{"required": ["to", "from"]}]})
+    assert accepts(both, inst) and not accepts(both, '{"from": "b", "to": "a"}')
+    branches = compile_({"oneOf": [
+        {"properties": props, "allOf": [{"required": ["to", "from"]}], "additionalProperties": False},
+        {"properties": {"to": {}, "via": {}}, "allOf": [{"required": ["via", "to"]}], "additionalProperties": False}]})
+    assert accepts(branches, inst) and accepts(branches, '{"to": "a", "via": 1}')
+    assert not accepts(branches, '{"to": "a"}')
+
+
 def test_additional_properties_forbid():
     c = compile_({"properties": {"a": {}}}, additional_properties="forbid")
     assert accepts(c, '{"a": 1}') and not accepts(c, '{"a": 1, "b": 2}')

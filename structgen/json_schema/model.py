@@ -346,7 +346,10 @@ def obj_and(a: ObjAlt, b: ObjAlt) -> ObjAlt | None:
         return b
     if b is OBJ_ANY:
         return a
-    order = [n for n, _ in a.names] + [n for n, _ in b.names if n not in a.name_map()]
+    # a's names then b's, except that names standing only for a required key (formula
+    # TRUE, not from ``properties``) come last: a required list sets no order
+    order = dict.fromkeys([n for alt in (a, b) for n, f in alt.names if f != TRUE or n in alt.evaluated])
+    order.update(dict.fromkeys([n for alt in (a, b) for n, _ in alt.names]))
     names = []
     evaluated = set()
     for n in order:

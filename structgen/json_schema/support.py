@@ -94,7 +94,9 @@ KEYWORDS: dict[str, Keyword] = {k.name: k for k in [
             "`\"any\"` accepts every order without duplicate keys for objects with <= `max_any_order` "
             "(default 8) declared keys, by subset-tracking nonterminals (2^k states); objects with more "
             "declared keys stay in schema order (an entry in `report`). With `allOf`/`$ref` merges, schema order is: `$ref` target, "
-            "`allOf` members, own `properties`, then `anyOf`/`oneOf` members."),
+            "`allOf` members, own `properties`, then `anyOf`/`oneOf` members; a key named only by a `required` "
+            "list (no `properties` entry there) takes its place from the `properties` that declare it, and "
+            "comes last otherwise (a required list sets no order)."),
     Keyword("required", EXACT, "Required keys not declared in `properties` become explicit keys whose value "
             "schema comes from `patternProperties`/`additionalProperties`. A draft-03 boolean `required` is "
             "ignored (a `StructgenWarning` and an entry in `report`)."),
