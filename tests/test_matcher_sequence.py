@@ -128,3 +128,56 @@ def test_masks_are_read_only(vocab, json_c):
         with pytest.raises(ValueError):
             words[:] = 0
     assert np.any(json_c.matcher().next_token_mask())
+
+
+def test_packed_masks_write_the_same_rows_as_the_dense_mask():
+    """Cached masks are packed (word indices and words, or dense past half the words);
+    fill_next_token_bitmask writes them straight into an int32 row (any row, negative
+    indices too, other rows untouched), equal to next_token_mask() and to the torch path."""
+    import torch
+
+    vocab = Vocabulary.byte_level()
+    c = compile_grammar(load_grammar("json"), vocab)
+    rng = random.Random(5)
+    kinds = set()
+    for _ in range(8):
+        m = c.matcher()
+        for _ in range(15):
+            dense = m.next_token_mask()
+            idx, words = c.packed_mask(m.state)
+            kinds.add(idx is None)
+            assert (idx is None) == (2 * np.count_nonzero(dense) > len(dense))
+            bm = np.full((3, len(dense)), -7, np.int32)
+            m.fill_next_token_bitmask(bm, -2)
+            assert np.array_equal(bm[1].view(np.uint32), dense) and (bm[[0, 2]] == -7).all()
+            tb = torch.full((2, len(dense)), -7, dtype=torch.int32)
+            m.fill_next_token_bitmask(tb, 1)
+            assert np.array_equal(tb[1].numpy().view(np.uint32), dense)
+            with pytest.raises(IndexError):
+                m.fill_next_token_bitmask(bm, 3)
+            allowed = [t for t in mask_ids(m) if t not in vocab.eos_ids]
+            if not allowed:
+                break
+            assert m.accept_token(rng.choice(allowed))
+    assert kinds == {True, False}  # both forms met
+
+
+def test_a_failed_mask_leaves_the_shared_scratch_clean(vocab, monkeypatch):
+    """Masks are built in a per-thread scratch; an error half-way must not leak its
+    bits into the next mask."""
+    from structgen import GrammarCompiler
+    from structgen.mask import engine
+
+    c = GrammarCompiler(vocab).compile_grammar(load_grammar("json"))
+    want = GrammarCompiler(vocab).compile_grammar(load_grammar("json")).matcher().next_token_mask().copy()
+    real = engine.CompiledGrammar._fill_mask
+
+    def failing(self, state, bits):
+        bits[:] = 0xFFFFFFFF
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(engine.CompiledGrammar, "_fill_mask", failing)
+    with pytest.raises(RuntimeError):
+        c.matcher().next_token_mask()
+    monkeypatch.setattr(engine.CompiledGrammar, "_fill_mask", real)
+    assert np.array_equal(c.matcher().next_token_mask(), want)
