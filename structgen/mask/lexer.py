@@ -252,19 +252,18 @@ class LexerFactory:
         all) that earlier ones did not, so the first mask of a big grammar copies
         the few DFAs it reads, not all of them."""
         if self._stack is None:
-            self._width = max((d.trans.shape[1] for d in self.dfas), default=1)
-            self._stack = (np.full((0, self._width), -1, np.int32), np.zeros(0, bool),
-                           np.full(len(self.dfas), -1, np.int64), np.array([d.start for d in self.dfas], np.int64),
-                           np.full(0, -1, np.int32), 0)
+            self._stack = (np.full((0, 1), -1, np.int32), np.zeros(0, bool), np.full(len(self.dfas), -1, np.int64),
+                           np.array([d.start for d in self.dfas], np.int64), np.full(0, -1, np.int32), 0)
         table, acc, state_off, starts, single, used = self._stack
         missing = [j for j in (range(len(self.dfas)) if ids is None else ids) if state_off[j] < 0]
         if missing:
             dfas = [self.dfas[j] for j in missing]
             need = used + sum(d.num_states for d in dfas)
-            if need > len(table):  # grow (rows doubling: amortised copies), as wide as the widest DFA
-                cap = max(need, 2 * len(table), 256)
-                grown = np.full((cap, self._width), -1, np.int32)
-                grown[:used] = table[:used]
+            width = max([table.shape[1]] + [d.trans.shape[1] for d in dfas])
+            if need > len(table) or width > table.shape[1]:  # grow (rows doubling: amortised copies)
+                cap = max(need, 2 * len(table))
+                grown = np.full((cap, width), -1, np.int32)
+                grown[:used, :table.shape[1]] = table[:used]
                 table, acc = grown, np.concatenate([acc[:used], np.zeros(cap - used, bool)])
                 single = np.concatenate([single[:used], np.full(cap - used, -1, np.int32)])
             for j, d in zip(missing, dfas):
