@@ -100,8 +100,6 @@ def _load_kernels(vocab: Vocabulary, limits: Limits, kernels: str) -> None:
         state = warm.initial_state
         warm.mask(state)
         warm.mask(warm.advance_bytes(state, b"a"))
-        # a packed mask written into a caller's int32 row (Matcher.fill_next_token_bitmask)
-        warm._k.unpack_row(np.zeros((1, 1), np.int32), 0, np.zeros(1, np.int32), np.ones(1, np.uint32))
 
 
 class GrammarCompiler:

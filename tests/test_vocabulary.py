@@ -114,24 +114,3 @@ def test_sparse_word_kernels_agree():
             assert np.array_equal(bits, base | scratch)
             results.append(words.tolist())
         assert results[0] == results[1] == scratch[touched].tolist()
-
-
-def test_mask_packing_kernels_agree():
-    """nonzero_words (indices of a mask's nonzero words) and unpack_row (a packed mask
-    written into an int32 bitmask row): numba vs the pure-Python twins, round trip."""
-    from structgen.mask.kernels import numba_cpu, reference
-
-    rng = np.random.default_rng(4)
-    for _ in range(20):
-        size = int(rng.integers(1, 300))
-        bits = np.where(rng.random(size) < rng.random(), rng.integers(1, 2**32, size, dtype=np.uint64), 0)
-        bits = bits.astype(np.uint32)
-        for k in (numba_cpu, reference):
-            idx = np.full(size, -1, np.int32)
-            n = k.nonzero_words(bits, idx)
-            assert idx[:n].tolist() == np.flatnonzero(bits).tolist()
-            bitmask = rng.integers(-2**31, 2**31, (3, size), dtype=np.int64).astype(np.int32)
-            other = bitmask[[0, 2]].copy()
-            k.unpack_row(bitmask, 1, idx[:n].copy(), bits[idx[:n]])
-            assert np.array_equal(bitmask[1].view(np.uint32), bits)
-            assert np.array_equal(bitmask[[0, 2]], other)

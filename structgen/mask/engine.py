@@ -35,22 +35,6 @@ State = tuple[Row, int]  # (earley row, lexer state)
 
 _MISSING = object()
 _WALK_BUFFERS = threading.local()
-_MASK_SCRATCH = threading.local()
-
-
-def _mask_scratch(num_words: int) -> tuple[np.ndarray, np.ndarray]:
-    """This thread's mask under construction (all zero between masks) and a word
-    index buffer: a new mask is built in memory already touched, and only its
-    packed form (see ``CompiledGrammar.packed_mask``) takes fresh memory.  Fresh
-    pages cost a fault each on first write: ~10 us for a dense 129k-token mask,
-    most of a cold mask's allocation cost when every computed mask stays cached."""
-    by_width = getattr(_MASK_SCRATCH, "by_width", None)
-    if by_width is None:
-        by_width = _MASK_SCRATCH.by_width = {}
-    hit = by_width.get(num_words)
-    if hit is None:
-        hit = by_width[num_words] = (np.zeros(num_words, np.uint32), np.empty(num_words, np.int32))
-    return hit
 
 
 def _walk_buffers(trie, num_words: int) -> tuple:
@@ -230,20 +214,8 @@ class CompiledGrammar:
 
     # --- masks -------------------------------------------------------------
     def mask(self, state: State) -> np.ndarray:
-        """uint32[num_words] bitset of allowed tokens (EOS included when complete),
-        read-only: the cached array itself for a dense mask, else unpacked anew."""
-        idx, words = self.packed_mask(state)
-        if idx is None:
-            return words
-        bits = np.zeros(self.vocab.num_words, np.uint32)
-        bits[idx] = words
-        bits.flags.writeable = False
-        return bits
-
-    def packed_mask(self, state: State) -> tuple:
-        """The mask as cached, read-only: ``(None, words)`` dense, or ``(word indices,
-        words)`` with every other word 0 (when at most half the words are nonzero:
-        most masks, at a fraction of the memory)."""
+        """uint32[num_words] bitset of allowed tokens (EOS included when complete).
+        The returned array is cached and read-only."""
         key = state[0].serial << 32 | state[1]  # one int, as in advance_token
         hit = self._masks.get(key)
         if hit is not None:
@@ -252,32 +224,12 @@ class CompiledGrammar:
             hit = self._masks.get(key)  # another thread may have computed it meanwhile
             if hit is not None:
                 return hit[0]
-            packed = self._compute_mask(state)
-            for part in packed:
-                if part is not None:
-                    part.flags.writeable = False
-            self._masks.put(key, packed, packed[1].nbytes * (1 if packed[0] is None else 2) + 64)
-            return packed
+            bits = self._compute_mask(state)
+            self._masks.put(key, bits, bits.nbytes)  # made read-only here
+            return bits
 
-    def _compute_mask(self, state: State) -> tuple:
-        bits, nonzero = _mask_scratch(self.vocab.num_words)
-        try:
-            self._fill_mask(state, bits)
-        except BaseException:
-            bits.fill(0)  # the scratch stays all zero for the next mask
-            raise
-        n = self._k.nonzero_words(bits, nonzero)
-        if 2 * n > len(bits):
-            words = bits.copy()
-            bits.fill(0)
-            return None, words
-        idx = nonzero[:n].copy()
-        words = np.empty(n, np.uint32)
-        self._k.take_words(bits, idx, n, words)  # and zeroes them in the scratch
-        return idx, words
-
-    def _fill_mask(self, state: State, bits: np.ndarray) -> None:
-        """OR the mask of ``state`` into ``bits``."""
+    def _compute_mask(self, state: State) -> np.ndarray:
+        bits = np.zeros(self.vocab.num_words, np.uint32)
         row, s = state
         # A slice the lexer state loops on is allowed whole; the walks then run
         # on the trie of the other tokens (event ranges index that trie).
@@ -311,6 +263,7 @@ class CompiledGrammar:
                     work.append((nxt, 0, plan[b + 1], plan[b + 2], plan[b + 3]))
         if self.can_end(state):
             bits |= self._eos
+        return bits
 
     def _plan(self, lex: Lexer, s: int, los: np.ndarray, his: np.ndarray, ranges: bytes, part: Slice | None):
         """The walk of ``lex`` from ``s`` over the ranges ``los``/``his`` (named by the

@@ -21,8 +21,6 @@ from .bitmask import token_bitset, write_row
 from .completion import greedy_completion, shortest_completion, state_key
 from .engine import CompiledGrammar, State
 
-_INT32 = np.dtype(np.int32)
-
 __all__ = ["Matcher"]
 
 # A step: (Earley row, lexer state, required prefix still to produce, terminated, depth, previous step)
@@ -86,7 +84,7 @@ class Matcher:
 
     # --- masks ------------------------------------------------------------------
     def next_token_mask(self) -> np.ndarray:
-        """The allowed-token bitset (uint32[num_words]), read-only (see CompiledGrammar.mask)."""
+        """The allowed-token bitset (uint32[num_words]); read-only, cached."""
         top, c = self._top, self.compiled
         if top[_DONE]:
             return c._eos if self._extra_eos is None else self._extra_eos
@@ -128,16 +126,6 @@ class Matcher:
 
     def fill_next_token_bitmask(self, bitmask, index: int = 0) -> None:
         """Write the mask into row ``index`` of an int32 ``[batch, words]`` numpy array or torch tensor."""
-        top, c = self._top, self.compiled
-        if (type(bitmask) is np.ndarray and bitmask.dtype is _INT32 and bitmask.ndim == 2
-                and bitmask.shape[1] == c.vocab.num_words and not top[_DONE] and not top[_PREFIX]
-                and self._extra_eos is None):  # the common case: straight from the packed cache
-            idx, words = c.packed_mask((top[_ROW], top[_LEX]))
-            if idx is None:
-                bitmask[index] = words.view(_INT32)
-            else:  # checked here: the kernel does not check bounds
-                c._k.unpack_row(bitmask, range(bitmask.shape[0])[index], idx, words)
-            return
         write_row(bitmask, index, self.next_token_mask())
 
     def is_token_allowed(self, token_id: int) -> bool:

@@ -62,23 +62,6 @@ def take_words(out_bits, touched, n, words_out):
 
 
 @numba.njit(**_JIT)
-def nonzero_words(bits, idx_out):
-    n = 0
-    for w in range(bits.shape[0]):  # branch-free: masks mix zero and nonzero words at random
-        idx_out[n] = w
-        n += bits[w] != 0
-    return n
-
-
-@numba.njit(**_JIT)
-def unpack_row(bitmask, row, idx, words):
-    out = bitmask[row]
-    out[:] = 0
-    for j in range(idx.shape[0]):
-        out[idx[j]] = words[j]  # uint32 into int32: the same 32 bits
-
-
-@numba.njit(**_JIT)
 def or_words(bits, idx, words):
     for j in range(idx.shape[0]):
         bits[idx[j]] |= words[j]

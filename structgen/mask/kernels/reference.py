@@ -64,26 +64,6 @@ def take_words(out_bits, touched, n, words_out):
         out_bits[w] = 0
 
 
-def nonzero_words(bits, idx_out):
-    """Write the indices of the nonzero words of ``bits`` into ``idx_out`` (in order);
-    returns how many (a mask's sparse form, with take_words)."""
-    n = 0
-    for w in range(len(bits)):
-        if bits[w]:
-            idx_out[n] = w
-            n += 1
-    return n
-
-
-def unpack_row(bitmask, row, idx, words):
-    """Row ``row`` of the int32 ``bitmask`` = the packed mask ``idx``/``words`` (uint32
-    words at those indices, 0 elsewhere), bit for bit."""
-    out = bitmask[row].view(np.uint32)
-    out[:] = 0
-    for w, v in zip(idx, words):
-        out[w] = v
-
-
 def or_words(bits, idx, words):
     """``bits[idx[j]] |= words[j]`` for every j (a sparse result OR-ed into a mask)."""
     for w, v in zip(idx, words):
