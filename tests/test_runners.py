@@ -140,3 +140,33 @@ def test_runner_helpers():
 
 if __name__ == "__main__":  # pragma: no cover
     raise SystemExit(pytest.main([__file__, "-q"] + os.sys.argv[1:]))
+
+
+def test_maskbench_compare_uses_the_common_work(tmp_path, capsys):
+    """Fills are compared over the replays every run accepted, each engine cut to the positions
+    both timed; compile over the schemas both engines compiled in every run."""
+    import runpy
+
+    def run(name, sg_fills, extra_schema):
+        rows = [
+            {"schema": "a", "engine": "structgen", "status": "ok", "compile_ms": 2.0, "ttfm_ms": 3.0,
+             "valid": [{"i": 0, "style": "compact", "ok": True, "tbm_ns": sg_fills}]},
+            {"schema": "a", "engine": "llguidance", "status": "ok", "compile_ms": 1.0, "ttfm_ms": 1.5,
+             "valid": [{"i": 0, "style": "compact", "ok": True, "tbm_ns": [1000, 1000]}]},
+        ]
+        if extra_schema:  # accepted in this run only: left out
+            rows.append({"schema": "b", "engine": "structgen", "status": "ok", "compile_ms": 50.0, "ttfm_ms": 60.0,
+                         "valid": [{"i": 0, "style": "compact", "ok": True, "tbm_ns": [10 ** 9]}]})
+        d = tmp_path / name
+        d.mkdir()
+        (d / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        return str(d)
+
+    dirs = [run("x", [2000, 4000, 9 ** 9], True), run("y", [1000, 3000], False)]
+    mod = runpy.run_path(str(Path(__file__).resolve().parent.parent / "benchmarks" / "maskbench_compare.py"))
+    mod["main"](dirs)
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("1 replays") and "1 schemas" in out[0]
+    assert "mask mean 3.0 / 1.0 us = 3.00x" in out[1] and "(2 masks)" in out[1]
+    assert "mask mean 2.0 / 1.0 us = 2.00x" in out[2]
+    assert "compile p50 2.00x" in out[1] and "TTFM p50 2.00x" in out[2]
