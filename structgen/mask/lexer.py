@@ -128,7 +128,7 @@ class LexerFactory:
         self._uniq = sig[first]  # [grammar class, terminal] -> the terminal's own class
         self.n_cls = len(first)
         self._stack = None
-        self._projectable: dict[int, tuple] = {}  # mask -> (product, its ids, pattern bitmasks): see _superset
+        self._projectable: dict[int, tuple] = {}  # mask -> (product, its ids): see _superset
 
     def build(self, mask: int) -> Lexer:
         ids = bit_indices(mask)
@@ -158,8 +158,8 @@ class LexerFactory:
                 self._over_budget(ids)
         trans, classes, which, patterns, accepting, has_out, live, walk_key = product
         if live is not None:
-            self._projectable[mask] = (product, ids, tuple(sum(1 << p for p in pattern) for pattern in patterns))
-        term_sets = tuple(sum(1 << ids[p] for p in pattern) for pattern in patterns)
+            self._projectable[mask] = (product, ids)
+        term_sets = tuple(sum(1 << ids[p] for p in bit_indices(pattern)) for pattern in patterns)
         return Lexer.from_classes(mask, trans, classes, which, term_sets, accepting=accepting,
                                   has_out=has_out, walk_key=walk_key)
 
@@ -173,7 +173,7 @@ class LexerFactory:
                 best = entry
         return best
 
-    def _project(self, mask: int, product, ids: list[int], pattern_bits: tuple) -> Lexer:
+    def _project(self, mask: int, product, ids: list[int]) -> Lexer:
         """The lexer of ``mask`` read off the product of a superset (terminals ``ids``).
 
         A state of the superset's product is a set of live components; its image
@@ -184,15 +184,15 @@ class LexerFactory:
         reached, not the superset's whole table).  Several states may share an
         image: the automaton is equivalent to the product of ``mask``, only not
         minimal."""
-        trans_b, classes, which_b, _, _, _, live, walk_key_b = product
+        trans_b, classes, which_b, patterns, _, _, live, walk_key_b = product
         allowed = sum(1 << p for p, j in enumerate(ids) if mask >> j & 1)
         n_b = len(trans_b)
         order, has_out = np.empty(n_b, np.int32), np.empty(n_b, bool)
         out = np.empty_like(trans_b)
         n = self._k.project_product(trans_b, live, np.uint64(allowed), np.full(n_b, -1, np.int32), order, out,
                                     has_out)
-        # the superset's accepting patterns (as component bitmasks), narrowed to the allowed ones
-        narrowed = [bits & allowed for bits in pattern_bits]
+        # the superset's accepting patterns (component bitmasks), narrowed to the allowed ones
+        narrowed = [pattern & allowed for pattern in patterns]
         values = sorted(set(narrowed))
         pos = {v: i for i, v in enumerate(values)}
         to_class = np.array([pos[v] for v in narrowed], np.int32)
@@ -214,13 +214,13 @@ class LexerFactory:
         d = self.dfas[j]
         shifted = np.where(d.trans >= 0, d.trans + 1, -1).astype(np.int32)
         trans = np.vstack([shifted[d.start][None], shifted])
-        classes = np.array(d.classes, np.uint8)  # a writeable copy: see the end of _canonical_product
+        classes = np.array(d.classes, np.uint8)  # writeable, as the kernels' outputs: read-only is another numba type
         accepting = np.concatenate([[False], np.asarray(d.accepting, bool)])
-        return trans, classes, accepting.astype(np.int32), ((), (0,)), accepting, (trans >= 0).any(axis=1), None
+        return trans, classes, accepting.astype(np.int32), (0, 1), accepting, (trans >= 0).any(axis=1), None
 
     def _canonical_product(self, ids: list[int]):
         """The canonical product of ``ids``: (trans, classes, accepting pattern of every
-        state, patterns as tuples of positions in ``ids``, accepting, has_out, and the
+        state, patterns as bitmasks of positions in ``ids``, accepting, has_out, and the
         live-component bitmask of every state, or None past 64 components: only
         products of up to 64 are projected).
 
@@ -238,8 +238,7 @@ class LexerFactory:
         if n < 0:
             self._over_budget(ids)
         # a state's accepting components: its uint64 words, word w holding components 64w..64w+63
-        patterns = tuple(tuple(bit_indices(sum(v << (64 * w) for w, v in enumerate(words))))
-                         for words in acc[first].tolist())
+        patterns = tuple(sum(v << (64 * w) for w, v in enumerate(words)) for words in acc[first].tolist())
         accepting = acc.any(axis=1)
         return trans, classes, which, patterns, accepting, has_out, (live.reshape(-1) if len(ids) <= 64 else None)
 
