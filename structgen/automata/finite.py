@@ -33,16 +33,7 @@ def strings_dfa(strings) -> ByteDFA:
     """DFA of exactly the UTF-8 encodings of ``strings`` (a trie; minimised
     unless it is large, where minimising costs more than it saves)."""
     nodes, final = trie(s.encode("utf-8", "surrogatepass") for s in strings)
-    # a narrow table: one column per byte used, one (dead) column for the rest
-    used = sorted({b for edges in nodes for b in edges})
-    col = [len(used)] * 256
-    for j, b in enumerate(used):
-        col[b] = j
-    src = [i for i, edges in enumerate(nodes) for _ in edges]
-    tbl = np.full((len(nodes), len(used) + 1), -1, np.int64)
-    tbl[src, [col[b] for edges in nodes for b in edges]] = [t for edges in nodes for t in edges.values()]
-    return ops.from_table(tbl, np.array(final, bool), 0, minimal=len(nodes) < 2000,
-                          byte_class=np.array(col, np.uint8))
+    return ops.normalize(ops.from_edges(nodes, np.array(final, bool)), minimal=len(nodes) < 2000)
 
 
 def max_length(dfa: ByteDFA) -> int | None:

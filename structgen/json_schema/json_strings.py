@@ -371,8 +371,6 @@ def quoted_literals(strings, suffix: ByteDFA | None = None, canonical: bool = Fa
     return hit
 
 
-
-
 def _plain_literals(strings) -> ByteDFA:
     """:func:`_quoted_literals` (canonical, no suffix) of strings of :data:`_PLAIN_BYTES`
     characters: each character is its own byte, so the trie of the strings is the
