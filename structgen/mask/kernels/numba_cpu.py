@@ -325,3 +325,75 @@ def canonical_product(uniq_k, grammar_classes, table, acc_all, comp_off, starts,
     for b in range(256):
         classes[b] = col_ids[g_ids[grammar_classes[b]]]
     return n, out, classes, live, acc, which, first_acc, has_out
+
+
+# --- level tables (see mask/levels.py): open-addressing maps of (k1, k2) -> int32 --------
+_H1 = np.uint64(0x9E3779B97F4A7C15)
+_H2 = np.uint64(0xBF58476D1CE4E5B9)
+_SHIFT = np.uint64(32)
+
+
+@numba.njit(**_JIT)
+def _slot(keys, k1, k2):
+    """Where (k1, k2) is in ``keys`` (int64[cap, 2], k1 = -1: empty), or the empty
+    slot where it would go (linear probing; the table is never full)."""
+    mask = np.uint64(keys.shape[0] - 1)
+    i = np.int64(((np.uint64(k1) * _H1 + np.uint64(k2) * _H2) >> _SHIFT) & mask)
+    while keys[i, 0] != -1 and (keys[i, 0] != k1 or keys[i, 1] != k2):
+        i = (i + 1) & np.int64(mask)
+    return i
+
+
+@numba.njit(**_JIT)
+def table_get(keys, vals, k1, k2):
+    i = _slot(keys, k1, k2)
+    return -2 if keys[i, 0] == -1 else vals[i]
+
+
+@numba.njit(**_JIT)
+def table_put(keys, vals, k1, k2, value):
+    i = _slot(keys, k1, k2)
+    keys[i, 0] = k1
+    keys[i, 1] = k2
+    vals[i] = value
+
+
+@numba.njit(**_JIT)
+def table_rehash(keys, vals, new_keys, new_vals):
+    for i in range(keys.shape[0]):
+        if keys[i, 0] != -1:
+            j = _slot(new_keys, keys[i, 0], keys[i, 1])
+            new_keys[j, 0] = keys[i, 0]
+            new_keys[j, 1] = keys[i, 1]
+            new_vals[j] = vals[i]
+
+
+@numba.njit(**_JIT)
+def fill_levels(bits, stack, sp, row_lex, plan_keys, plan_vals, after_keys, after_vals, plan_meta,
+                pool_idx, pool_words, pool_terms, pool_ranges):
+    while sp > 0:
+        slot = stack[sp - 1, 0]
+        s = stack[sp - 1, 1]
+        rid = stack[sp - 1, 2]
+        i = _slot(plan_keys, np.int64(row_lex[slot]) << 32 | s, rid)
+        if plan_keys[i, 0] == -1:
+            return sp, 1
+        pid = plan_vals[i]
+        b0 = plan_meta[pid, 2]
+        b1 = plan_meta[pid, 3]
+        for b in range(b0, b1):
+            if after_keys[_slot(after_keys, slot, pool_terms[b]), 0] == -1:
+                return sp, 2
+        if sp - 1 + b1 - b0 > stack.shape[0]:
+            return sp, 3
+        for j in range(plan_meta[pid, 0], plan_meta[pid, 1]):
+            bits[pool_idx[j]] |= pool_words[j]
+        sp -= 1
+        for b in range(b0, b1):
+            nxt = after_vals[_slot(after_keys, slot, pool_terms[b])]
+            if nxt >= 0:
+                stack[sp, 0] = nxt
+                stack[sp, 1] = 0
+                stack[sp, 2] = pool_ranges[b]
+                sp += 1
+    return sp, 0

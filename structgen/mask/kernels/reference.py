@@ -264,3 +264,69 @@ def canonical_product(uniq_k, grammar_classes, table, acc_all, comp_off, starts,
     classes = col_ids[g_ids[grammar_classes]].astype(np.uint8)
     return n, out, classes, live, acc, which, first_acc, (out >= 0).any(axis=1)
 
+
+
+# --- level tables (see mask/levels.py): open-addressing maps of (k1, k2) -> int32 --------
+_H1, _H2, _M64 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, (1 << 64) - 1
+
+
+def _slot(keys, k1, k2):
+    """Where (k1, k2) is in ``keys`` (int64[cap, 2], k1 = -1: empty), or the empty
+    slot where it would go (linear probing; the table is never full).  The hash
+    is the numba twin's, bit for bit (64-bit wrapping products)."""
+    mask = len(keys) - 1
+    i = ((int(k1) * _H1 + int(k2) * _H2) & _M64) >> 32 & mask
+    while keys[i, 0] != -1 and (keys[i, 0] != k1 or keys[i, 1] != k2):
+        i = (i + 1) & mask
+    return i
+
+
+def table_get(keys, vals, k1, k2):
+    """The value of (k1, k2), or -2 if absent."""
+    i = _slot(keys, k1, k2)
+    return -2 if keys[i, 0] == -1 else int(vals[i])
+
+
+def table_put(keys, vals, k1, k2, value):
+    i = _slot(keys, k1, k2)
+    keys[i, 0], keys[i, 1], vals[i] = k1, k2, value
+
+
+def table_rehash(keys, vals, new_keys, new_vals):
+    """Insert every entry of one table into another (empty, larger) one."""
+    for i in range(len(keys)):
+        if keys[i, 0] != -1:
+            table_put(new_keys, new_vals, keys[i, 0], keys[i, 1], vals[i])
+
+
+def fill_levels(bits, stack, sp, row_lex, plan_keys, plan_vals, after_keys, after_vals, plan_meta,
+                pool_idx, pool_words, pool_terms, pool_ranges):
+    """The lexeme-boundary recursion of a mask over the level tables.
+
+    ``stack[:sp]`` holds work items (row slot, lexer state, range id): walk the
+    row's lexer from the state over the ranges (the plan of (lexer id << 32 |
+    state, range id): words to OR into ``bits``, then branches (terminal-set id,
+    range id)), and for each branch push the row after that lexeme (the after
+    table of (row slot, terminal-set id); -1: dead) at state 0 over the branch's
+    ranges.  Returns (sp, status): 0 done; or the top item stays and status says
+    what the caller must add before calling again: 1 its plan, 2 an after entry
+    of one of its branches, 3 stack room."""
+    while sp > 0:
+        slot, s, rid = (int(v) for v in stack[sp - 1])
+        pid = table_get(plan_keys, plan_vals, int(row_lex[slot]) << 32 | s, rid)
+        if pid == -2:
+            return sp, 1
+        w0, w1, b0, b1 = (int(v) for v in plan_meta[pid])
+        nxts = [table_get(after_keys, after_vals, slot, pool_terms[b]) for b in range(b0, b1)]
+        if -2 in nxts:
+            return sp, 2
+        if sp - 1 + b1 - b0 > len(stack):
+            return sp, 3
+        for j in range(w0, w1):
+            bits[pool_idx[j]] |= pool_words[j]
+        sp -= 1
+        for b, nxt in zip(range(b0, b1), nxts):
+            if nxt >= 0:
+                stack[sp] = (nxt, 0, pool_ranges[b])
+                sp += 1
+    return sp, 0
