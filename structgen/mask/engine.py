@@ -26,7 +26,6 @@ from ..vocab.vocabulary import Vocabulary
 from .bitmask import token_bitset
 from .completion import CompletionCache
 from .kernels import get_kernels
-from .levels import LevelTables
 from .lexer import Lexer, LexerFactory
 from .slicer import Slice, slicer_for
 from .lru import ByteLRU
@@ -91,8 +90,8 @@ class CompiledGrammar:
         self._inner = walk_cache if walk_cache is not None else ByteLRU(limits.mask_cache_bytes)
         self._lock = threading.Lock()  # one computation per mask (another thread waits, then reads it)
         self._masks = ByteLRU(limits.mask_cache_bytes if cache_bytes is None else cache_bytes, freeze=True)
-        # the lexeme-boundary recursion, memoised as arrays (a quarter of the mask budget)
-        self._levels = LevelTables(self._k, max(1, limits.mask_cache_bytes // 4))
+        # walks split by terminal set, per (lexer, ranges): see _plan (a quarter of the mask budget)
+        self._plans = ByteLRU(max(1, limits.mask_cache_bytes // 4))
         self._steps: dict[int, Row | None] = {}  # (row serial, lex, token) packed in an int -> row
         self._step_lex: dict[int, int] = {}  # ... -> lexer state
         self._eos = token_bitset(vocab.num_words, vocab.eos_ids)
@@ -119,14 +118,13 @@ class CompiledGrammar:
     def cache_size_bytes(self) -> int:
         """Approximate bytes held by this constraint's own caches (masks, steps, rows);
         the shared walk cache is counted by its compiler."""
-        return (self._masks.used + self._levels.nbytes + 160 * len(self._steps) + 600 * self.parser.indexed_rows
+        return (self._masks.used + self._plans.used + 160 * len(self._steps) + 600 * self.parser.indexed_rows
                 + sum(lex.trans.nbytes for lex in list(self._lexers.values())))
 
     def clear_cache(self) -> None:
         """Forget masks, steps and memoised rows (live matchers stay valid)."""
         self._masks.clear()
-        with self._lock:  # not under a mask being computed (its stack holds table ids)
-            self._levels.clear()
+        self._plans.clear()
         self._steps.clear()
         self._step_lex.clear()
         self.parser.clear_cache()
@@ -240,72 +238,53 @@ class CompiledGrammar:
         if part is not None:
             bits |= part.bits
             his = np.full(1, part.rest.num_nodes, np.int32)
-        levels = self._levels
-        if levels.nbytes > levels.budget_bytes:
-            levels.clear()  # between masks only: ids on the stack stay valid during one
-        # Level by level (see mask/levels.py): the kernel runs the recursion over
-        # what the tables know and stops at the first missing piece, added here.
-        levels.stack[0] = (levels.slot(row, self.lexer), s, levels.range_id(b"", self._root_lo, his, part))
-        sp, fill = 1, self._k.fill_levels
-        while True:
-            sp, status = fill(bits, levels.stack, sp, levels.row_lex, levels.plan_keys, levels.plan_vals,
-                              levels.after_keys, levels.after_vals, levels.plan_meta, levels.pool_idx,
-                              levels.pool_words, levels.pool_terms, levels.pool_ranges)
-            if status == 0:
-                break
-            if status == 3:
-                levels.grow_stack()
-                continue
-            self._resolve(*levels.stack[sp - 1].tolist())
+        # Level by level: one walk (a plan, see _plan) covers every trie range
+        # that starts a lexeme in the same parser row; its branches are the
+        # terminal sets the lexemes matched, since that alone decides the next row.
+        lexers, ignore, plans, after = self._lexers, self.ignore_mask, self._plans.data, self.after_lexeme
+        name = part and part.name
+        # work items and plan keys are flat tuples of ints, bytes and arrays: the
+        # garbage collector untracks those (nested tuples would stay on its lists)
+        work = [(row, s, self._root_lo, his, b"")]
+        or_words = self._k.or_words
+        while work:
+            row, s, los, his, ranges = work.pop()
+            lex = lexers.get(row.allowed | ignore) or self.lexer(row)
+            hit = plans.get((lex.mask, s, ranges, name))  # no recency update: plans are cheap to redo
+            plan = hit[0] if hit is not None else self._plan(lex, s, los, his, ranges, part)
+            idx, words = plan[0], plan[1]
+            if idx is None:
+                bits |= words
+            elif len(idx):
+                or_words(bits, idx, words)
+            for b in range(2, len(plan), 4):  # branches: terminals, events lo, hi, their key
+                nxt = after(row, plan[b])
+                if nxt != DEAD:
+                    work.append((nxt, 0, plan[b + 1], plan[b + 2], plan[b + 3]))
         if self.can_end(state):
             bits |= self._eos
         return bits
 
-    def _resolve(self, slot: int, s: int, rid: int) -> None:
-        """Add to the level tables what the work item (row ``slot``, lexer state ``s``,
-        ranges ``rid``) and the items below it miss: plans and rows after lexemes,
-        depth first (so one kernel call then runs the whole new part)."""
-        levels, lexer_of = self._levels, self.lexer
-        todo = [(slot, s, rid)]
-        while todo:
-            slot, s, rid = todo.pop()
-            lid = int(levels.row_lex[slot])
-            pid = levels.plan_of(lid, s, rid)
-            new_plan = pid is None
-            if new_plan:
-                pid = self._add_plan(lid, s, rid)
-            branches = levels.branches[pid]
-            for b in range(0, len(branches), 2):
-                tid = branches[b]
-                nxt = levels.after_of(slot, tid)
-                if nxt is None:
-                    row = self.after_lexeme(levels.rows[slot], levels.terms[tid])
-                    nxt = -1 if row == DEAD else levels.slot(row, lexer_of)
-                    levels.add_after(slot, tid, nxt)
-                elif not new_plan:
-                    continue  # known below (a later kernel call finds any gap)
-                if nxt >= 0:
-                    todo.append((nxt, 0, branches[b + 1]))
-
-    def _add_plan(self, lid: int, s: int, rid: int) -> int:
-        """Add to the level tables the walk of lexer ``lid`` from ``s`` over the ranges
-        ``rid``, its events split by the terminal set they matched (that alone decides
-        the next row): one branch per set, over the trie ranges where they ended."""
-        levels = self._levels
-        lex = levels.lexers[lid]
-        los, his, part = levels.ranges[rid]
+    def _plan(self, lex: Lexer, s: int, los: np.ndarray, his: np.ndarray, ranges: bytes, part: Slice | None):
+        """The walk of ``lex`` from ``s`` over the ranges ``los``/``his`` (named by the
+        bytes ``ranges``) with its events split by terminal set, as one flat tuple:
+        (word index or None, words, then per branch: terminals, events lo, hi, and
+        the bytes naming those ranges).  Memoised per (lexer, state, ranges, slice) in
+        ``_plans``, so a repeated walk costs one dict read."""
         idx, words, ev_lo, ev_hi, ev_st = self._walk(lex, s, los, his, part)
-        if idx is None:  # a dense walk, stored sparse like the others
-            idx = np.flatnonzero(words).astype(np.int32)
-            words = words[idx]
+        plan: tuple = (idx, words)
         if len(ev_st) and lex.only_set:  # one terminal set for every event
-            groups = [(lex.only_set, ev_lo, ev_hi)]
-        else:
-            acc = lex.acc_class[ev_st]
-            groups = [(lex.term_sets[g], ev_lo[acc == g], ev_hi[acc == g]) for g in sorted(set(acc.tolist()))]
-        branches = [(levels.term_id(terms), levels.range_id(lo.tobytes() + hi.tobytes(), lo, hi, part))
-                    for terms, lo, hi in groups]
-        return levels.add_plan(lid, s, rid, idx, words, branches)
+            plan += (lex.only_set, ev_lo, ev_hi, ev_lo.tobytes() + ev_hi.tobytes())
+        elif len(ev_st):
+            groups = lex.acc_class[ev_st]
+            for g in sorted(set(groups.tolist())):
+                sel = groups == g
+                lo, hi = ev_lo[sel], ev_hi[sel]
+                plan += (lex.term_sets[g], lo, hi, lo.tobytes() + hi.tobytes())
+        nbytes = (words.nbytes + (0 if idx is None else idx.nbytes) + 24 * len(ev_st) + len(ranges) + 200
+                  + 25 * len(plan))
+        self._plans.put((lex.mask, s, ranges, part and part.name), plan, nbytes)
+        return plan
 
     def _walk(self, lex: Lexer, s: int, los: np.ndarray, his: np.ndarray, part: Slice | None = None):
         """One cached kernel call over the whole trie, or ``part``'s rest trie:
