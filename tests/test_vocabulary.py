@@ -89,11 +89,37 @@ def test_walk_kernels_agree_on_random_tries_and_dfas():
                 assert sorted(touched[:n_words].tolist()) == np.flatnonzero(bits).tolist()
                 out.append((bits.tolist(), [e[:n].tolist() for e in ev], touched[:n_words].tolist()))
             assert out[0] == out[1]
+            # walk_grouped: the same walk taken out of the buffers, events grouped by class
+            bits_want, (ev_lo, ev_hi, ev_st), touched_want = out[0]
+            acc_class = np.array([rng.randrange(3) for _ in range(n_states)], np.int32)
+            grouped = []
+            for k in (numba_cpu, reference):
+                scratch = np.zeros(3 if trial % 2 else 64, np.uint32)  # 64: sparse results
+                bufs = [np.zeros(trie.num_nodes + 1, np.int32) for _ in range(3)]
+                dense, idx, words, lo, hi, group_class, group_start = k.walk_grouped(
+                    trans, classes, accepting, acc_class, start, trie.byte, trie.depth, trie.subtree_end,
+                    trie.tok_start, trie.tok_ids, los, his, scratch, *bufs,
+                    np.empty(trie.max_depth + 2, np.int32), np.full(len(scratch), -1, np.int32))
+                assert not scratch.any()  # left zeroed for the next walk
+                if dense:
+                    assert len(idx) == 0 and words.tolist() == bits_want + [0] * (len(scratch) - 3)
+                else:
+                    assert idx.tolist() == touched_want and words.tolist() == [bits_want[w] for w in idx]
+                want_groups = sorted({int(acc_class[st]) for st in ev_st})
+                assert group_class.tolist() == want_groups and group_start[-1] == len(ev_st)
+                for g, c in enumerate(want_groups):
+                    sel = [j for j, st in enumerate(ev_st) if acc_class[st] == c]
+                    a, b = group_start[g], group_start[g + 1]
+                    assert lo[a:b].tolist() == [ev_lo[j] for j in sel] and hi[a:b].tolist() == [ev_hi[j] for j in sel]
+                grouped.append([x.tolist() if hasattr(x, "tolist") else x for x in
+                                (dense, idx, words, lo, hi, group_class, group_start)])
+            assert grouped[0] == grouped[1]
 
 
 def test_sparse_word_kernels_agree():
-    """take_words (compact a sparse walk result, zeroing it) and or_words (OR it back
-    into a mask): numba vs the pure-Python twins, and OR-ing undoes the compaction."""
+    """take_words (compact a sparse walk result, zeroing it: walk_grouped's twin does,
+    the numba kernel inlines it) and or_words (OR it back into a mask), numba vs twin:
+    OR-ing undoes the compaction."""
     from structgen.mask.kernels import numba_cpu, reference
 
     rng = np.random.default_rng(3)
@@ -107,7 +133,7 @@ def test_sparse_word_kernels_agree():
         for k in (numba_cpu, reference):
             s = scratch.copy()
             words = np.zeros(len(touched), np.uint32)
-            k.take_words(s, touched, len(touched), words)
+            reference.take_words(s, touched, len(touched), words)
             assert not s.any()
             bits = base.copy()
             k.or_words(bits, touched, words)

@@ -39,9 +39,9 @@ _WALK_BUFFERS = threading.local()
 
 def _walk_buffers(trie, num_words: int) -> tuple:
     """This thread's scratch for trie walks over ``trie`` (or a slice's smaller
-    trie), shared by every constraint over it instead of ~3 MB per constraint:
-    event lo / hi / state arrays, the word buffer (all zero between walks), the
-    touched-word list and the DFS stack."""
+    trie), shared by every constraint over it instead of ~3 MB per constraint, in
+    ``walk_grouped``'s order: the word buffer (all zero between walks), event lo /
+    hi / state arrays, the DFS stack and the touched-word list."""
     by_trie = getattr(_WALK_BUFFERS, "by_trie", None)
     if by_trie is None:
         by_trie = _WALK_BUFFERS.by_trie = {}
@@ -51,8 +51,8 @@ def _walk_buffers(trie, num_words: int) -> tuple:
             by_trie.clear()
         n = trie.num_nodes + 1
         events = (np.empty(n, np.int32), np.empty(n, np.int32), np.empty(n, np.int32))
-        hit = by_trie[(id(trie), num_words)] = (trie, *events, np.zeros(num_words, np.uint32),
-                                               np.empty(num_words, np.int32), np.empty(trie.max_depth + 2, np.int32))
+        hit = by_trie[(id(trie), num_words)] = (trie, np.zeros(num_words, np.uint32), *events,
+                                               np.empty(trie.max_depth + 2, np.int32), np.empty(num_words, np.int32))
     return hit[1:]
 
 
@@ -271,42 +271,32 @@ class CompiledGrammar:
         (word index or None, words, then per branch: terminals, events lo, hi, and
         the bytes naming those ranges).  Memoised per (lexer, state, ranges, slice) in
         ``_plans``, so a repeated walk costs one dict read."""
-        idx, words, ev_lo, ev_hi, ev_st = self._walk(lex, s, los, his, part)
+        idx, words, lo, hi, group_class, group_start = self._walk(lex, s, los, his, part)
         plan: tuple = (idx, words)
-        if len(ev_st) and lex.only_set:  # one terminal set for every event
-            plan += (lex.only_set, ev_lo, ev_hi, ev_lo.tobytes() + ev_hi.tobytes())
-        elif len(ev_st):
-            groups = lex.acc_class[ev_st]
-            for g in sorted(set(groups.tolist())):
-                sel = groups == g
-                lo, hi = ev_lo[sel], ev_hi[sel]
-                plan += (lex.term_sets[g], lo, hi, lo.tobytes() + hi.tobytes())
-        nbytes = (words.nbytes + (0 if idx is None else idx.nbytes) + 24 * len(ev_st) + len(ranges) + 200
+        bounds = group_start.tolist()
+        for g, c in enumerate(group_class.tolist()):
+            glo, ghi = lo[bounds[g]:bounds[g + 1]], hi[bounds[g]:bounds[g + 1]]
+            plan += (lex.term_sets[c], glo, ghi, glo.tobytes() + ghi.tobytes())
+        nbytes = (words.nbytes + (0 if idx is None else idx.nbytes) + 8 * len(lo) + len(ranges) + 200
                   + 25 * len(plan))
         self._plans.put((lex.mask, s, ranges, part and part.name), plan, nbytes)
         return plan
 
     def _walk(self, lex: Lexer, s: int, los: np.ndarray, his: np.ndarray, part: Slice | None = None):
         """One cached kernel call over the whole trie, or ``part``'s rest trie:
-        (word index or None if dense, words, events lo, hi, state)."""
+        (word index or None if dense, words, events lo, hi grouped by the accepting
+        class of their state, the groups' classes, where each group starts); see
+        ``walk_grouped``.  Shared by lexers with equal ``walk_key`` (equal groups too)."""
         key = (self._k.__name__, lex.walk_key, s, los.tobytes(), his.tobytes(), part and part.name)
         hit = self._inner.get(key)
         if hit is not None:
             return hit[0]
         tr = self._trie if part is None else part.rest
-        ev_lo, ev_hi, ev_st, scratch, touched, stack = _walk_buffers(self._trie, self.vocab.num_words)
-        n, n_words = self._k.walk_trie(lex.trans, lex.classes, lex.accepting, s, tr.byte, tr.depth,
-                                       tr.subtree_end, tr.tok_start, tr.tok_ids, los, his, scratch,
-                                       ev_lo, ev_hi, ev_st, stack, touched)
-        if n_words * 4 > len(scratch):
-            words, idx = scratch.copy(), None
-            scratch[:] = 0
-        else:
-            idx = touched[:n_words].copy()
-            words = np.empty(n_words, np.uint32)
-            self._k.take_words(scratch, idx, n_words, words)  # and zeroes them in scratch
-        result = (idx, words, ev_lo[:n].copy(), ev_hi[:n].copy(), ev_st[:n].copy())
-        nbytes = words.nbytes + (0 if idx is None else idx.nbytes) + 12 * n + len(key[3]) * 2 + 64
+        dense, idx, words, lo, hi, group_class, group_start = self._k.walk_grouped(
+            lex.trans, lex.classes, lex.accepting, lex.acc_class, s, tr.byte, tr.depth, tr.subtree_end,
+            tr.tok_start, tr.tok_ids, los, his, *_walk_buffers(self._trie, self.vocab.num_words))
+        result = (None if dense else idx, words, lo, hi, group_class, group_start)
+        nbytes = words.nbytes + idx.nbytes + 8 * len(lo) + len(key[3]) * 2 + 96
         self._inner.put(key, result, nbytes)
         return result
 

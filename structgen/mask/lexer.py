@@ -38,7 +38,7 @@ class Lexer:
     has_out: np.ndarray  # bool[S]
     acc_class: np.ndarray  # int32[S]: index of the state's accepting set in term_sets
     term_sets: tuple[int, ...]  # the distinct accepting sets (terminal bitmasks)
-    walk_key: bytes  # names what a trie walk reads (trans, classes, accepting): equal keys, equal walks
+    walk_key: bytes  # names what a trie walk reads (trans, classes, accepting, acc_class): equal keys, equal walks
 
     @classmethod
     def make(cls, mask, trans, classes, acc_terms, *, walk_key: bytes | None = None) -> "Lexer":
@@ -57,7 +57,7 @@ class Lexer:
         if has_out is None:
             has_out = (trans >= 0).any(axis=1)
         if walk_key is None:
-            walk_key = cls.walk_digest(trans, classes, accepting)
+            walk_key = cls.walk_digest(trans, classes, accepting, acc_class)
         return cls(mask, trans, classes, accepting, has_out, acc_class, tuple(term_sets), walk_key)
 
     def terms_at(self, state: int) -> int:
@@ -76,9 +76,10 @@ class Lexer:
         return tuple(self.term_sets[i] for i in self.acc_class.tolist())
 
     @staticmethod
-    def walk_digest(trans, classes, accepting) -> bytes:
+    def walk_digest(trans, classes, accepting, acc_class) -> bytes:
         digest = hashlib.blake2b(digest_size=16)
-        for a in (np.asarray(trans.shape, np.int64), trans, classes, np.asarray(accepting, bool)):
+        for a in (np.asarray(trans.shape, np.int64), trans, classes, np.asarray(accepting, bool),
+                  np.asarray(acc_class, np.int32)):
             digest.update(np.ascontiguousarray(a).tobytes())
         return digest.digest()
 

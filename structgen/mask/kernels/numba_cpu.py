@@ -54,11 +54,51 @@ def walk_trie(trans, classes, accepting, start_state, node_byte, node_depth, sub
 
 
 @numba.njit(**_JIT)
-def take_words(out_bits, touched, n, words_out):
+def walk_grouped(trans, classes, accepting, acc_class, start_state, node_byte, node_depth, subtree_end,
+                 tok_start, tok_ids, los, his, scratch, ev_lo, ev_hi, ev_state, stack, touched):
+    n, n_touched = walk_trie(trans, classes, accepting, start_state, node_byte, node_depth, subtree_end,
+                             tok_start, tok_ids, los, his, scratch, ev_lo, ev_hi, ev_state, stack, touched)
+    if n_touched * 4 > scratch.shape[0]:
+        idx = np.empty(0, np.int32)
+        words = scratch.copy()
+        scratch[:] = 0
+    else:
+        idx = np.empty(n_touched, np.int32)
+        words = np.empty(n_touched, np.uint32)
+        for j in range(n_touched):
+            w = touched[j]
+            idx[j] = w
+            words[j] = scratch[w]
+            scratch[w] = 0
+    n_cls = 0
     for j in range(n):
-        w = touched[j]
-        words_out[j] = out_bits[w]
-        out_bits[w] = 0
+        n_cls = max(n_cls, acc_class[ev_state[j]] + 1)
+    count = np.zeros(n_cls + 1, np.int32)
+    for j in range(n):
+        count[acc_class[ev_state[j]] + 1] += 1
+    n_groups = 0
+    for c in range(n_cls):
+        if count[c + 1] > 0:
+            n_groups += 1
+        count[c + 1] += count[c]
+    group_class = np.empty(n_groups, np.int32)
+    group_start = np.empty(n_groups + 1, np.int32)
+    g = 0
+    for c in range(n_cls):
+        if count[c + 1] > count[c]:
+            group_class[g] = c
+            group_start[g] = count[c]
+            g += 1
+    group_start[n_groups] = n
+    out_lo = np.empty(n, np.int32)
+    out_hi = np.empty(n, np.int32)
+    for j in range(n):
+        c = acc_class[ev_state[j]]
+        k = count[c]
+        out_lo[k] = ev_lo[j]
+        out_hi[k] = ev_hi[j]
+        count[c] = k + 1
+    return n_touched * 4 > scratch.shape[0], idx, words, out_lo, out_hi, group_class, group_start
 
 
 @numba.njit(**_JIT)

@@ -55,6 +55,36 @@ def walk_trie(trans, classes, accepting, start_state, node_byte, node_depth, sub
     return n_events, n_touched
 
 
+def walk_grouped(trans, classes, accepting, acc_class, start_state, node_byte, node_depth, subtree_end,
+                 tok_start, tok_ids, los, his, scratch, ev_lo, ev_hi, ev_state, stack, touched):
+    """``walk_trie`` with its results taken out of the scratch buffers (left zeroed) and
+    its events grouped by the accepting class of their state (``acc_class``): returns
+    (dense, idx, words, lo, hi, group_class, group_start).  ``dense`` when over a
+    quarter of the words were touched: ``words`` is then the whole bitset (``idx``
+    empty), else ``words[j]`` is word ``idx[j]``.  Events of group g (class
+    ``group_class[g]``, ascending) are ``lo/hi[group_start[g]:group_start[g + 1]]``,
+    in walk order."""
+    n, n_touched = walk_trie(trans, classes, accepting, start_state, node_byte, node_depth, subtree_end,
+                             tok_start, tok_ids, los, his, scratch, ev_lo, ev_hi, ev_state, stack, touched)
+    dense = n_touched * 4 > len(scratch)
+    if dense:
+        idx, words = np.empty(0, np.int32), scratch.copy()
+        scratch[:] = 0
+    else:
+        idx = touched[:n_touched].astype(np.int32)
+        words = np.empty(n_touched, np.uint32)
+        take_words(scratch, idx, n_touched, words)
+    cls = [int(acc_class[st]) for st in ev_state[:n]]
+    order = sorted(range(n), key=lambda j: cls[j])  # stable: walk order within a class
+    group_class = sorted(set(cls))
+    starts, k = [], 0
+    for c in group_class:
+        starts.append(k)
+        k += cls.count(c)
+    return (dense, idx, words, ev_lo[:n][order].astype(np.int32), ev_hi[:n][order].astype(np.int32),
+            np.array(group_class, np.int32), np.array(starts + [n], np.int32))
+
+
 def take_words(out_bits, touched, n, words_out):
     """Move the ``n`` words of ``out_bits`` listed in ``touched`` into ``words_out``
     (in that order), leaving ``out_bits`` zeroed: a sparse walk's result."""
