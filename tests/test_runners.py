@@ -170,3 +170,32 @@ def test_maskbench_compare_uses_the_common_work(tmp_path, capsys):
     assert "mask mean 3.0 / 1.0 us = 3.00x" in out[1] and "(2 masks)" in out[1]
     assert "mask mean 2.0 / 1.0 us = 2.00x" in out[2]
     assert "compile p50 2.00x" in out[1] and "TTFM p50 2.00x" in out[2]
+
+
+def test_ab_compare_exports_the_base_revision_as_its_own_package(tmp_path):
+    """ab_compare imports another revision's structgen as ``structgen_base``: every module
+    of it comes from the export (no absolute import reaches back into this tree)."""
+    import runpy
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parent.parent
+    if subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True).returncode != 0:
+        pytest.skip("not a git checkout")
+    code = (
+        "import runpy, sys\n"
+        f"mod = runpy.run_path({str(repo / 'benchmarks' / 'ab_compare.py')!r})\n"
+        f"base = mod['export_base']('HEAD', __import__('pathlib').Path({str(tmp_path)!r}))\n"
+        "import structgen_base.compiler, structgen_base.grammar.gbnf, structgen_base.json_schema\n"
+        "mods = [m for n, m in sys.modules.items() if n.startswith('structgen_base')]\n"
+        f"assert all(m.__file__.startswith({str(tmp_path)!r}) for m in mods if getattr(m, '__file__', None))\n"
+        "assert not any(n == 'structgen' or n.startswith('structgen.') for n in sys.modules), "
+        "[n for n in sys.modules if n.startswith('structgen.')]\n"
+        "v = base.Vocabulary.from_strings(['a', 'b'], name='ab')\n"
+        "m = base.GrammarCompiler(v).compile_regex('ab').matcher()\n"
+        "assert m.accept_token(0) and m.accept_token(1)\n"
+    )
+    env = {**os.environ, "STRUCTGEN_KERNELS": "reference"}  # the export's numba kernels would compile anew
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                          env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
