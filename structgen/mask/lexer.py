@@ -129,6 +129,7 @@ class LexerFactory:
         self._uniq = sig[first]  # [grammar class, terminal] -> the terminal's own class
         self.n_cls = len(first)
         self._stack = None
+        self._scratch = None  # see _projection_scratch
         self._projectable: dict[int, tuple] = {}  # mask -> (product, its ids): see _superset
 
     def build(self, mask: int) -> Lexer:
@@ -187,11 +188,8 @@ class LexerFactory:
         minimal."""
         trans_b, classes, which_b, patterns, _, _, live, walk_key_b = product
         allowed = sum(1 << p for p, j in enumerate(ids) if mask >> j & 1)
-        n_b = len(trans_b)
-        order, has_out = np.empty(n_b, np.int32), np.empty(n_b, bool)
-        out = np.empty_like(trans_b)
-        n = self._k.project_product(trans_b, live, np.uint64(allowed), np.full(n_b, -1, np.int32), order, out,
-                                    has_out)
+        remap, order, out, has_out = self._projection_scratch(*trans_b.shape)
+        n = self._k.project_product(trans_b, live, np.uint64(allowed), remap, order, out, has_out)
         # the superset's accepting patterns (component bitmasks), narrowed to the allowed ones
         narrowed = [pattern & allowed for pattern in patterns]
         values = sorted(set(narrowed))
@@ -204,6 +202,20 @@ class LexerFactory:
         return Lexer.from_classes(mask, out[:n].copy(), classes, acc_class, term_sets,
                                   accepting=np.array([v != 0 for v in values])[acc_class],
                                   has_out=has_out[:n].copy(), walk_key=walk_key)
+
+    def _projection_scratch(self, n_states: int, n_classes: int) -> tuple:
+        """``project_product``'s buffers for a product of this size, kept between
+        projections (the factory is used under a lock): fresh ones would take new
+        pages, a fault each, for the part a projection writes.  ``remap`` is all -1
+        between calls; the others are overwritten."""
+        scratch = self._scratch
+        if scratch is None or len(scratch[0]) < n_states or len(scratch[2]) < n_states * n_classes:
+            cap = max(n_states, 0 if scratch is None else len(scratch[0]))
+            cells = max(n_states * n_classes, 0 if scratch is None else len(scratch[2]))
+            scratch = self._scratch = (np.full(cap, -1, np.int32), np.empty(cap, np.int32),
+                                       np.empty(cells, np.int32), np.empty(cap, bool))
+        remap, order, out, has_out = scratch
+        return remap, order, out[:n_states * n_classes].reshape(n_states, n_classes), has_out
 
     def _digest(self, j: int) -> bytes:
         """Content digest of terminal ``j``'s DFA (kept on the DFA: see dfa_digest)."""
