@@ -94,7 +94,7 @@ def test_planned_masks_equal_cold_masks(backend, name):
         got = np.array(m.next_token_mask())
         # the same state in a constraint whose plans and masks are empty
         cold = CompiledGrammar(warm.grammar, vocab, kernels=backend)  # private caches
-        assert cold is not warm and len(cold._plans) == 0
+        assert cold is not warm and len(cold._inner) == 0
         cold_m = cold.matcher()
         for t in history:
             assert cold_m.accept_token(t)
@@ -110,7 +110,7 @@ def test_planned_masks_equal_cold_masks(backend, name):
         assert m.accept_token(t)
         if step == 5:
             warm.clear_cache()  # plans rebuilt mid-way
-    assert checked >= 6 and len(warm._plans) > 0
+    assert checked >= 6 and len(warm._inner) > 0
 
 
 def _productive_by_sweeps(grammar):

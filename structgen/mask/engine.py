@@ -62,9 +62,9 @@ class CompiledGrammar:
     grow lazily and are bounded by ``limits`` (see :class:`~structgen.Limits`):
     past a bound they forget, so a constraint serves any number of tokens.
 
-    ``walk_cache``: the trie-walk cache to share (a :class:`GrammarCompiler`
-    passes its own, common to every constraint over the vocabulary); a private
-    one of ``limits.mask_cache_bytes`` when None.  The vocabulary's slicer (see
+    ``walk_cache``: the cache of trie walks (plans, see ``_plan``) to share (a
+    :class:`GrammarCompiler` passes its own, common to every constraint over the
+    vocabulary); a private one of ``limits.mask_cache_bytes`` when None.  The vocabulary's slicer (see
     mask/slicer.py) is shared by every constraint over it.  ``report``: what the
     compiler did not enforce exactly (empty for regexes and grammars)."""
 
@@ -90,8 +90,6 @@ class CompiledGrammar:
         self._inner = walk_cache if walk_cache is not None else ByteLRU(limits.mask_cache_bytes)
         self._lock = threading.Lock()  # one computation per mask (another thread waits, then reads it)
         self._masks = ByteLRU(limits.mask_cache_bytes if cache_bytes is None else cache_bytes, freeze=True)
-        # walks split by terminal set, per (lexer, ranges): see _plan (a quarter of the mask budget)
-        self._plans = ByteLRU(max(1, limits.mask_cache_bytes // 4))
         self._steps: dict[int, Row | None] = {}  # (row serial, lex, token) packed in an int -> row
         self._step_lex: dict[int, int] = {}  # ... -> lexer state
         self._eos = token_bitset(vocab.num_words, vocab.eos_ids)
@@ -118,13 +116,12 @@ class CompiledGrammar:
     def cache_size_bytes(self) -> int:
         """Approximate bytes held by this constraint's own caches (masks, steps, rows);
         the shared walk cache is counted by its compiler."""
-        return (self._masks.used + self._plans.used + 160 * len(self._steps) + 600 * self.parser.indexed_rows
+        return (self._masks.used + 160 * len(self._steps) + 600 * self.parser.indexed_rows
                 + sum(lex.trans.nbytes for lex in list(self._lexers.values())))
 
     def clear_cache(self) -> None:
         """Forget masks, steps and memoised rows (live matchers stay valid)."""
         self._masks.clear()
-        self._plans.clear()
         self._steps.clear()
         self._step_lex.clear()
         self.parser.clear_cache()
@@ -241,8 +238,8 @@ class CompiledGrammar:
         # Level by level: one walk (a plan, see _plan) covers every trie range
         # that starts a lexeme in the same parser row; its branches are the
         # terminal sets the lexemes matched, since that alone decides the next row.
-        lexers, ignore, plans, after = self._lexers, self.ignore_mask, self._plans.data, self.after_lexeme
-        name = part and part.name
+        lexers, ignore, plans, after = self._lexers, self.ignore_mask, self._inner.data, self.after_lexeme
+        name, kernels = part and part.name, self._k.__name__
         # work items and plan keys are flat tuples of ints, bytes and arrays: the
         # garbage collector untracks those (nested tuples would stay on its lists)
         work = [(row, s, self._root_lo, his, b"")]
@@ -250,15 +247,16 @@ class CompiledGrammar:
         while work:
             row, s, los, his, ranges = work.pop()
             lex = lexers.get(row.allowed | ignore) or self.lexer(row)
-            hit = plans.get((lex.mask, s, ranges, name))  # no recency update: plans are cheap to redo
+            hit = plans.get((kernels, lex.walk_key, s, ranges, name))  # no recency update: plans are cheap to redo
             plan = hit[0] if hit is not None else self._plan(lex, s, los, his, ranges, part)
             idx, words = plan[0], plan[1]
             if idx is None:
                 bits |= words
             elif len(idx):
                 or_words(bits, idx, words)
-            for b in range(2, len(plan), 4):  # branches: terminals, events lo, hi, their key
-                nxt = after(row, plan[b])
+            term_sets = lex.term_sets
+            for b in range(2, len(plan), 4):  # branches: accepting class, events lo, hi, their key
+                nxt = after(row, term_sets[plan[b]])
                 if nxt != DEAD:
                     work.append((nxt, 0, plan[b + 1], plan[b + 2], plan[b + 3]))
         if self.can_end(state):
@@ -267,38 +265,28 @@ class CompiledGrammar:
 
     def _plan(self, lex: Lexer, s: int, los: np.ndarray, his: np.ndarray, ranges: bytes, part: Slice | None):
         """The walk of ``lex`` from ``s`` over the ranges ``los``/``his`` (named by the
-        bytes ``ranges``) with its events split by terminal set, as one flat tuple:
-        (word index or None, words, then per branch: terminals, events lo, hi, and
-        the bytes naming those ranges).  Memoised per (lexer, state, ranges, slice) in
-        ``_plans``, so a repeated walk costs one dict read."""
-        idx, words, lo, hi, group_class, group_start = self._walk(lex, s, los, his, part)
-        plan: tuple = (idx, words)
+        bytes ``ranges``; b"" for the whole trie) of the trie, or of ``part``'s rest
+        trie, as one flat tuple: (word index or None if dense, words, then per branch:
+        the accepting class of its events (an index into ``lex.term_sets``: the
+        terminals the lexemes matched, which alone decide the next row), the events'
+        lo, hi, and the bytes naming those ranges).  One kernel call (``walk_grouped``),
+        kept in the walk cache, shared by every constraint of the compiler: equal
+        ``walk_key``, equal walks and classes."""
+        dense, idx, words, lo, hi, group_class, group_start = self._k.walk_grouped(
+            lex.trans, lex.classes, lex.accepting, lex.acc_class, s, *self._trie_arrays(part), los, his,
+            *_walk_buffers(self._trie, self.vocab.num_words))
+        plan: tuple = (None if dense else idx, words)
         bounds = group_start.tolist()
         for g, c in enumerate(group_class.tolist()):
             glo, ghi = lo[bounds[g]:bounds[g + 1]], hi[bounds[g]:bounds[g + 1]]
-            plan += (lex.term_sets[c], glo, ghi, glo.tobytes() + ghi.tobytes())
-        nbytes = (words.nbytes + (0 if idx is None else idx.nbytes) + 8 * len(lo) + len(ranges) + 200
-                  + 25 * len(plan))
-        self._plans.put((lex.mask, s, ranges, part and part.name), plan, nbytes)
+            plan += (c, glo, ghi, glo.tobytes() + ghi.tobytes())
+        nbytes = words.nbytes + idx.nbytes + 8 * len(lo) + len(ranges) + 200 + 25 * len(plan)
+        self._inner.put((self._k.__name__, lex.walk_key, s, ranges, part and part.name), plan, nbytes)
         return plan
 
-    def _walk(self, lex: Lexer, s: int, los: np.ndarray, his: np.ndarray, part: Slice | None = None):
-        """One cached kernel call over the whole trie, or ``part``'s rest trie:
-        (word index or None if dense, words, events lo, hi grouped by the accepting
-        class of their state, the groups' classes, where each group starts); see
-        ``walk_grouped``.  Shared by lexers with equal ``walk_key`` (equal groups too)."""
-        key = (self._k.__name__, lex.walk_key, s, los.tobytes(), his.tobytes(), part and part.name)
-        hit = self._inner.get(key)
-        if hit is not None:
-            return hit[0]
+    def _trie_arrays(self, part: Slice | None) -> tuple:
         tr = self._trie if part is None else part.rest
-        dense, idx, words, lo, hi, group_class, group_start = self._k.walk_grouped(
-            lex.trans, lex.classes, lex.accepting, lex.acc_class, s, tr.byte, tr.depth, tr.subtree_end,
-            tr.tok_start, tr.tok_ids, los, his, *_walk_buffers(self._trie, self.vocab.num_words))
-        result = (None if dense else idx, words, lo, hi, group_class, group_start)
-        nbytes = words.nbytes + idx.nbytes + 8 * len(lo) + len(key[3]) * 2 + 96
-        self._inner.put(key, result, nbytes)
-        return result
+        return tr.byte, tr.depth, tr.subtree_end, tr.tok_start, tr.tok_ids
 
     # --- forced continuations ------------------------------------------------
     def viable_bytes(self, state: State) -> np.ndarray:
