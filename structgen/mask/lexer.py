@@ -95,7 +95,7 @@ def dfa_digest(dfa) -> bytes:
     if d is None:
         h = hashlib.blake2b(digest_size=12)
         for a in (np.asarray(dfa.trans.shape + (dfa.start,), np.int64), dfa.trans, dfa.classes, dfa.accepting):
-            h.update(np.ascontiguousarray(a).tobytes())
+            h.update(np.ascontiguousarray(a))  # the buffer itself: no copy
         d = h.digest()
         if not (dfa.trans.flags.writeable or dfa.classes.flags.writeable or dfa.accepting.flags.writeable):
             dfa.__dict__["_lexer_digest"] = d  # frozen dataclass: bypass its __setattr__
@@ -130,6 +130,7 @@ class LexerFactory:
         self.n_cls = len(first)
         self._stack = None
         self._scratch = None  # see _projection_scratch
+        self._digests: list = [None] * len(self.dfas)  # content digest of every terminal's DFA, on first use
         self._projectable: dict[int, tuple] = {}  # mask -> (product, its ids): see _superset
 
     def build(self, mask: int) -> Lexer:
@@ -139,9 +140,12 @@ class LexerFactory:
         # The product depends on the terminals' DFAs only (their grammar indices just
         # name the accepting sets): built once per process for equal DFAs, e.g. the
         # same keys in another object or schema.  Components go in digest order.
-        digest = self._digest
-        ids = sorted(ids, key=digest)
-        key = (self._k.__name__, b"".join(map(digest, ids)))
+        digests = self._digests
+        for j in ids:
+            if digests[j] is None:
+                digests[j] = dfa_digest(self.dfas[j])
+        ids.sort(key=digests.__getitem__)
+        key = (self._k.__name__, b"".join([digests[j] for j in ids]))
         hit = _PRODUCTS.get(key)
         if hit is None and len(ids) > 1:
             superset = self._superset(mask)
@@ -161,7 +165,7 @@ class LexerFactory:
         trans, classes, which, patterns, accepting, has_out, live, walk_key = product
         if live is not None:
             self._projectable[mask] = (product, ids)
-        term_sets = tuple(sum(1 << ids[p] for p in bit_indices(pattern)) for pattern in patterns)
+        term_sets = _terminal_sets(patterns, ids)
         return Lexer.from_classes(mask, trans, classes, which, term_sets, accepting=accepting,
                                   has_out=has_out, walk_key=walk_key)
 
@@ -196,7 +200,7 @@ class LexerFactory:
         pos = {v: i for i, v in enumerate(values)}
         to_class = np.array([pos[v] for v in narrowed], np.int32)
         acc_class = to_class[which_b[order[:n]]]
-        term_sets = tuple(sum(1 << ids[p] for p in bit_indices(v)) for v in values)
+        term_sets = _terminal_sets(values, ids)
         walk_key = hashlib.blake2b(walk_key_b + allowed.to_bytes(8, "little"), digest_size=16,
                                    person=b"projection").digest()
         return Lexer.from_classes(mask, out[:n].copy(), classes, acc_class, term_sets,
@@ -217,18 +221,17 @@ class LexerFactory:
         remap, order, out, has_out = scratch
         return remap, order, out[:n_states * n_classes].reshape(n_states, n_classes), has_out
 
-    def _digest(self, j: int) -> bytes:
-        """Content digest of terminal ``j``'s DFA (kept on the DFA: see dfa_digest)."""
-        return dfa_digest(self.dfas[j])
-
     def _single(self, j: int):
         """One terminal needs no product: its own DFA behind a fresh start state
         (in the form of ``_canonical_product``'s result)."""
         d = self.dfas[j]
-        shifted = np.where(d.trans >= 0, d.trans + 1, -1).astype(np.int32)
-        trans = np.vstack([shifted[d.start][None], shifted])
+        trans = np.empty((d.num_states + 1, d.trans.shape[1]), np.int32)
+        np.add(d.trans, 1, out=trans[1:])  # states shift by one; dead (-1) becomes 0, put back:
+        trans[1:][d.trans < 0] = -1
+        trans[0] = trans[d.start + 1]
         classes = np.array(d.classes, np.uint8)  # writeable, as the kernels' outputs: read-only is another numba type
-        accepting = np.concatenate([[False], np.asarray(d.accepting, bool)])
+        accepting = np.zeros(d.num_states + 1, bool)
+        accepting[1:] = d.accepting
         return trans, classes, accepting.astype(np.int32), (0, 1), accepting, (trans >= 0).any(axis=1), None
 
     def _canonical_product(self, ids: list[int]):
@@ -289,6 +292,12 @@ class LexerFactory:
     def _over_budget(self, ids: list[int]):
         names = ", ".join(self.terminals[t].name for t in ids[:8])
         raise BudgetExceeded(f"lexer for terminals {{{names}...}} exceeds {self.max_states} states")
+
+
+def _terminal_sets(patterns, ids: list[int]) -> tuple[int, ...]:
+    """Accepting patterns (bitmasks of positions in ``ids``) as bitmasks of terminals."""
+    bit = [1 << j for j in ids]
+    return tuple(sum([bit[p] for p in bit_indices(pattern)]) if pattern else 0 for pattern in patterns)
 
 
 def _first_occurrence_ids(rows: np.ndarray, dtype=np.uint8, kernels=None) -> tuple[np.ndarray, np.ndarray]:
