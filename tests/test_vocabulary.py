@@ -96,7 +96,7 @@ def test_walk_kernels_agree_on_random_tries_and_dfas():
             for k in (numba_cpu, reference):
                 scratch = np.zeros(3 if trial % 2 else 64, np.uint32)  # 64: sparse results
                 bufs = [np.zeros(trie.num_nodes + 1, np.int32) for _ in range(3)]
-                dense, idx, words, lo, hi, group_class, group_start = k.walk_grouped(
+                dense, idx, words, events, groups = k.walk_grouped(
                     trans, classes, accepting, acc_class, start, trie.byte, trie.depth, trie.subtree_end,
                     trie.tok_start, trie.tok_ids, los, his, scratch, *bufs,
                     np.empty(trie.max_depth + 2, np.int32), np.full(len(scratch), -1, np.int32))
@@ -106,13 +106,15 @@ def test_walk_kernels_agree_on_random_tries_and_dfas():
                 else:
                     assert idx.tolist() == touched_want and words.tolist() == [bits_want[w] for w in idx]
                 want_groups = sorted({int(acc_class[st]) for st in ev_st})
-                assert group_class.tolist() == want_groups and group_start[-1] == len(ev_st)
+                n_groups = len(want_groups)
+                assert groups[:n_groups].tolist() == want_groups and groups[-1] == len(ev_st)
+                assert events.shape == (2, len(ev_st))
                 for g, c in enumerate(want_groups):
                     sel = [j for j, st in enumerate(ev_st) if acc_class[st] == c]
-                    a, b = group_start[g], group_start[g + 1]
-                    assert lo[a:b].tolist() == [ev_lo[j] for j in sel] and hi[a:b].tolist() == [ev_hi[j] for j in sel]
-                grouped.append([x.tolist() if hasattr(x, "tolist") else x for x in
-                                (dense, idx, words, lo, hi, group_class, group_start)])
+                    a, b = groups[n_groups + g], groups[n_groups + g + 1]
+                    assert events[0, a:b].tolist() == [ev_lo[j] for j in sel]
+                    assert events[1, a:b].tolist() == [ev_hi[j] for j in sel]
+                grouped.append([x.tolist() if hasattr(x, "tolist") else x for x in (dense, idx, words, events, groups)])
             assert grouped[0] == grouped[1]
 
 

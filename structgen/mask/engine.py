@@ -272,15 +272,17 @@ class CompiledGrammar:
         lo, hi, and the bytes naming those ranges).  One kernel call (``walk_grouped``),
         kept in the walk cache, shared by every constraint of the compiler: equal
         ``walk_key``, equal walks and classes."""
-        dense, idx, words, lo, hi, group_class, group_start = self._k.walk_grouped(
+        dense, idx, words, events, groups = self._k.walk_grouped(
             lex.trans, lex.classes, lex.accepting, lex.acc_class, s, *self._trie_arrays(part), los, his,
             *_walk_buffers(self._trie, self.vocab.num_words))
         plan: tuple = (None if dense else idx, words)
-        bounds = group_start.tolist()
-        for g, c in enumerate(group_class.tolist()):
-            glo, ghi = lo[bounds[g]:bounds[g + 1]], hi[bounds[g]:bounds[g + 1]]
-            plan += (c, glo, ghi, glo.tobytes() + ghi.tobytes())
-        nbytes = words.nbytes + idx.nbytes + 8 * len(lo) + len(ranges) + 200 + 25 * len(plan)
+        groups = groups.tolist()
+        n_groups = len(groups) // 2
+        for g in range(n_groups):
+            a, b = groups[n_groups + g], groups[n_groups + g + 1]
+            glo, ghi = events[0, a:b], events[1, a:b]
+            plan += (groups[g], glo, ghi, glo.tobytes() + ghi.tobytes())
+        nbytes = words.nbytes + idx.nbytes + events.nbytes + len(ranges) + 200 + 25 * len(plan)
         self._inner.put((self._k.__name__, lex.walk_key, s, ranges, part and part.name), plan, nbytes)
         return plan
 

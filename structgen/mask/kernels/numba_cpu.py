@@ -81,24 +81,22 @@ def walk_grouped(trans, classes, accepting, acc_class, start_state, node_byte, n
         if count[c + 1] > 0:
             n_groups += 1
         count[c + 1] += count[c]
-    group_class = np.empty(n_groups, np.int32)
-    group_start = np.empty(n_groups + 1, np.int32)
+    groups = np.empty(2 * n_groups + 1, np.int32)  # the classes, then where each group starts
     g = 0
     for c in range(n_cls):
         if count[c + 1] > count[c]:
-            group_class[g] = c
-            group_start[g] = count[c]
+            groups[g] = c
+            groups[n_groups + g] = count[c]
             g += 1
-    group_start[n_groups] = n
-    out_lo = np.empty(n, np.int32)
-    out_hi = np.empty(n, np.int32)
+    groups[2 * n_groups] = n
+    events = np.empty((2, n), np.int32)
     for j in range(n):
         c = acc_class[ev_state[j]]
         k = count[c]
-        out_lo[k] = ev_lo[j]
-        out_hi[k] = ev_hi[j]
+        events[0, k] = ev_lo[j]
+        events[1, k] = ev_hi[j]
         count[c] = k + 1
-    return n_touched * 4 > scratch.shape[0], idx, words, out_lo, out_hi, group_class, group_start
+    return n_touched * 4 > scratch.shape[0], idx, words, events, groups
 
 
 @numba.njit(**_JIT)

@@ -59,11 +59,12 @@ def walk_grouped(trans, classes, accepting, acc_class, start_state, node_byte, n
                  tok_start, tok_ids, los, his, scratch, ev_lo, ev_hi, ev_state, stack, touched):
     """``walk_trie`` with its results taken out of the scratch buffers (left zeroed) and
     its events grouped by the accepting class of their state (``acc_class``): returns
-    (dense, idx, words, lo, hi, group_class, group_start).  ``dense`` when over a
-    quarter of the words were touched: ``words`` is then the whole bitset (``idx``
-    empty), else ``words[j]`` is word ``idx[j]``.  Events of group g (class
-    ``group_class[g]``, ascending) are ``lo/hi[group_start[g]:group_start[g + 1]]``,
-    in walk order."""
+    (dense, idx, words, events, groups).  ``dense`` when over a quarter of the words
+    were touched: ``words`` is then the whole bitset (``idx`` empty), else
+    ``words[j]`` is word ``idx[j]``.  ``events``: int32[2, n], lo and hi of every
+    event; with G groups, ``groups`` holds their classes (ascending), then where each
+    starts in ``events``, then n: group g is ``events[:, groups[G + g]:groups[G + g + 1]]``,
+    in walk order.  (Few arrays: numba returns each at a cost.)"""
     n, n_touched = walk_trie(trans, classes, accepting, start_state, node_byte, node_depth, subtree_end,
                              tok_start, tok_ids, los, his, scratch, ev_lo, ev_hi, ev_state, stack, touched)
     dense = n_touched * 4 > len(scratch)
@@ -81,8 +82,8 @@ def walk_grouped(trans, classes, accepting, acc_class, start_state, node_byte, n
     for c in group_class:
         starts.append(k)
         k += cls.count(c)
-    return (dense, idx, words, ev_lo[:n][order].astype(np.int32), ev_hi[:n][order].astype(np.int32),
-            np.array(group_class, np.int32), np.array(starts + [n], np.int32))
+    events = np.array([ev_lo[:n][order], ev_hi[:n][order]], np.int32).reshape(2, n)
+    return dense, idx, words, events, np.array(group_class + starts + [n], np.int32)
 
 
 def take_words(out_bits, touched, n, words_out):
