@@ -64,8 +64,8 @@ class CompiledGrammar:
 
     ``walk_cache``: the cache of trie walks (plans, see ``_plan``) to share (a
     :class:`GrammarCompiler` passes its own, common to every constraint over the
-    vocabulary); a private one of ``limits.mask_cache_bytes`` when None.  The vocabulary's slicer (see
-    mask/slicer.py) is shared by every constraint over it.  ``report``: what the
+    vocabulary); a private one of ``limits.mask_cache_bytes`` when None.  The
+    vocabulary's slicer (see mask/slicer.py) is shared by every constraint over it.  ``report``: what the
     compiler did not enforce exactly (empty for regexes and grammars)."""
 
     def __init__(self, grammar: Grammar, vocab: Vocabulary, *, kernels: str = "auto",

@@ -65,12 +65,6 @@ class Lexer:
         return self.term_sets[self.acc_class[state]]
 
     @cached_property
-    def only_set(self) -> int:
-        """The accepting set of every accepting state when they all share one, else 0."""
-        nonzero = [m for m in self.term_sets if m]
-        return nonzero[0] if len(set(nonzero)) == 1 else 0
-
-    @cached_property
     def acc_terms(self) -> tuple[int, ...]:
         """``terms_at`` of every state (built on demand: tests and tools)."""
         return tuple(self.term_sets[i] for i in self.acc_class.tolist())
