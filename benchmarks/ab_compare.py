@@ -27,8 +27,10 @@ import argparse
 import gc
 import importlib
 import json
+import os
 import re
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -46,21 +48,25 @@ _IMPORT = re.compile(r"^(\s*)(from|import) structgen(?=[. \n])", re.M)
 
 def export_base(rev: str, into: Path):
     """Import ``rev``'s structgen package as ``structgen_base`` (absolute self-imports
-    renamed), exported into ``into`` unless it is there already."""
-    if (into / BASE_NAME / "__init__.py").exists():
-        sys.path.insert(0, str(into))
-        return importlib.import_module(BASE_NAME)
-    into.mkdir(parents=True, exist_ok=True)
-    archive = subprocess.run(["git", "-C", str(REPO), "archive", "--format=tar", rev, "structgen"],
-                             check=True, capture_output=True).stdout
-    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
-    (into / "structgen").rename(into / BASE_NAME)
-    for py in (into / BASE_NAME).rglob("*.py"):
-        text = py.read_text(encoding="utf-8")
-        new = _IMPORT.sub(lambda m: f"{m.group(1)}{m.group(2)} {BASE_NAME}", text)
-        new = new.replace('import_module(f"structgen.', f'import_module(f"{BASE_NAME}.')
-        if new != text:
-            py.write_text(new, encoding="utf-8")
+    renamed), exported into ``into`` unless it is there already (the export is built
+    beside it and renamed into place, so an interrupted one is never reused)."""
+    if not (into / BASE_NAME / "__init__.py").exists():
+        into.parent.mkdir(parents=True, exist_ok=True)
+        staging = into.parent / f"{into.name}.tmp-{os.getpid()}"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir()
+        archive = subprocess.run(["git", "-C", str(REPO), "archive", "--format=tar", rev, "structgen"],
+                                 check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(staging)], input=archive, check=True)
+        (staging / "structgen").rename(staging / BASE_NAME)
+        for py in (staging / BASE_NAME).rglob("*.py"):
+            text = py.read_text(encoding="utf-8")
+            new = _IMPORT.sub(lambda m: f"{m.group(1)}{m.group(2)} {BASE_NAME}", text)
+            new = new.replace('import_module(f"structgen.', f'import_module(f"{BASE_NAME}.')
+            if new != text:
+                py.write_text(new, encoding="utf-8")
+        shutil.rmtree(into, ignore_errors=True)
+        staging.rename(into)
     sys.path.insert(0, str(into))
     return importlib.import_module(BASE_NAME)
 

@@ -185,10 +185,11 @@ def test_ab_compare_exports_the_base_revision_as_its_own_package(tmp_path):
     code = (
         "import runpy, sys\n"
         f"mod = runpy.run_path({str(repo / 'benchmarks' / 'ab_compare.py')!r})\n"
-        f"base = mod['export_base']('HEAD', __import__('pathlib').Path({str(tmp_path)!r}))\n"
+        f"base = mod['export_base']('HEAD', __import__('pathlib').Path({str(tmp_path / 'export')!r}))\n"
         "import structgen_base.compiler, structgen_base.grammar.gbnf, structgen_base.json_schema\n"
         "mods = [m for n, m in sys.modules.items() if n.startswith('structgen_base')]\n"
-        f"assert all(m.__file__.startswith({str(tmp_path)!r}) for m in mods if getattr(m, '__file__', None))\n"
+        f"root = {str(tmp_path / 'export')!r}\n"
+        "assert all(m.__file__.startswith(root) for m in mods if getattr(m, '__file__', None))\n"
         "assert not any(n == 'structgen' or n.startswith('structgen.') for n in sys.modules), "
         "[n for n in sys.modules if n.startswith('structgen.')]\n"
         "v = base.Vocabulary.from_strings(['a', 'b'], name='ab')\n"
