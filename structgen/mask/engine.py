@@ -65,8 +65,9 @@ class CompiledGrammar:
     ``walk_cache``: the cache of trie walks (plans, see ``_plan``) to share (a
     :class:`GrammarCompiler` passes its own, common to every constraint over the
     vocabulary); a private one of ``limits.mask_cache_bytes`` when None.  The
-    vocabulary's slicer (see mask/slicer.py) is shared by every constraint over it.  ``report``: what the
-    compiler did not enforce exactly (empty for regexes and grammars)."""
+    vocabulary's slicer (see mask/slicer.py) is shared by every constraint over it.
+    ``report``: what the compiler did not enforce exactly (empty for regexes and
+    grammars)."""
 
     def __init__(self, grammar: Grammar, vocab: Vocabulary, *, kernels: str = "auto",
                  cache_bytes: int | None = None, kind: str = "grammar", limits: Limits | None = None,
@@ -247,8 +248,9 @@ class CompiledGrammar:
         while work:
             row, s, los, his, ranges = work.pop()
             lex = lexers.get(row.allowed | ignore) or self.lexer(row)
-            hit = plans.get((kernels, lex.walk_key, s, ranges, name))  # no recency update: plans are cheap to redo
-            plan = hit[0] if hit is not None else self._plan(lex, s, los, his, ranges, part)
+            key = (kernels, lex.walk_key, s, ranges, name)
+            hit = plans.get(key)  # no recency update: plans are cheap to redo
+            plan = hit[0] if hit is not None else self._plan(key, lex, s, los, his, part)
             idx, words = plan[0], plan[1]
             if idx is None:
                 bits |= words
@@ -263,15 +265,15 @@ class CompiledGrammar:
             bits |= self._eos
         return bits
 
-    def _plan(self, lex: Lexer, s: int, los: np.ndarray, his: np.ndarray, ranges: bytes, part: Slice | None):
-        """The walk of ``lex`` from ``s`` over the ranges ``los``/``his`` (named by the
-        bytes ``ranges``; b"" for the whole trie) of the trie, or of ``part``'s rest
-        trie, as one flat tuple: (word index or None if dense, words, then per branch:
-        the accepting class of its events (an index into ``lex.term_sets``: the
-        terminals the lexemes matched, which alone decide the next row), the events'
-        lo, hi, and the bytes naming those ranges).  One kernel call (``walk_grouped``),
-        kept in the walk cache, shared by every constraint of the compiler: equal
-        ``walk_key``, equal walks and classes."""
+    def _plan(self, key: tuple, lex: Lexer, s: int, los: np.ndarray, his: np.ndarray, part: Slice | None):
+        """The walk of ``lex`` from ``s`` over the ranges ``los``/``his`` of the trie, or
+        of ``part``'s rest trie, as one flat tuple: (word index or None if dense, words,
+        then per branch: the accepting class of its events (an index into
+        ``lex.term_sets``: the terminals the lexemes matched, which alone decide the next
+        row), the events' lo, hi, and the bytes naming those ranges).  One kernel call
+        (``walk_grouped``), kept in the walk cache under ``key`` (kernels, walk key, state,
+        the bytes naming ``los``/``his`` (b"" for the whole trie), slice name), so shared
+        by every constraint of the compiler: equal ``walk_key``, equal walks and classes."""
         dense, idx, words, events, groups = self._k.walk_grouped(
             lex.trans, lex.classes, lex.accepting, lex.acc_class, s, *self._trie_arrays(part), los, his,
             *_walk_buffers(self._trie, self.vocab.num_words))
@@ -282,8 +284,8 @@ class CompiledGrammar:
             a, b = groups[n_groups + g], groups[n_groups + g + 1]
             glo, ghi = events[0, a:b], events[1, a:b]
             plan += (groups[g], glo, ghi, glo.tobytes() + ghi.tobytes())
-        nbytes = words.nbytes + idx.nbytes + events.nbytes + len(ranges) + 200 + 25 * len(plan)
-        self._inner.put((self._k.__name__, lex.walk_key, s, ranges, part and part.name), plan, nbytes)
+        nbytes = words.nbytes + idx.nbytes + events.nbytes + len(key[3]) + 200 + 25 * len(plan)
+        self._inner.put(key, plan, nbytes)
         return plan
 
     def _trie_arrays(self, part: Slice | None) -> tuple:

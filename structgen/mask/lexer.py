@@ -291,7 +291,7 @@ class LexerFactory:
 def _terminal_sets(patterns, ids: list[int]) -> tuple[int, ...]:
     """Accepting patterns (bitmasks of positions in ``ids``) as bitmasks of terminals."""
     bit = [1 << j for j in ids]
-    return tuple(sum([bit[p] for p in bit_indices(pattern)]) if pattern else 0 for pattern in patterns)
+    return tuple(sum([bit[p] for p in bit_indices(pattern)]) for pattern in patterns)
 
 
 def _first_occurrence_ids(rows: np.ndarray, dtype=np.uint8, kernels=None) -> tuple[np.ndarray, np.ndarray]:

@@ -58,7 +58,8 @@ def walk_grouped(trans, classes, accepting, acc_class, start_state, node_byte, n
                  tok_start, tok_ids, los, his, scratch, ev_lo, ev_hi, ev_state, stack, touched):
     n, n_touched = walk_trie(trans, classes, accepting, start_state, node_byte, node_depth, subtree_end,
                              tok_start, tok_ids, los, his, scratch, ev_lo, ev_hi, ev_state, stack, touched)
-    if n_touched * 4 > scratch.shape[0]:
+    dense = n_touched * 4 > scratch.shape[0]
+    if dense:
         idx = np.empty(0, np.int32)
         words = scratch.copy()
         scratch[:] = 0
@@ -96,7 +97,7 @@ def walk_grouped(trans, classes, accepting, acc_class, start_state, node_byte, n
         events[0, k] = ev_lo[j]
         events[1, k] = ev_hi[j]
         count[c] = k + 1
-    return n_touched * 4 > scratch.shape[0], idx, words, events, groups
+    return dense, idx, words, events, groups
 
 
 @numba.njit(**_JIT)
