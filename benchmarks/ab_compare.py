@@ -82,17 +82,13 @@ def work_items(workload: str, tok, limit: int) -> list[tuple[str, object, list[l
                 for name in ("json", "sql_select", "arithmetic", "minilang")]
     from structgen.bench.env import default_data_dir
     from structgen.bench.maskbench import list_schemas, select
+    from structgen.bench.replay import STYLES, serialise
 
     items = []
     for task in select(list_schemas(default_data_dir()), None, limit, 0):
         doc = json.loads(Path(task["path"]).read_text(encoding="utf-8"))
-        seqs = []
-        for t in doc.get("tests") or []:
-            if t.get("valid"):
-                for indent in (None, 2):  # MaskBench's two spellings of every valid instance
-                    text = json.dumps(t["data"], indent=indent, separators=None if indent else (",", ":"),
-                                      ensure_ascii=False)
-                    seqs.append(tok.encode(text, add_special_tokens=False))
+        seqs = [tok.encode(serialise(t["data"], style), add_special_tokens=False)  # MaskBench's spellings
+                for t in doc.get("tests") or [] if t.get("valid") for style in STYLES]
         items.append(("schema", doc.get("schema"), seqs))
     return items
 
