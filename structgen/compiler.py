@@ -285,11 +285,14 @@ def _digest(text: str) -> str:
 
 
 def _schema_key(value, opt) -> str | None:
-    """Digest of the schema (a dict, bool or JSON text) and every option (None: not serialisable)."""
+    """Digest of the schema (a dict, bool or JSON text) and every option (None: not
+    serialisable).  Keys keep their order: the declared order of properties is the
+    order generated (``property_order="schema"``), so a reordered schema is another
+    constraint."""
     try:
         if isinstance(value, bytes):
             value = value.decode("utf-8")
-        text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, allow_nan=False)
+        text = value if isinstance(value, str) else json.dumps(value, allow_nan=False)
         opts = {f.name: getattr(opt, f.name) for f in fields(opt) if f.name != "registry"}
         extra = json.dumps([sorted(opts.items()), opt.registry], sort_keys=True, default=repr)
     except (TypeError, ValueError, RecursionError):

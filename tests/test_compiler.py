@@ -140,7 +140,8 @@ def test_compiler_memoises_constraints_by_source_and_options():
     g = comp.compile_grammar(NESTED)
     assert comp.compile_grammar(NESTED) is g and comp.compile_grammar(NESTED, start="value") is not g
     s1 = comp.compile_json_schema({"type": "array", "items": {"type": "integer"}})
-    assert comp.compile_json_schema('{"items": {"type": "integer"}, "type": "array"}') is s1  # same JSON
+    assert comp.compile_json_schema('{"type": "array", "items": {"type": "integer"}}') is s1  # same JSON text
+    assert comp.compile_json_schema({"items": {"type": "integer"}, "type": "array"}) is not s1  # keys reordered
     assert comp.compile_json_schema({"type": "array", "items": {"type": "integer"}}, whitespace="compact") is not s1
     with pytest.raises(ConfigurationError, match="unknown compile_regex option"):
         comp.compile_regex("a", start="x")
@@ -151,6 +152,23 @@ def test_compiler_memoises_constraints_by_source_and_options():
     assert a2 is not a
     m = a.matcher()  # constraints compiled before clear_cache stay usable
     assert m.accept_string("12") and m.can_terminate()
+
+
+def test_compiler_memo_keeps_the_declared_property_order():
+    """Properties come in schema order by default: the same properties declared in
+    another order are another constraint, not the memoised one."""
+    vocab = Vocabulary.from_strings([bytes([b]) for b in range(32, 127)], name="ascii")
+    comp = GrammarCompiler(vocab)
+    props = {"a": {"type": "integer"}, "b": {"type": "integer"}}
+    ab = comp.compile_json_schema({"type": "object", "properties": props, "required": ["a", "b"]},
+                                  whitespace="compact")
+    ba = comp.compile_json_schema({"type": "object", "properties": dict(reversed(props.items())),
+                                   "required": ["a", "b"]}, whitespace="compact")
+    assert ab is not ba
+    for compiled, text, ok in ((ab, '{"a":1,"b":2}', True), (ab, '{"b":1,"a":2}', False),
+                               (ba, '{"b":1,"a":2}', True), (ba, '{"a":1,"b":2}', False)):
+        m = compiled.matcher()
+        assert (m.accept_string(text) and m.can_terminate()) is ok, (text, ok)
 
 
 def test_compiler_cache_budget_evicts_least_recently_used():
