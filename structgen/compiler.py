@@ -16,6 +16,7 @@ use a default compiler per vocabulary fingerprint."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import hashlib
 import json
@@ -293,11 +294,19 @@ def _schema_key(value, opt) -> str | None:
         if isinstance(value, bytes):
             value = value.decode("utf-8")
         text = value if isinstance(value, str) else json.dumps(value, allow_nan=False)
-        opts = {f.name: getattr(opt, f.name) for f in fields(opt) if f.name != "registry"}
-        extra = json.dumps([sorted(opts.items()), opt.registry], sort_keys=True, default=repr)
+        extra = _options_text(opt)
+        if opt.registry is not None:  # not part of the options' equality: spelled out every time
+            extra += json.dumps(opt.registry, sort_keys=True, default=repr)
     except (TypeError, ValueError, RecursionError):
         return None
     return _digest(text + "\x00" + extra)
+
+
+@functools.lru_cache(maxsize=64)
+def _options_text(opt) -> str:
+    """The options but the registry, as text (few distinct option sets: memoised)."""
+    return json.dumps(sorted((f.name, getattr(opt, f.name)) for f in fields(opt) if f.name != "registry"),
+                      default=repr)
 
 
 def _ir_bytes(grammar: Grammar) -> int:

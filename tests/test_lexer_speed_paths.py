@@ -337,13 +337,14 @@ def test_canonical_product_twins_agree(which):
             f = LexerFactory(terms, kernels=kern)
             table, acc_all, state_off, starts, single = f._stacked()
             ids_arr = np.asarray(ids, np.int64)
-            uniq = np.ascontiguousarray(f._uniq[:, ids_arr], dtype=np.int32)
-            got = kern.canonical_product(uniq, f.classes, table, acc_all, state_off[ids_arr], starts[ids_arr],
+            classes, own = f._grammar_classes
+            uniq = np.ascontiguousarray(own[:, ids_arr], dtype=np.int32)
+            got = kern.canonical_product(uniq, classes, table, acc_all, state_off[ids_arr], starts[ids_arr],
                                          single, cap, 10_000)
             assert (single == -1).all()  # the row map is left clean for the next product
             out.append([x.tolist() if isinstance(x, np.ndarray) else x for x in got])
             n = got[0]
-            over = kern.canonical_product(uniq, f.classes, table, acc_all, state_off[ids_arr], starts[ids_arr],
+            over = kern.canonical_product(uniq, classes, table, acc_all, state_off[ids_arr], starts[ids_arr],
                                           single, 1, n - 1)
             assert over[0] == -1 or n == 1
         assert out[0] == out[1] == out[2], mask

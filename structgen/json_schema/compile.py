@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from dataclasses import dataclass, field, fields, replace
@@ -79,14 +80,20 @@ class JsonSchemaOptions:
 
     @classmethod
     def make(cls, options: "JsonSchemaOptions | None" = None, **kwargs) -> "JsonSchemaOptions":
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(kwargs) - names)
-        if unknown:
-            raise ConfigurationError(f"unknown JSON Schema option(s) {unknown}; valid: {sorted(names)}")
+        if kwargs:
+            names = _option_names()
+            unknown = sorted(set(kwargs) - names)
+            if unknown:
+                raise ConfigurationError(f"unknown JSON Schema option(s) {unknown}; valid: {sorted(names)}")
         base = options if options is not None else cls()
         if not isinstance(base, cls):
             raise ConfigurationError(f"options must be JsonSchemaOptions, not {type(base).__name__}")
         return replace(base, **kwargs) if kwargs else base
+
+
+@functools.lru_cache(maxsize=1)
+def _option_names() -> frozenset:
+    return frozenset(f.name for f in fields(JsonSchemaOptions))
 
 
 def normalize_schema(schema):

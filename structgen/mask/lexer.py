@@ -116,16 +116,20 @@ class LexerFactory:
         self._k = get_kernels() if kernels is None else kernels
         self.max_states = max_states
         self.dfas = [t.dfa for t in terminals]
-        # Grammar-wide byte classes, numbered by first byte (so are the classes of
-        # any terminal subset, numbered by first occurrence: see _product).
-        sig = np.stack([d.classes for d in self.dfas], axis=1) if self.dfas else np.zeros((256, 0), np.uint8)
-        self.classes, first = _first_occurrence_ids(sig, kernels=self._k)
-        self._uniq = sig[first]  # [grammar class, terminal] -> the terminal's own class
-        self.n_cls = len(first)
         self._stack = None
         self._scratch = None  # see _projection_scratch
         self._digests: list = [None] * len(self.dfas)  # content digest of every terminal's DFA, on first use
         self._projectable: dict[int, tuple] = {}  # mask -> (product, its ids): see _superset
+
+    @cached_property
+    def _grammar_classes(self) -> tuple[np.ndarray, np.ndarray]:
+        """Grammar-wide byte classes, numbered by first byte (so are the classes of any
+        terminal subset, numbered by first occurrence: see _canonical_product), and
+        ``[grammar class, terminal] -> the terminal's own class``.  Built by the
+        first product of several terminals (a first mask often needs none)."""
+        sig = np.stack([d.classes for d in self.dfas], axis=1) if self.dfas else np.zeros((256, 0), np.uint8)
+        classes, first = _first_occurrence_ids(sig, kernels=self._k)
+        return classes, sig[first]
 
     def build(self, mask: int) -> Lexer:
         ids = bit_indices(mask)
@@ -242,8 +246,9 @@ class LexerFactory:
         grammar's stack of DFAs (each over its own classes): no per-product table."""
         table, acc_all, state_off, starts, single = self._stacked(ids)
         ids_arr = np.asarray(ids, np.int64)
+        grammar_classes, own_class = self._grammar_classes
         n, trans, classes, live, acc, which, first, has_out = self._k.canonical_product(
-            np.ascontiguousarray(self._uniq[:, ids_arr], dtype=np.int32), self.classes, table, acc_all,
+            np.ascontiguousarray(own_class[:, ids_arr], dtype=np.int32), grammar_classes, table, acc_all,
             state_off[ids_arr], starts[ids_arr], single, min(self.max_states, 1024), self.max_states)
         if n < 0:
             self._over_budget(ids)

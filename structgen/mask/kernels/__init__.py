@@ -15,9 +15,15 @@ Backend = Literal["auto", "numba", "reference"]
 _MODULES = {"numba": ".numba_cpu", "reference": ".reference"}
 
 
+_LOADED: dict[str, ModuleType] = {}
+
+
 def get_kernels(backend: Backend = "auto") -> ModuleType:
     if backend == "auto":
         backend = os.environ.get("STRUCTGEN_KERNELS", "numba")  # type: ignore[assignment]
-    if backend not in _MODULES:
-        raise ConfigurationError(f"kernel backend must be one of {sorted(_MODULES)}, got {backend!r}")
-    return importlib.import_module(_MODULES[backend], __name__)
+    module = _LOADED.get(backend)
+    if module is None:  # import_module costs microseconds even when loaded: every compile asks
+        if backend not in _MODULES:
+            raise ConfigurationError(f"kernel backend must be one of {sorted(_MODULES)}, got {backend!r}")
+        module = _LOADED[backend] = importlib.import_module(_MODULES[backend], __name__)
+    return module
