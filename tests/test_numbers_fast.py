@@ -103,7 +103,9 @@ def test_number_dfa_matches_decimal_values_on_its_domain():
 
 def test_bounds_explored_without_counting_fraction_digits_equal_the_counting_machine():
     """_bounds_cached explores non-integral bounds without the fraction-digit count
-    and intersects with DOMAIN_EXP: the same minimal DFA as the machine that counts."""
+    and intersects with DOMAIN_EXP, and integral bounds as the bounds intersected with
+    the integral numbers: the same minimal DFA as the one machine that counts and
+    tracks both."""
     from structgen.automata import ops
 
     rng = random.Random(7)
@@ -111,6 +113,9 @@ def test_bounds_explored_without_counting_fraction_digits_equal_the_counting_mac
              (Decimal(0), True, None, False, False), (None, False, Decimal("0.001"), True, False),
              (Decimal("0.5"), True, Decimal(5), True, False), (Decimal(1000), False, Decimal(9999), False, False)]
     cases += [b[:4] + (False,) for b in (_rand_bounds(rng) for _ in range(40))]
+    cases += [(Decimal(0), False, None, False, True), (Decimal(1), False, Decimal(65535), False, True),
+              (Decimal("-90"), True, Decimal("90"), False, True), (Decimal("0.5"), False, Decimal("7.25"), True, True)]
+    cases += [b[:4] + (True,) for b in (_rand_bounds(rng) for _ in range(12))]
     for lo, lo_excl, hi, hi_excl, integral in cases:
         if lo is not None and hi is not None and lo == hi and (lo_excl or hi_excl):
             continue

@@ -399,8 +399,14 @@ def _bounds_cached(lo, lo_excl, hi, hi_excl, integral) -> ByteDFA:
         preds.append((lo, "gt" if lo_excl else "ge"))
     if hi is not None:
         preds.append((hi, "lt" if hi_excl else "le"))
-    if integral or not preds:
+    if not preds:
         return _explore(_Machine(preds, "all", integral))
+    if integral:
+        # Integral and in bounds is the intersection of the two languages: the bounds
+        # (cheap, below) with the integral numbers (explored once per process).  The
+        # machine that tracks both explores 4-8 times longer (~10 ms for minimum 0).
+        return ops.intersect(_bounds_cached(lo, lo_excl, hi, hi_excl, False),
+                             _bounds_cached(None, False, None, False, True), max_states=MAX_STATES)
     # The value does not depend on how many fraction digits were read, only the
     # domain does: explore without counting them (a machine about 17 times
     # smaller) and intersect with the domain, a product kernel call.
