@@ -119,7 +119,8 @@ class LexerFactory:
         self._stack = None
         self._scratch = None  # see _projection_scratch
         self._digests: list = [None] * len(self.dfas)  # content digest of every terminal's DFA, on first use
-        self._projectable: dict[int, tuple] = {}  # mask -> (product, its ids): see _superset
+        # mask -> (product, its ids, their bits, each id's position in ids): see _superset
+        self._projectable: dict[int, tuple] = {}
 
     @cached_property
     def _grammar_classes(self) -> tuple[np.ndarray, np.ndarray]:
@@ -161,9 +162,10 @@ class LexerFactory:
             if len(ids) > 1 and len(product[0]) > self.max_states:  # built under a larger budget: as a build
                 self._over_budget(ids)
         trans, classes, which, patterns, accepting, has_out, live, walk_key = product
+        bits = [1 << j for j in ids]
         if live is not None:
-            self._projectable[mask] = (product, ids)
-        term_sets = _terminal_sets(patterns, ids)
+            self._projectable[mask] = (product, ids, bits, {j: p for p, j in enumerate(ids)})
+        term_sets = _terminal_sets(patterns, bits)
         return Lexer.from_classes(mask, trans, classes, which, term_sets, accepting=accepting,
                                   has_out=has_out, walk_key=walk_key)
 
@@ -177,7 +179,7 @@ class LexerFactory:
                 best = entry
         return best
 
-    def _project(self, mask: int, product, ids: list[int]) -> Lexer:
+    def _project(self, mask: int, product, ids: list[int], bits: list[int], position: dict[int, int]) -> Lexer:
         """The lexer of ``mask`` read off the product of a superset (terminals ``ids``).
 
         A state of the superset's product is a set of live components; its image
@@ -189,7 +191,9 @@ class LexerFactory:
         image: the automaton is equivalent to the product of ``mask``, only not
         minimal."""
         trans_b, classes, which_b, patterns, _, _, live, walk_key_b = product
-        allowed = sum(1 << p for p, j in enumerate(ids) if mask >> j & 1)
+        allowed = 0  # the components mask allows (its bits: fewer than ids, and no shifts of the wide mask)
+        for j in bit_indices(mask):
+            allowed |= 1 << position[j]
         remap, order, out, has_out = self._projection_scratch(*trans_b.shape)
         n = self._k.project_product(trans_b, live, np.uint64(allowed), remap, order, out, has_out)
         # the superset's accepting patterns (component bitmasks), narrowed to the allowed ones
@@ -198,7 +202,7 @@ class LexerFactory:
         pos = {v: i for i, v in enumerate(values)}
         to_class = np.array([pos[v] for v in narrowed], np.int32)
         acc_class = to_class[which_b[order[:n]]]
-        term_sets = _terminal_sets(values, ids)
+        term_sets = _terminal_sets(values, bits)
         walk_key = hashlib.blake2b(walk_key_b + allowed.to_bytes(8, "little"), digest_size=16,
                                    person=b"projection").digest()
         return Lexer.from_classes(mask, out[:n].copy(), classes, acc_class, term_sets,
@@ -293,9 +297,9 @@ class LexerFactory:
         raise BudgetExceeded(f"lexer for terminals {{{names}...}} exceeds {self.max_states} states")
 
 
-def _terminal_sets(patterns, ids: list[int]) -> tuple[int, ...]:
-    """Accepting patterns (bitmasks of positions in ``ids``) as bitmasks of terminals."""
-    bit = [1 << j for j in ids]
+def _terminal_sets(patterns, bit: list[int]) -> tuple[int, ...]:
+    """Accepting patterns (bitmasks of positions in ``ids``) as bitmasks of terminals
+    (``bit``: ``1 << j`` for each ``j`` of ``ids``)."""
     return tuple(sum([bit[p] for p in bit_indices(pattern)]) for pattern in patterns)
 
 
