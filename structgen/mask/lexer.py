@@ -119,7 +119,7 @@ class LexerFactory:
         self._stack = None
         self._scratch = None  # see _projection_scratch
         self._digests: list = [None] * len(self.dfas)  # content digest of every terminal's DFA, on first use
-        # mask -> (product, its ids, their bits, each id's position in ids): see _superset
+        # mask -> (product, its components' terminal bits, each terminal's component): see _superset
         self._projectable: dict[int, tuple] = {}
 
     @cached_property
@@ -164,7 +164,7 @@ class LexerFactory:
         trans, classes, which, patterns, accepting, has_out, live, walk_key = product
         bits = [1 << j for j in ids]
         if live is not None:
-            self._projectable[mask] = (product, ids, bits, {j: p for p, j in enumerate(ids)})
+            self._projectable[mask] = (product, bits, {j: p for p, j in enumerate(ids)})
         term_sets = _terminal_sets(patterns, bits)
         return Lexer.from_classes(mask, trans, classes, which, term_sets, accepting=accepting,
                                   has_out=has_out, walk_key=walk_key)
@@ -179,8 +179,9 @@ class LexerFactory:
                 best = entry
         return best
 
-    def _project(self, mask: int, product, ids: list[int], bits: list[int], position: dict[int, int]) -> Lexer:
-        """The lexer of ``mask`` read off the product of a superset (terminals ``ids``).
+    def _project(self, mask: int, product, bits: list[int], position: dict[int, int]) -> Lexer:
+        """The lexer of ``mask`` read off the product of a superset (component ``p`` is
+        the terminal of bit ``bits[p]``; ``position`` maps a terminal to its component).
 
         A state of the superset's product is a set of live components; its image
         under ``mask`` is the subset that ``mask`` allows, which steps exactly as the
@@ -298,8 +299,8 @@ class LexerFactory:
 
 
 def _terminal_sets(patterns, bit: list[int]) -> tuple[int, ...]:
-    """Accepting patterns (bitmasks of positions in ``ids``) as bitmasks of terminals
-    (``bit``: ``1 << j`` for each ``j`` of ``ids``)."""
+    """Accepting patterns (bitmasks of components) as bitmasks of terminals (``bit[p]``:
+    the terminal bit of component ``p``)."""
     return tuple(sum([bit[p] for p in bit_indices(pattern)]) for pattern in patterns)
 
 
