@@ -2,7 +2,7 @@
 """Where the time of structgen's mask fills goes (a profile, not a comparison).
 
 Compiles MaskBench schemas (``--limit`` per subset, untimed), then replays their
-valid instances (compact and indented) timing every fill, with the garbage
+valid instances (in MaskBench's two spellings) timing every fill, with the garbage
 collector off so that its pauses do not land in one phase.  Reports the fills'
 total and distribution, and the time spent in each numba kernel, in lexer
 builds (products and projections) and in new Earley rows; the rest is the
@@ -53,8 +53,9 @@ def main(argv=None) -> int:
     from structgen.bench.engines import CompileFailure, load_tokenizer, make_engine
     from structgen.bench.env import default_data_dir
     from structgen.bench.maskbench import list_schemas, select
+    from structgen.bench.replay import STYLES, serialise
     from structgen.grammar import earley
-    from structgen.mask import lexer
+    from structgen.mask import engine, lexer, slicer
     from structgen.mask.kernels import numba_cpu
 
     tok = load_tokenizer(args.tokenizer)
@@ -69,15 +70,18 @@ def main(argv=None) -> int:
         except CompileFailure:
             continue
         for inst in (t["data"] for t in doc.get("tests") or [] if t.get("valid")):
-            for indent in (None, 2):
-                text = json.dumps(inst, indent=indent, separators=None if indent else (",", ":"), ensure_ascii=False)
-                work.append((doc["schema"], tok.encode(text, add_special_tokens=False)))
+            for style in STYLES:
+                work.append((doc["schema"], tok.encode(serialise(inst, style), add_special_tokens=False)))
 
     acc: dict = {}
-    for name in ("walk_trie", "slice_cover", "lexer_product", "row_ids"):
+    for name in ("walk_grouped", "slice_cover", "canonical_product", "project_product"):
         timed(numba_cpu, name, f"kernel {name}", acc)
     timed(lexer.LexerFactory, "build", "lexer builds (products, projections)", acc)
+    timed(lexer.LexerFactory, "_project", "  of which projections", acc)
+    timed(lexer.LexerFactory, "_canonical_product", "  of which products", acc)
     timed(earley.EarleyParser, "_make_row", "new Earley rows", acc)
+    timed(engine.CompiledGrammar, "_plan", "plans (walk_grouped and its Python)", acc)
+    timed(slicer.Slicer, "choose", "slice choices (slice_cover and its Python)", acc)
     gc.collect()
     gc.disable()
     fills = []
@@ -95,7 +99,7 @@ def main(argv=None) -> int:
     print(f"{len(t)} fills, total {total_ms:.0f} ms: mean {t.mean():.1f} us, p50 {np.median(t):.1f}, "
           f"p99 {np.percentile(t, 99):.0f}; fills over 100 us: {(t > 100).sum()} ({t[t > 100].sum() / t.sum():.0%} "
           f"of the time)")
-    print("(lexer builds and Earley rows also run in accept(); kernels only in fills)")
+    print("(lexer builds and Earley rows also run in accept(); kernels, plans and slice choices only in fills)")
     for label, (n, ns) in sorted(acc.items(), key=lambda kv: -kv[1][1]):
         print(f"  {label:40s} {n:7d} calls {ns / 1e6:8.1f} ms ({ns / 1e6 / total_ms:.0%} of the fills' total)")
     return 0

@@ -337,8 +337,7 @@ def test_canonical_product_twins_agree(which):
             f = LexerFactory(terms, kernels=kern)
             table, acc_all, state_off, starts, single = f._stacked()
             ids_arr = np.asarray(ids, np.int64)
-            classes, own = f._grammar_classes
-            uniq = np.ascontiguousarray(own[:, ids_arr], dtype=np.int32)
+            uniq, classes = f._product_classes(ids)
             got = kern.canonical_product(uniq, classes, table, acc_all, state_off[ids_arr], starts[ids_arr],
                                          single, cap, 10_000)
             assert (single == -1).all()  # the row map is left clean for the next product

@@ -122,16 +122,6 @@ class LexerFactory:
         # mask -> (product, its components' terminal bits, each terminal's component): see _superset
         self._projectable: dict[int, tuple] = {}
 
-    @cached_property
-    def _grammar_classes(self) -> tuple[np.ndarray, np.ndarray]:
-        """Grammar-wide byte classes, numbered by first byte (so are the classes of any
-        terminal subset, numbered by first occurrence: see _canonical_product), and
-        ``[grammar class, terminal] -> the terminal's own class``.  Built by the
-        first product of several terminals (a first mask often needs none)."""
-        sig = np.stack([d.classes for d in self.dfas], axis=1) if self.dfas else np.zeros((256, 0), np.uint8)
-        classes, first = _first_occurrence_ids(sig, kernels=self._k)
-        return classes, sig[first]
-
     def build(self, mask: int) -> Lexer:
         ids = bit_indices(mask)
         if not ids:
@@ -251,9 +241,9 @@ class LexerFactory:
         grammar's stack of DFAs (each over its own classes): no per-product table."""
         table, acc_all, state_off, starts, single = self._stacked(ids)
         ids_arr = np.asarray(ids, np.int64)
-        grammar_classes, own_class = self._grammar_classes
+        own, byte_class = self._product_classes(ids)
         n, trans, classes, live, acc, which, first, has_out = self._k.canonical_product(
-            np.ascontiguousarray(own_class[:, ids_arr], dtype=np.int32), grammar_classes, table, acc_all,
+            own, byte_class, table, acc_all,
             state_off[ids_arr], starts[ids_arr], single, min(self.max_states, 1024), self.max_states)
         if n < 0:
             self._over_budget(ids)
@@ -261,6 +251,15 @@ class LexerFactory:
         patterns = tuple(sum(v << (64 * w) for w, v in enumerate(words)) for words in acc[first].tolist())
         accepting = acc.any(axis=1)
         return trans, classes, which, patterns, accepting, has_out, (live.reshape(-1) if len(ids) <= 64 else None)
+
+    def _product_classes(self, ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        """The byte classes the terminals ``ids`` tell apart, numbered by first byte:
+        (int32[class, component]: the component's own class, uint8[256]: the class of
+        every byte).  Per product, over its terminals only (a grammar-wide partition
+        costs a big grammar's first mask ~0.1 ms)."""
+        sig = np.stack([self.dfas[j].classes for j in ids], axis=1)
+        byte_class, first_byte = _first_occurrence_ids(sig, kernels=self._k)
+        return np.ascontiguousarray(sig[first_byte], dtype=np.int32), byte_class
 
     def _stacked(self, ids=None):
         """The terminals' DFAs over their own classes in one table (int32[rows, widest]:
