@@ -98,3 +98,34 @@ def test_ecma_alternatives_sharing_their_unanchored_ends_keep_the_language():
         whole = pattern_dfa("|".join(alts))
         each = ops.union_all([pattern_dfa(a) for a in alts])
         assert ops.dfa_key(whole) == ops.dfa_key(each), alts
+
+
+@pytest.mark.parametrize("lo, hi", [(0, 0), (0, 3), (2, 2), (5, None), (0, None), (3, 40), (1, None)])
+def test_repeated_characters_equal_the_counted_regex(lo, hi):
+    """ops.repeat_chain (what a string length bound compiles to) gives the minimal
+    DFA of the counted regex, and its trimmed form the same language."""
+    from structgen.automata.regex import regex_to_dfa
+
+    unit = regex_to_dfa("(?s:.)")
+    want = regex_to_dfa("(?s:.{%d,%s})" % (lo, "" if hi is None else hi), max_repeat=10_000)
+    assert ops.dfa_key(ops.repeat_chain(unit, lo, hi, minimal=True)) == ops.dfa_key(want)
+    assert ops.dfa_key(ops.minimize(ops.repeat_chain(unit, lo, hi))) == ops.dfa_key(want)
+    with pytest.raises(ValueError, match="one accepting state"):
+        ops.repeat_chain(regex_to_dfa("(?s:.)+"), lo, hi)
+
+
+@pytest.mark.parametrize("canonical", [True, False])
+def test_quoted_length_chains_equal_the_generic_concatenation(canonical):
+    """_quoted_len writes quote + length chain + quote as one table: the same DFA as
+    the generic concatenation, minimised."""
+    from structgen.automata.regex import literal_dfa
+
+    quote = literal_dfa(b'"')
+    for lo, hi in [(0, 0), (0, 1), (1, 1), (3, 7), (2, None), (0, None), (10, 40)]:
+        chain = json_strings.encoded_length_chain(lo, hi, canonical)
+        want = ops.minimize(ops.concat(ops.concat(quote, chain), quote))
+        got = json_strings._quoted_len.__wrapped__(lo, hi, canonical)
+        assert ops.dfa_key(got) == ops.dfa_key(want), (lo, hi)
+        for text, ok in ((b'"' + b"a" * lo + b'"', True), (b'"' + b'\\"' * lo + b'"', True),
+                         (b'"' + b"a" * (lo + 1), False)):
+            assert got.matches(text) == (ok and (hi is None or lo <= hi)), (lo, hi, text)

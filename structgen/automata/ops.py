@@ -221,6 +221,44 @@ def chain_dfa(data: bytes) -> ByteDFA:
     return ByteDFA(trans=trans, classes=np.frombuffer(bytes(col), np.uint8), accepting=accepting, start=0)
 
 
+def repeat_chain(unit: ByteDFA, lo: int, hi: int | None, *, minimal: bool = False) -> ByteDFA:
+    """``unit`` repeated ``lo..hi`` times (``hi`` None: unbounded), for a unit whose
+    one accepting state has no outgoing edge and is not its start (one character
+    of some encoding): a copy of the unit per repetition, its accepting state
+    merged into the next copy's start, written as one table (numpy, no per-state
+    Python).  Trimmed, or minimal with ``minimal``."""
+    t = np.asarray(unit.trans, np.int64)  # over the unit's byte classes
+    acc_state = int(np.flatnonzero(np.asarray(unit.accepting))[0])
+    if unit.start == acc_state or (t[acc_state] >= 0).any() or np.count_nonzero(unit.accepting) != 1:
+        raise ValueError("repeat_chain needs a unit with one accepting state, without edges, not the start")
+    copies = hi if hi is not None else lo + 1
+    if copies == 0:
+        return _finish(np.full((1, 256), -1, np.int32), np.array([True]), 0, minimal=minimal)
+    keep = np.array([j for j in range(unit.num_states) if j != acc_state], np.int64)
+    local = np.full(unit.num_states, -1, np.int64)
+    local[keep] = np.arange(len(keep))
+    w, C = len(keep), t.shape[1]
+    base = t[keep]  # a copy's local transitions; -2: into the (merged) accepting state
+    base = np.where(base < 0, -1, np.where(base == acc_state, -2, local[np.maximum(base, 0)]))
+    offsets = (np.arange(copies, dtype=np.int64) * w)[:, None, None]
+    nxt = np.arange(1, copies + 1, dtype=np.int64) * w  # where the last character of copy i leads
+    if hi is None:
+        nxt[-1] = (copies - 1) * w  # the last copy loops
+    blocks = np.where(base >= 0, base + offsets, base)
+    blocks = np.where(base == -2, nxt[:, None, None], blocks)
+    n_states = copies * w + (1 if hi is not None else 0)
+    table = np.full((n_states, C), -1, np.int64)
+    table[:copies * w] = blocks.reshape(copies * w, C)
+    accepting = np.zeros(n_states, bool)
+    start = int(local[unit.start])
+    reps = np.arange(copies)
+    ok = reps >= lo if hi is None else (reps >= lo) & (reps <= hi)
+    accepting[(reps * w + start)[ok]] = True
+    if hi is not None:
+        accepting[copies * w] = lo <= hi
+    return from_table(table, accepting, start, minimal=minimal, byte_class=unit.classes)
+
+
 def normalize(dfa: ByteDFA, *, minimal: bool = True) -> ByteDFA:
     return _finish(dfa.trans, np.asarray(dfa.accepting, bool), int(dfa.start), minimal=minimal,
                    byte_class=dfa.classes)

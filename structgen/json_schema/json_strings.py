@@ -244,45 +244,7 @@ def _enc_char(canonical: bool = False) -> ByteDFA:
 def encoded_length_chain(lo: int, hi: int | None, canonical: bool = False) -> ByteDFA:
     """Unquoted JSON encodings of strings of ``lo..hi`` characters (``hi`` None:
     unbounded)."""
-    e = _enc_char(canonical)
-    k = e.num_states
-    t = np.asarray(e.trans, np.int64)  # built over e's byte classes (C columns), not 256
-    C = t.shape[1]
-    acc_state = int(np.flatnonzero(np.asarray(e.accepting))[0])
-    assert e.start == 0 and acc_state != 0 and not (t[acc_state] >= 0).any()
-    keep = [j for j in range(k) if j != acc_state]
-    local = {j: i for i, j in enumerate(keep)}
-    w = len(keep)
-    copies = (hi if hi is not None else lo + 1)
-    if copies == 0:
-        tbl = np.full((1, 256), -1, np.int64)
-        return ops.from_table(tbl, np.array([True]), 0)
-    base = np.full((w, C), -1, np.int64)  # local transitions, acc_state -> -2
-    for j in keep:
-        row = t[j]
-        for b in np.flatnonzero(row >= 0):
-            nxt = int(row[b])
-            base[local[j], b] = -2 if nxt == acc_state else local[nxt]
-    n_states = copies * w + (1 if hi is not None else 0)
-    tbl = np.full((n_states, C), -1, np.int64)
-    acc = np.zeros(n_states, bool)
-    for i in range(copies):
-        blk = base.copy()
-        inner = blk >= 0
-        blk[inner] += i * w
-        if hi is None and i == copies - 1:
-            nxt_start = i * w  # loop
-        elif i + 1 < copies:
-            nxt_start = (i + 1) * w
-        else:
-            nxt_start = copies * w  # final state
-        blk[base == -2] = nxt_start
-        tbl[i * w:(i + 1) * w] = blk
-        if i >= lo and (hi is None or i <= hi):
-            acc[i * w + local[0]] = True
-    if hi is not None:
-        acc[copies * w] = lo <= hi
-    return ops.from_table(tbl, acc, local[0], minimal=False, byte_class=e.classes)
+    return ops.repeat_chain(_enc_char(canonical), lo, hi)
 
 
 def quoted(body_or_none: ByteDFA | None, lo: int = 0, hi: int | None = None, canonical: bool = False) -> ByteDFA:
@@ -318,8 +280,27 @@ def _any_quoted(canonical: bool = False) -> ByteDFA:
 
 @functools.lru_cache(maxsize=256)
 def _quoted_len(lo: int, hi: int | None, canonical: bool = False) -> ByteDFA:
-    dfa = ops.concat(ops.concat(_QUOTE_LIT, encoded_length_chain(lo, hi, canonical)), _QUOTE_LIT)
-    return ops.minimize(dfa) if dfa.num_states <= 5000 else dfa  # large chains are near-minimal already
+    """``"`` + :func:`encoded_length_chain` + ``"``, written as one table: between
+    characters (the chain's accepting states) a raw quote can only end the string,
+    so the quote byte gets a column of its own, its chain transitions (after a
+    backslash) plus the closing ones (the generic concatenation explores the
+    product state by state in Python)."""
+    chain = encoded_length_chain(lo, hi, canonical)
+    S, C = chain.trans.shape
+    quote = int(chain.classes[0x22])
+    ends = np.asarray(chain.accepting, bool)
+    assert not (chain.trans[ends, quote] >= 0).any()  # between characters a quote is no character
+    byte_class = np.array(chain.classes, np.uint8)
+    byte_class[0x22] = C
+    table = np.full((S + 2, C + 1), -1, np.int32)  # 0: before the opening quote, S + 1: after the closing one
+    table[1:S + 1, :C] = np.where(chain.trans >= 0, chain.trans + 1, -1)
+    table[1:S + 1, C] = table[1:S + 1, quote]
+    table[0, C] = chain.start + 1
+    table[1:S + 1, C][ends] = S + 1
+    accepting = np.zeros(S + 2, bool)
+    accepting[S + 1] = True
+    # large chains are near-minimal already
+    return ops.from_table(table, accepting, 0, minimal=S + 2 <= 5000, byte_class=byte_class)
 
 
 _QUOTE_LIT = regex_to_dfa('"')

@@ -192,8 +192,9 @@ def _length_body(lo: int, hi: int | None) -> ByteDFA:
     if top > 5000:  # pragma: no cover - callers check first
         raise BudgetExceeded(f"a string length bound of {top} cannot be combined with another string "
                              "constraint here (it would need a DFA with one state per character)")
-    return regex_to_dfa("(?s:.{%d,%s})" % (lo, "" if hi is None else hi), max_repeat=10_000,
-                        max_states=200_000)
+    # the minimal DFA of (?s:.{lo,hi}), one copy of a character per repetition
+    # (regex_to_dfa's subset construction takes ~0.2 s for 1000 copies; this ~7 ms)
+    return ops.repeat_chain(regex_to_dfa("(?s:.)"), lo, hi, minimal=True)
 
 
 def str_fold(s: StrSet) -> ByteDFA:
