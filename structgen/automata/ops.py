@@ -202,25 +202,6 @@ def from_edge_lists(src: list, byt: list, dst: list, accepting, start: int = 0) 
                    start=int(start))
 
 
-def chain_dfa(data: bytes) -> ByteDFA:
-    """The DFA of the one string ``data`` as :func:`from_edge_lists` builds it (a class
-    per byte used, numbered by byte value), written directly: every key of a schema
-    is one."""
-    n = len(data)
-    used = sorted(set(data))
-    col = bytearray(256)
-    for i, b in enumerate(used):
-        col[b] = i + 1
-    trans = np.full((n + 1, len(used) + 1), -1, np.int32)
-    steps = np.arange(n, dtype=np.int32)
-    trans[steps, np.frombuffer(data.translate(col), np.uint8)] = steps + 1
-    trans.setflags(write=False)
-    accepting = np.zeros(n + 1, bool)
-    accepting[n] = True
-    accepting.setflags(write=False)
-    return ByteDFA(trans=trans, classes=np.frombuffer(bytes(col), np.uint8), accepting=accepting, start=0)
-
-
 def repeat_chain(unit: ByteDFA, lo: int, hi: int | None, *, minimal: bool = False) -> ByteDFA:
     """``unit`` repeated ``lo..hi`` times (``hi`` None: unbounded), for a unit whose
     one accepting state has no outgoing edge and is not its start (one character

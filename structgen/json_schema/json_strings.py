@@ -358,7 +358,10 @@ def _plain_literals(strings) -> ByteDFA:
     automaton.  Same states, numbering and classes as the general construction
     (quote, trie nodes, closing quote), written as edge lists at once."""
     if len(strings) == 1:  # a chain: quote, the characters, quote
-        return ops.chain_dfa(b'"' + strings[0].encode() + b'"')
+        n = len(strings[0]) + 2
+        acc = np.zeros(n + 1, bool)
+        acc[n] = True
+        return ops.from_edge_lists(range(n), [0x22, *strings[0].encode(), 0x22], range(1, n + 1), acc, 0)
     nodes, final = trie(strings)
     fin = len(nodes) + 1
     src, byt, dst = [0], [0x22], [1]
