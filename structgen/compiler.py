@@ -79,7 +79,7 @@ def collector_paused():
 
 # Its first two masks call every mask kernel: a product of three terminals, the
 # projection of it to two, trie walks with sparse results, slice choices.
-_KERNEL_LOAD_GRAMMAR = 'start: A B | A C | B C | C\nA: "a"\nB: /b+/\nC: /[ c]+/\n'
+_KERNEL_LOAD_GRAMMAR = 'start: A B | A C | B C | C | D A\nA: "a"\nB: /b+/\nC: /[ c]+/\nD: "d"\n'
 _KERNELS_LOADED: set[str] = set()
 _KERNELS_LOCK = threading.Lock()
 
@@ -100,7 +100,8 @@ def _load_kernels(vocab: Vocabulary, limits: Limits, kernels: str) -> None:
                                limits=limits)
         state = warm.initial_state
         warm.mask(state)
-        warm.mask(warm.advance_bytes(state, b"a"))
+        warm.mask(warm.advance_bytes(state, b"a"))  # a projection
+        warm.mask(warm.advance_bytes(state, b"d"))  # a single terminal
 
 
 class GrammarCompiler:

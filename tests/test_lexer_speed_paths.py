@@ -201,13 +201,14 @@ def test_slice_cover_first_only_twins_agree():
     rng = np.random.default_rng(4)
     nb, ref = get_kernels("numba"), get_kernels("reference")
     pat_next = rng.integers(-1, 3, size=(4, 3, 256)).astype(np.int32)
+    byte_classes = np.tile(np.arange(256, dtype=np.uint8), (4, 1))  # a class per byte
     for _ in range(30):
         n_s, n_c = int(rng.integers(1, 6)), int(rng.integers(1, 4))
         trans = rng.integers(-1, n_s, size=(n_s, n_c)).astype(np.int32)
         trans[:, 0] = rng.integers(0, n_s, size=n_s)  # some states never die on class 0
         classes = rng.integers(0, n_c, size=256).astype(np.uint8)
         for s in range(n_s):
-            got = [[k.slice_cover(trans, classes, s, pat_next, np.zeros(4, np.int32), 64,
+            got = [[k.slice_cover(trans, classes, s, pat_next, byte_classes, np.zeros(4, np.int32), 64,
                                   np.zeros(n_s * 3, np.uint8), np.empty(64, np.int32), np.empty(64, np.int32),
                                   first) for k in (nb, ref)] for first in (False, True)]
             assert got[0][0] == got[0][1] and got[1][0] == got[1][1]
@@ -294,6 +295,57 @@ def test_project_product_twins_agree_on_random_tables():
                         assert u < 0 or not live[u] & allowed
             results.append((n, order[:n].tolist(), kept.tolist()))
         assert results[0] == results[1]
+
+
+def test_project_lexer_twins_agree_and_narrow_the_accepting_patterns():
+    """numba and pure-Python ``project_lexer``: the projected states' classes number the
+    distinct narrowed patterns in ascending order, and ``first`` names a superset
+    pattern that narrows to each."""
+    from structgen.mask.kernels import numba_cpu, reference
+
+    rng = np.random.default_rng(12)
+    for _ in range(40):
+        n_states, n_cls, n_pat = int(rng.integers(1, 30)), int(rng.integers(1, 6)), int(rng.integers(1, 6))
+        trans = rng.integers(-1, n_states, (n_states, n_cls)).astype(np.int32)
+        live = rng.integers(0, 16, n_states).astype(np.uint64)
+        which = rng.integers(0, n_pat, n_states).astype(np.int32)
+        patterns = rng.integers(0, 16, n_pat).astype(np.uint64)
+        allowed = np.uint64(rng.integers(1, 16))
+        results = []
+        for k in (numba_cpu, reference):
+            order, has_out = np.empty(n_states, np.int32), np.empty(n_states, bool)
+            out, remap = np.empty_like(trans), np.full(n_states, -1, np.int32)
+            n, kept, out_has, acc_class, accepting, first = k.project_lexer(
+                trans, live, allowed, which, patterns, remap, order, out, has_out)
+            values = sorted(set((patterns & allowed).tolist()))
+            assert [int(patterns[i] & allowed) for i in first.tolist()] == values
+            want = [values.index(int(patterns[which[s]] & allowed)) for s in order[:n].tolist()]
+            assert acc_class.tolist() == want
+            assert accepting.tolist() == [values[c] != 0 for c in want]
+            assert np.array_equal(out_has, (kept >= 0).any(axis=1))
+            results.append((n, kept.tolist(), acc_class.tolist(), first.tolist()))
+        assert results[0] == results[1]
+
+
+def test_single_lexer_twins_agree():
+    """numba and pure-Python ``single_lexer``: the DFA behind a new start state 0."""
+    from structgen.mask.kernels import numba_cpu, reference
+
+    rng = np.random.default_rng(13)
+    for _ in range(40):
+        n_states, n_cls = int(rng.integers(1, 20)), int(rng.integers(1, 6))
+        trans = rng.integers(-1, n_states, (n_states, n_cls)).astype(np.int32)
+        trans.setflags(write=False)
+        accepting = rng.integers(0, 2, n_states).astype(bool)
+        accepting.setflags(write=False)
+        start = int(rng.integers(0, n_states))
+        got = [k.single_lexer(trans, start, accepting) for k in (numba_cpu, reference)]
+        for a, b in zip(*got):
+            assert np.array_equal(a, b)
+        out, acc, has_out = got[0]
+        assert np.array_equal(out[1:], np.where(trans >= 0, trans + 1, -1))
+        assert np.array_equal(out[0], out[start + 1]) and not acc[0] and np.array_equal(acc[1:], accepting)
+        assert np.array_equal(has_out, (out >= 0).any(axis=1))
 
 
 def test_product_components_twins_agree():

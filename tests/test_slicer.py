@@ -68,7 +68,7 @@ def test_trie_states_and_slice_cover_twins_agree():
             outs.append(out)
         assert np.array_equal(*outs)
         for s in range(n_s):
-            got = [k.slice_cover(trans, classes, s, slicer._pat_next, slicer._pat_start, 16,
+            got = [k.slice_cover(trans, classes, s, slicer._pat_next, slicer._pat_cls, slicer._pat_start, 16,
                                  np.zeros(n_s * slicer._pat_next.shape[1], np.uint8),
                                  np.empty(16, np.int32), np.empty(16, np.int32)) for k in (nb, ref)]
             assert got[0] == got[1]

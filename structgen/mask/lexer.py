@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+import struct
 from functools import cached_property
 
 import numpy as np
@@ -20,7 +20,6 @@ from .lru import ByteLRU
 _PRODUCTS = ByteLRU(32 << 20)
 
 
-@dataclass(frozen=True, eq=False)
 class Lexer:
     """Product of the DFAs of the terminals in ``mask``.
 
@@ -31,14 +30,22 @@ class Lexer:
     bitmasks ``term_sets``), so making a lexer from a shared product costs no
     per-state Python work."""
 
-    mask: int
-    trans: np.ndarray  # int32[S, C]
-    classes: np.ndarray  # uint8[256]
-    accepting: np.ndarray  # bool[S]
-    has_out: np.ndarray  # bool[S]
-    acc_class: np.ndarray  # int32[S]: index of the state's accepting set in term_sets
-    term_sets: tuple[int, ...]  # the distinct accepting sets (terminal bitmasks)
-    walk_key: bytes  # names what a trie walk reads (trans, classes, accepting, acc_class): equal keys, equal walks
+    # a plain class, not a frozen dataclass: its __init__ sets eight attributes
+    # through object.__setattr__, ~3 us of every lexer build; nothing mutates a lexer
+    __slots__ = ("mask", "trans", "classes", "accepting", "has_out", "acc_class", "term_sets", "walk_key",
+                 "__dict__")
+
+    def __init__(self, mask: int, trans: np.ndarray, classes: np.ndarray, accepting: np.ndarray,
+                 has_out: np.ndarray, acc_class: np.ndarray, term_sets: tuple[int, ...], walk_key: bytes):
+        self.mask = mask
+        self.trans = trans  # int32[S, C]
+        self.classes = classes  # uint8[256]
+        self.accepting = accepting  # bool[S]
+        self.has_out = has_out  # bool[S]
+        self.acc_class = acc_class  # int32[S]: index of the state's accepting set in term_sets
+        self.term_sets = term_sets  # the distinct accepting sets (terminal bitmasks)
+        # names what a trie walk reads (trans, classes, accepting, acc_class): equal keys, equal walks
+        self.walk_key = walk_key
 
     @classmethod
     def make(cls, mask, trans, classes, acc_terms, *, walk_key: bytes | None = None) -> "Lexer":
@@ -81,15 +88,19 @@ class Lexer:
         return int(self.trans[state, self.classes[byte]])
 
 
+_DIGEST_HEAD = struct.Struct("<qqq")  # shape and start
+
+
 def dfa_digest(dfa) -> bytes:
     """Content digest of a terminal DFA (12 bytes).  Kept on the DFA when its arrays
     are read-only (as the compilers' shared DFAs are): the same key or string DFA
     recurs in many grammars of a process."""
     d = dfa.__dict__.get("_lexer_digest")
     if d is None:
-        h = hashlib.blake2b(digest_size=12)
-        for a in (np.asarray(dfa.trans.shape + (dfa.start,), np.int64), dfa.trans, dfa.classes, dfa.accepting):
-            h.update(np.ascontiguousarray(a))  # the buffer itself: no copy
+        trans, classes, accepting = dfa.trans, dfa.classes, dfa.accepting
+        h = hashlib.blake2b(_DIGEST_HEAD.pack(*trans.shape, dfa.start), digest_size=12)
+        for a in (trans, classes, accepting):  # the buffers themselves (a copy only if not contiguous)
+            h.update(a if a.flags.c_contiguous else np.ascontiguousarray(a))
         d = h.digest()
         if not (dfa.trans.flags.writeable or dfa.classes.flags.writeable or dfa.accepting.flags.writeable):
             dfa.__dict__["_lexer_digest"] = d  # frozen dataclass: bypass its __setattr__
@@ -119,7 +130,7 @@ class LexerFactory:
         self._stack = None
         self._scratch = None  # see _projection_scratch
         self._digests: list = [None] * len(self.dfas)  # content digest of every terminal's DFA, on first use
-        # mask -> (product, its components' terminal bits, each terminal's component): see _superset
+        # mask -> (product, each terminal's component, the lexer's term sets): see _superset
         self._projectable: dict[int, tuple] = {}
 
     def build(self, mask: int) -> Lexer:
@@ -144,20 +155,20 @@ class LexerFactory:
             # The components' digests name the automaton exactly (it is built from them
             # deterministically), so they key the trie-walk caches too: no digest of the tables.
             walk_key = hashlib.blake2b(key[1], digest_size=16, person=b"lexer").digest()
-            product = (self._single(ids[0]) if len(ids) == 1 else self._canonical_product(ids)) + (walk_key,)
+            product = self._single(ids[0]) if len(ids) == 1 else self._canonical_product(ids)
+            # projections read the accepting patterns as uint64 (projectable: at most 64 components)
+            product += (walk_key, None if product[6] is None else np.array(product[3], np.uint64))
             live_bytes = 0 if product[6] is None else 8 * len(product[0])
             _PRODUCTS.put(key, product, product[0].nbytes + product[2].nbytes * 3 + live_bytes + 256)
         else:
             product = hit[0]
             if len(ids) > 1 and len(product[0]) > self.max_states:  # built under a larger budget: as a build
                 self._over_budget(ids)
-        trans, classes, which, patterns, accepting, has_out, live, walk_key = product
-        bits = [1 << j for j in ids]
+        trans, classes, which, patterns, accepting, has_out, live, walk_key, _ = product
+        term_sets = _terminal_sets(patterns, [1 << j for j in ids])
         if live is not None:
-            self._projectable[mask] = (product, bits, {j: p for p, j in enumerate(ids)})
-        term_sets = _terminal_sets(patterns, bits)
-        return Lexer.from_classes(mask, trans, classes, which, term_sets, accepting=accepting,
-                                  has_out=has_out, walk_key=walk_key)
+            self._projectable[mask] = (product, {j: p for p, j in enumerate(ids)}, term_sets)
+        return Lexer(mask, trans, classes, accepting, has_out, which, term_sets, walk_key)
 
     def _superset(self, mask: int):
         """The smallest product built for a superset of ``mask`` (None if none): in an
@@ -169,9 +180,9 @@ class LexerFactory:
                 best = entry
         return best
 
-    def _project(self, mask: int, product, bits: list[int], position: dict[int, int]) -> Lexer:
-        """The lexer of ``mask`` read off the product of a superset (component ``p`` is
-        the terminal of bit ``bits[p]``; ``position`` maps a terminal to its component).
+    def _project(self, mask: int, product, position: dict[int, int], term_sets_b: tuple[int, ...]) -> Lexer:
+        """The lexer of ``mask`` read off the product of a superset (``position`` maps a
+        terminal to its component; ``term_sets_b``: the superset lexer's term sets).
 
         A state of the superset's product is a set of live components; its image
         under ``mask`` is the subset that ``mask`` allows, which steps exactly as the
@@ -181,24 +192,20 @@ class LexerFactory:
         reached, not the superset's whole table).  Several states may share an
         image: the automaton is equivalent to the product of ``mask``, only not
         minimal."""
-        trans_b, classes, which_b, patterns, _, _, live, walk_key_b = product
+        trans_b, classes, which_b, _, _, _, live, walk_key_b, patterns = product
         allowed = 0  # the components mask allows (its bits: fewer than ids, and no shifts of the wide mask)
         for j in bit_indices(mask):
             allowed |= 1 << position[j]
         remap, order, out, has_out = self._projection_scratch(*trans_b.shape)
-        n = self._k.project_product(trans_b, live, np.uint64(allowed), remap, order, out, has_out)
-        # the superset's accepting patterns (component bitmasks), narrowed to the allowed ones
-        narrowed = [pattern & allowed for pattern in patterns]
-        values = sorted(set(narrowed))
-        pos = {v: i for i, v in enumerate(values)}
-        to_class = np.array([pos[v] for v in narrowed], np.int32)
-        acc_class = to_class[which_b[order[:n]]]
-        term_sets = _terminal_sets(values, bits)
+        # the superset's accepting patterns (component bitmasks) narrowed to the allowed
+        # ones number the classes; a class's terminals are those of a superset pattern
+        # that narrows to it, within mask
+        _, trans, has_out, acc_class, accepting, first = self._k.project_lexer(
+            trans_b, live, np.uint64(allowed), which_b, patterns, remap, order, out, has_out)
+        term_sets = tuple([term_sets_b[i] & mask for i in first.tolist()])
         walk_key = hashlib.blake2b(walk_key_b + allowed.to_bytes(8, "little"), digest_size=16,
                                    person=b"projection").digest()
-        return Lexer.from_classes(mask, out[:n].copy(), classes, acc_class, term_sets,
-                                  accepting=np.array([v != 0 for v in values])[acc_class],
-                                  has_out=has_out[:n].copy(), walk_key=walk_key)
+        return Lexer(mask, trans, classes, accepting, has_out, acc_class, term_sets, walk_key)
 
     def _projection_scratch(self, n_states: int, n_classes: int) -> tuple:
         """``project_product``'s buffers for a product of this size, kept between
@@ -218,14 +225,10 @@ class LexerFactory:
         """One terminal needs no product: its own DFA behind a fresh start state
         (in the form of ``_canonical_product``'s result)."""
         d = self.dfas[j]
-        trans = np.empty((d.num_states + 1, d.trans.shape[1]), np.int32)
-        np.add(d.trans, 1, out=trans[1:])  # states shift by one; dead (-1) becomes 0, put back:
-        trans[1:][d.trans < 0] = -1
-        trans[0] = trans[d.start + 1]
+        trans, accepting, has_out = self._k.single_lexer(_readonly(d.trans, np.int32), int(d.start),
+                                                         _readonly(d.accepting, np.bool_))
         classes = np.array(d.classes, np.uint8)  # writeable, as the kernels' outputs: read-only is another numba type
-        accepting = np.zeros(d.num_states + 1, bool)
-        accepting[1:] = d.accepting
-        return trans, classes, accepting.astype(np.int32), (0, 1), accepting, (trans >= 0).any(axis=1), None
+        return trans, classes, accepting.astype(np.int32), (0, 1), accepting, has_out, None
 
     def _canonical_product(self, ids: list[int]):
         """The canonical product of ``ids``: (trans, classes, accepting pattern of every
@@ -295,6 +298,16 @@ class LexerFactory:
     def _over_budget(self, ids: list[int]):
         names = ", ".join(self.terminals[t].name for t in ids[:8])
         raise BudgetExceeded(f"lexer for terminals {{{names}...}} exceeds {self.max_states} states")
+
+
+def _readonly(a: np.ndarray, dtype) -> np.ndarray:
+    """``a`` as a read-only contiguous array of ``dtype`` (a view when it already is one):
+    the kernels see one array type whatever the caller built."""
+    a = np.ascontiguousarray(a, dtype)
+    if a.flags.writeable:
+        a = a.view()
+        a.setflags(write=False)
+    return a
 
 
 def _terminal_sets(patterns, bit: list[int]) -> tuple[int, ...]:

@@ -104,11 +104,14 @@ class Slicer:
         self.vocab, self._k = vocab, kernels
         self.names = [name for name, _ in patterns]
         self.patterns = {name: regex_to_dfa(p) for name, p in patterns}
-        # every pattern as one byte-indexed table for the coverage kernel
+        # every pattern over its own byte classes in one table for the coverage kernel
         n_u = max((d.num_states for d in self.patterns.values()), default=1)
-        self._pat_next = np.full((len(patterns), n_u, 256), -1, np.int32)
+        n_c = max((d.trans.shape[1] for d in self.patterns.values()), default=1)
+        self._pat_next = np.full((len(patterns), n_u, n_c), -1, np.int32)
+        self._pat_cls = np.zeros((len(patterns), 256), np.uint8)
         for p, dfa in enumerate(self.patterns.values()):
-            self._pat_next[p, :dfa.num_states] = dfa.trans[:, dfa.classes]
+            self._pat_next[p, :dfa.num_states, :dfa.trans.shape[1]] = dfa.trans
+            self._pat_cls[p] = dfa.classes
         self._pat_start = np.array([d.start for d in self.patterns.values()], np.int32)
         self._visited = np.zeros(0, np.uint8)
         self._queue = (np.empty(MAX_COVER_STATES, np.int32), np.empty(MAX_COVER_STATES, np.int32))
@@ -128,7 +131,8 @@ class Slicer:
         keep.sort(key=lambda p: -self._slices[self.names[p]].n_tokens)
         self.names = [self.names[p] for p in keep]
         self.patterns = {n: self.patterns[n] for n in self.names}
-        self._pat_next, self._pat_start = self._pat_next[keep], self._pat_start[keep]
+        self._pat_next, self._pat_cls = self._pat_next[keep], self._pat_cls[keep]
+        self._pat_start = self._pat_start[keep]
 
     def slice(self, name: str) -> Slice:
         return self._slices[name]  # every kept pattern's slice is built in __init__
@@ -142,8 +146,8 @@ class Slicer:
             need = lex.trans.shape[0] * self._pat_next.shape[1]
             if len(self._visited) < need:
                 self._visited = np.zeros(need, np.uint8)
-            bits = self._k.slice_cover(lex.trans, lex.classes, state, self._pat_next, self._pat_start,
-                                       MAX_COVER_STATES, self._visited, *self._queue, first_only)
+            bits = self._k.slice_cover(lex.trans, lex.classes, state, self._pat_next, self._pat_cls,
+                                       self._pat_start, MAX_COVER_STATES, self._visited, *self._queue, first_only)
         return [name for p, name in enumerate(self.names) if bits >> p & 1]
 
     def choose(self, lex: Lexer, state: int) -> Slice | None:

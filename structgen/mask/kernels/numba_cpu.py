@@ -120,11 +120,29 @@ def trie_states(trans, classes, start_state, node_byte, node_depth, out_state, s
 
 
 @numba.njit(**_JIT)
-def slice_cover(trans, classes, state, pat_next, pat_start, max_pairs, visited, queue_q, queue_u,
+def slice_cover(trans, classes, state, pat_next, pat_cls, pat_start, max_pairs, visited, queue_q, queue_u,
                 first_only=False):
-    n_pat, n_u, _ = pat_next.shape
+    n_pat, n_u, n_pc = pat_next.shape
+    n_lc = 0
+    for b in range(256):
+        if classes[b] >= n_lc:
+            n_lc = classes[b] + 1
+    seen = np.zeros(n_lc * n_pc, np.bool_)
+    pair_l = np.empty(256, np.int32)
+    pair_p = np.empty(256, np.int32)
     result = 0
     for p in range(n_pat):
+        # the (lexer class, pattern class) pairs the bytes fall in: a step per pair, not per byte
+        m = 0
+        for b in range(256):
+            k = classes[b] * n_pc + pat_cls[p, b]
+            if not seen[k]:
+                seen[k] = True
+                pair_l[m] = classes[b]
+                pair_p[m] = pat_cls[p, b]
+                m += 1
+        for j in range(m):
+            seen[pair_l[j] * n_pc + pair_p[j]] = False
         covered = True
         queue_q[0] = state
         queue_u[0] = pat_start[p]
@@ -135,11 +153,11 @@ def slice_cover(trans, classes, state, pat_next, pat_start, max_pairs, visited, 
             q = queue_q[head]
             u = queue_u[head]
             head += 1
-            for b in range(256):
-                u2 = pat_next[p, u, b]
+            for j in range(m):
+                u2 = pat_next[p, u, pair_p[j]]
                 if u2 < 0:
                     continue
-                t = trans[q, classes[b]]
+                t = trans[q, pair_l[j]]
                 if t < 0:
                     covered = False
                     break
@@ -285,6 +303,46 @@ def project_product(trans_b, live, allowed, remap, order, out_trans, has_out):
     for i in range(n):
         remap[order[i]] = -1
     return n
+
+
+@numba.njit(**_JIT)
+def project_lexer(trans_b, live, allowed, which_b, patterns, remap, order, out_trans, has_out):
+    n = project_product(trans_b, live, allowed, remap, order, out_trans, has_out)
+    narrowed = patterns & allowed
+    values = np.unique(narrowed)
+    to_class = np.searchsorted(values, narrowed)
+    first = np.full(values.shape[0], -1, np.int64)
+    for i in range(narrowed.shape[0]):
+        if first[to_class[i]] < 0:
+            first[to_class[i]] = i
+    acc_class = np.empty(n, np.int32)
+    accepting = np.empty(n, np.bool_)
+    for i in range(n):
+        c = to_class[which_b[order[i]]]
+        acc_class[i] = c
+        accepting[i] = values[c] != 0
+    return n, out_trans[:n].copy(), has_out[:n].copy(), acc_class, accepting, first
+
+
+@numba.njit(**_JIT)
+def single_lexer(trans, start, accepting):
+    S, C = trans.shape
+    out = np.empty((S + 1, C), np.int32)
+    acc = np.zeros(S + 1, np.bool_)
+    has_out = np.zeros(S + 1, np.bool_)
+    for s in range(S):
+        acc[s + 1] = accepting[s]
+        for c in range(C):
+            t = trans[s, c]
+            if t >= 0:
+                out[s + 1, c] = t + 1
+                has_out[s + 1] = True
+            else:
+                out[s + 1, c] = -1
+    for c in range(C):
+        out[0, c] = out[start + 1, c]
+    has_out[0] = has_out[start + 1]
+    return out, acc, has_out
 
 
 @numba.njit(**_JIT)

@@ -114,14 +114,14 @@ def trie_states(trans, classes, start_state, node_byte, node_depth, out_state, s
         stack[d] = t
 
 
-def slice_cover(trans, classes, state, pat_next, pat_start, max_pairs, visited, queue_q, queue_u,
+def slice_cover(trans, classes, state, pat_next, pat_cls, pat_start, max_pairs, visited, queue_q, queue_u,
                 first_only=False):
     """Bit ``p`` set iff every byte string that pattern ``p`` reads keeps lexer
     state ``state`` alive (a search over (lexer state, pattern state) pairs;
     not covered past ``max_pairs`` of them).
 
-    ``pat_next[p, u, b]``: pattern ``p``'s state after byte ``b`` from ``u``
-    (-1: not read); ``visited``: zeroed uint8[lexer states * pattern states],
+    ``pat_next[p, u, pat_cls[p, b]]``: pattern ``p``'s state after byte ``b`` from
+    ``u`` (-1: not read; each pattern over its own byte classes); ``visited``: zeroed uint8[lexer states * pattern states],
     left zeroed; ``queue_q`` / ``queue_u``: scratch of ``max_pairs`` entries;
     ``first_only``: stop at the first pattern covered."""
     n_pat, n_u, _ = pat_next.shape
@@ -134,7 +134,7 @@ def slice_cover(trans, classes, state, pat_next, pat_start, max_pairs, visited, 
         while covered and todo:
             q, u = todo.pop()
             for b in range(256):
-                u2 = int(pat_next[p, u, b])
+                u2 = int(pat_next[p, u, pat_cls[p, b]])
                 if u2 < 0:
                     continue
                 t = int(trans[q, classes[b]])
@@ -244,6 +244,38 @@ def project_product(trans_b, live, allowed, remap, order, out_trans, has_out):
         head += 1
     remap[order[:n]] = -1
     return n
+
+
+def project_lexer(trans_b, live, allowed, which_b, patterns, remap, order, out_trans, has_out):
+    """``project_product``, then the accepting classes of the states it keeps: a
+    superset state's accepting pattern (``patterns[which_b[s]]``, uint64 bitmasks of
+    components) narrowed to ``allowed``.  The distinct narrowed patterns, ascending,
+    number the classes.  Returns (states, their trans and has_out (copies),
+    ``acc_class`` and ``accepting`` of every state, and for every class the first
+    superset pattern that narrows to it)."""
+    n = project_product(trans_b, live, allowed, remap, order, out_trans, has_out)
+    narrowed = np.asarray(patterns, np.uint64) & np.uint64(allowed)
+    values = sorted(set(narrowed.tolist()))
+    pos = {v: i for i, v in enumerate(values)}
+    to_class = np.array([pos[v] for v in narrowed.tolist()], np.int64)
+    first = np.array([narrowed.tolist().index(v) for v in values], np.int64)
+    acc_class = to_class[np.asarray(which_b)[order[:n]]].astype(np.int32)
+    accepting = np.array([values[c] != 0 for c in acc_class.tolist()], bool)
+    return n, out_trans[:n].copy(), has_out[:n].copy(), acc_class, accepting, first
+
+
+def single_lexer(trans, start, accepting):
+    """A one-terminal lexer from its DFA (int32[S, C], start, accepting): the states
+    shifted by one behind a new start state 0 that steps as ``start`` does (a lexer
+    never re-enters state 0).  Returns (trans, accepting, has_out), S + 1 rows each."""
+    trans = np.asarray(trans)
+    S, C = trans.shape
+    out = np.full((S + 1, C), -1, np.int32)
+    out[1:] = np.where(trans >= 0, trans + 1, -1)
+    out[0] = out[start + 1]
+    acc = np.zeros(S + 1, bool)
+    acc[1:] = accepting
+    return out, acc, (out >= 0).any(axis=1)
 
 
 def product_components(offsets, comp, rows, acc_all, live, acc):
