@@ -386,17 +386,11 @@ def test_canonical_product_twins_agree(which):
         ids = [j for j in range(len(terms)) if mask >> j & 1]
         out = []
         for kern, cap in ((numba_cpu, 2), (reference, 2), (numba_cpu, 1024)):
-            f = LexerFactory(terms, kernels=kern)
-            table, acc_all, state_off, starts, single = f._stacked()
-            ids_arr = np.asarray(ids, np.int64)
-            uniq, classes = f._product_classes(ids)
-            got = kern.canonical_product(uniq, classes, table, acc_all, state_off[ids_arr], starts[ids_arr],
-                                         single, cap, 10_000)
-            assert (single == -1).all()  # the row map is left clean for the next product
+            components = LexerFactory(terms, kernels=kern)._components(ids)
+            got = kern.canonical_product(*components, cap, 10_000)
             out.append([x.tolist() if isinstance(x, np.ndarray) else x for x in got])
             n = got[0]
-            over = kern.canonical_product(uniq, classes, table, acc_all, state_off[ids_arr], starts[ids_arr],
-                                          single, 1, n - 1)
+            over = kern.canonical_product(*components, 1, n - 1)
             assert over[0] == -1 or n == 1
         assert out[0] == out[1] == out[2], mask
 

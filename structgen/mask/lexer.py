@@ -113,8 +113,8 @@ class LexerFactory:
     A product state is the set of its live components (allowed terminal, state
     of its DFA).  One kernel call (``lexer_product``) explores the product
     breadth first, over the byte classes the allowed terminals tell apart (a big
-    object's grammar has many more), reading the terminals' DFAs from one stack
-    per grammar.  Each product is in a canonical form (merged byte classes
+    object's grammar has many more), reading the allowed terminals' DFAs,
+    concatenated for the call.  Each product is in a canonical form (merged byte classes
     numbered by first byte, states numbered by BFS) and shared by the process
     (``_PRODUCTS``, keyed by the terminals' DFA digests), so equal automata from
     different grammars share it and their trie-walk caches.  A set contained in
@@ -127,7 +127,6 @@ class LexerFactory:
         self._k = get_kernels() if kernels is None else kernels
         self.max_states = max_states
         self.dfas = [t.dfa for t in terminals]
-        self._stack = None
         self._scratch = None  # see _projection_scratch
         self._digests: list = [None] * len(self.dfas)  # content digest of every terminal's DFA, on first use
         # mask -> (product, each terminal's component, the lexer's term sets): see _superset
@@ -236,18 +235,13 @@ class LexerFactory:
         live-component bitmask of every state, or None past 64 components: only
         products of up to 64 are projected).
 
-        One kernel call: byte classes of these terminals only are numbered by first
-        byte, so the breadth-first scan of ``lexer_product`` (parents in order,
-        classes in order) numbers states as ``_canonical`` would; classes with equal
-        columns are then merged, numbered by first occurrence (which keeps
-        first-byte order).  The kernel reads the components' transitions from the
-        grammar's stack of DFAs (each over its own classes): no per-product table."""
-        table, acc_all, state_off, starts, single = self._stacked(ids)
-        ids_arr = np.asarray(ids, np.int64)
-        own, byte_class = self._product_classes(ids)
+        One kernel call on the components' DFAs (concatenated, see ``_components``):
+        byte classes of these terminals only are numbered by first byte, so the
+        breadth-first scan of ``lexer_product`` (parents in order, classes in order)
+        numbers states as ``_canonical`` would; classes with equal columns are then
+        merged, numbered by first occurrence (which keeps first-byte order)."""
         n, trans, classes, live, acc, which, first, has_out = self._k.canonical_product(
-            own, byte_class, table, acc_all,
-            state_off[ids_arr], starts[ids_arr], single, min(self.max_states, 1024), self.max_states)
+            *self._components(ids), min(self.max_states, 1024), self.max_states)
         if n < 0:
             self._over_budget(ids)
         # a state's accepting components: its uint64 words, word w holding components 64w..64w+63
@@ -255,45 +249,17 @@ class LexerFactory:
         accepting = acc.any(axis=1)
         return trans, classes, which, patterns, accepting, has_out, (live.reshape(-1) if len(ids) <= 64 else None)
 
-    def _product_classes(self, ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
-        """The byte classes the terminals ``ids`` tell apart, numbered by first byte:
-        (int32[class, component]: the component's own class, uint8[256]: the class of
-        every byte).  Per product, over its terminals only (a grammar-wide partition
-        costs a big grammar's first mask ~0.1 ms)."""
-        sig = np.stack([self.dfas[j].classes for j in ids], axis=1)
-        byte_class, first_byte = _first_occurrence_ids(sig, kernels=self._k)
-        return np.ascontiguousarray(sig[first_byte], dtype=np.int32), byte_class
-
-    def _stacked(self, ids=None):
-        """The terminals' DFAs over their own classes in one table (int32[rows, widest]:
-        terminal j's state q is row ``state_off[j] + q``, -1 dead or padding), with
-        the accepting flag of every row, the offsets, the start states, and
-        ``lexer_product``'s row map (all -1 between products: each resets the rows
-        it set).  Grown on demand: a product stacks the terminals ``ids`` (default
-        all) that earlier ones did not, so the first mask of a big grammar copies
-        the few DFAs it reads, not all of them."""
-        if self._stack is None:
-            self._stack = (np.full((0, 1), -1, np.int32), np.zeros(0, bool), np.full(len(self.dfas), -1, np.int64),
-                           np.array([d.start for d in self.dfas], np.int64), np.full(0, -1, np.int32), 0)
-        table, acc, state_off, starts, single, used = self._stack
-        missing = [j for j in (range(len(self.dfas)) if ids is None else ids) if state_off[j] < 0]
-        if missing:
-            dfas = [self.dfas[j] for j in missing]
-            need = used + sum(d.num_states for d in dfas)
-            width = max([table.shape[1]] + [d.trans.shape[1] for d in dfas])
-            if need > len(table) or width > table.shape[1]:  # grow (rows doubling: amortised copies)
-                cap = max(need, 2 * len(table))
-                grown = np.full((cap, width), -1, np.int32)
-                grown[:used, :table.shape[1]] = table[:used]
-                table, acc = grown, np.concatenate([acc[:used], np.zeros(cap - used, bool)])
-                single = np.concatenate([single[:used], np.full(cap - used, -1, np.int32)])
-            for j, d in zip(missing, dfas):
-                table[used:used + d.num_states, :d.trans.shape[1]] = d.trans
-                acc[used:used + d.num_states] = d.accepting
-                state_off[j] = used
-                used += d.num_states
-            self._stack = (table, acc, state_off, starts, single, used)
-        return table, acc, state_off, starts, single
+    def _components(self, ids: list[int]) -> tuple:
+        """``canonical_product``'s view of the DFAs of ``ids``: their tables raveled and
+        concatenated, their shapes, start states, byte classes and accepting flags (a
+        few C-level concatenations: copying each DFA into a stacked table from Python
+        cost a product ~1 us per component, and the stack's growth new pages)."""
+        dfas = [self.dfas[j] for j in ids]
+        return (np.concatenate([d.trans.ravel() for d in dfas], dtype=np.int32),
+                np.array([d.trans.shape for d in dfas], np.int64),
+                np.array([d.start for d in dfas], np.int64),
+                np.concatenate([d.classes for d in dfas], dtype=np.uint8),
+                np.concatenate([d.accepting for d in dfas], dtype=np.bool_))
 
     def _over_budget(self, ids: list[int]):
         names = ", ".join(self.terminals[t].name for t in ids[:8])
@@ -314,14 +280,6 @@ def _terminal_sets(patterns, bit: list[int]) -> tuple[int, ...]:
     """Accepting patterns (bitmasks of components) as bitmasks of terminals (``bit[p]``:
     the terminal bit of component ``p``)."""
     return tuple(sum([bit[p] for p in bit_indices(pattern)]) for pattern in patterns)
-
-
-def _first_occurrence_ids(rows: np.ndarray, dtype=np.uint8, kernels=None) -> tuple[np.ndarray, np.ndarray]:
-    """(id of every row, numbering distinct rows by first occurrence; index of each
-    distinct row's first occurrence)."""
-    k = get_kernels() if kernels is None else kernels
-    ids, first = k.number_rows(np.ascontiguousarray(rows, dtype=np.int32))
-    return ids.astype(dtype), first
 
 
 def _canonical(mask: int, trans: np.ndarray, classes: np.ndarray, acc_terms: list[int]) -> Lexer:

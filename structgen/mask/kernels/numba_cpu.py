@@ -361,18 +361,38 @@ def product_components(offsets, comp, rows, acc_all, live, acc):
 
 
 @numba.njit(**_JIT)
-def canonical_product(uniq_k, grammar_classes, table, acc_all, comp_off, starts, single, cap, max_states):
-    n_g, k = uniq_k.shape
+def canonical_product(flat, shapes, starts, cls_flat, acc_all, cap, max_states):
+    k = shapes.shape[0]
+    # the components' tables, each over its own classes, stacked into one (-1 padded)
+    n_rows, width = 0, 1
+    for p in range(k):
+        n_rows += shapes[p, 0]
+        width = max(width, shapes[p, 1])
+    table = np.full((n_rows, width), -1, np.int32)
+    comp_off = np.empty(k, np.int64)
+    start = np.empty(k, np.int32)
+    r, cell = 0, 0
+    for p in range(k):
+        S, W = shapes[p, 0], shapes[p, 1]
+        comp_off[p] = r
+        start[p] = r + starts[p]
+        for q in range(S):
+            for c in range(W):
+                table[r + q, c] = flat[cell + q * W + c]
+        r += S
+        cell += S * W
     # byte classes of these terminals only, numbered by first byte
-    g_ids, g_first = number_rows(uniq_k)
+    sig = np.empty((256, k), np.int32)
+    for b in range(256):
+        for p in range(k):
+            sig[b, p] = cls_flat[p * 256 + b]
+    g_ids, g_first = number_rows(sig)
     n_cls = g_first.shape[0]
     own = np.empty((k, n_cls), np.int32)
     for p in range(k):
         for c in range(n_cls):
-            own[p, c] = uniq_k[g_first[c], p]
-    start = np.empty(k, np.int32)
-    for p in range(k):
-        start[p] = comp_off[p] + starts[p]
+            own[p, c] = sig[g_first[c], p]
+    single = np.full(n_rows, -1, np.int32)
     pool = cap * min(k, 4) + k
     while True:  # grow the outputs until the product fits (or passes the budget)
         trans = np.empty((cap, n_cls), np.int32)
@@ -395,8 +415,6 @@ def canonical_product(uniq_k, grammar_classes, table, acc_all, comp_off, starts,
         else:
             cap = min(max_states, cap * 4)
             pool = max(pool, cap * min(k, 4) + k)
-    for i in range(offsets[n]):
-        single[rows[i]] = -1
     words = (k + 63) // 64
     live = np.empty((n, words), np.uint64)
     acc = np.empty((n, words), np.uint64)
@@ -420,5 +438,5 @@ def canonical_product(uniq_k, grammar_classes, table, acc_all, comp_off, starts,
                 has_out[s] = True
     classes = np.empty(256, np.uint8)
     for b in range(256):
-        classes[b] = col_ids[g_ids[grammar_classes[b]]]
+        classes[b] = col_ids[g_ids[b]]
     return n, out, classes, live, acc, which, first_acc, has_out

@@ -292,24 +292,34 @@ def product_components(offsets, comp, rows, acc_all, live, acc):
             acc[s, w] = ac >> (64 * w) & (2 ** 64 - 1)
 
 
-def canonical_product(uniq_k, grammar_classes, table, acc_all, comp_off, starts, single, cap, max_states):
-    """The canonical product of ``k`` terminals in one call: their byte classes
-    (``uniq_k``: [grammar class, terminal] -> the terminal's own class), the
-    breadth-first product (``lexer_product`` over the grammar's stack ``table``,
-    growing its outputs from ``cap`` states up to ``max_states``), the live and
-    accepting components of every state (``product_components``), accepting
+def canonical_product(flat, shapes, starts, cls_flat, acc_all, cap, max_states):
+    """The canonical product of ``k`` terminals in one call, from their DFAs: tables
+    (``flat``: each ``int32[S_p, W_p]`` over its own classes, raveled and
+    concatenated; ``shapes[p] = (S_p, W_p)``), start states, byte classes
+    (``cls_flat``: each ``uint8[256]``, concatenated) and accepting flags
+    (concatenated).  Steps: the byte classes these terminals tell apart, numbered
+    by first byte; the breadth-first product (``lexer_product`` over the stacked
+    tables, growing its outputs from ``cap`` states up to ``max_states``); the live
+    and accepting components of every state (``product_components``); accepting
     patterns and byte classes with equal columns numbered by first occurrence.
     Returns (states or -1 past the budget, trans, uint8[256] classes, live, acc,
     pattern of every state, first state of every pattern, has_out)."""
-    k = uniq_k.shape[1]
-    g_ids, g_first = number_rows(uniq_k)
-    own = np.ascontiguousarray(uniq_k[g_first].T, dtype=np.int32)
-    start = (np.asarray(comp_off) + np.asarray(starts)).astype(np.int32)
+    shapes = np.asarray(shapes, np.int64)
+    k = len(shapes)
+    table = np.full((int(shapes[:, 0].sum()), max(1, int(shapes[:, 1].max()))), -1, np.int32)
+    comp_off = np.concatenate([[0], np.cumsum(shapes[:, 0])[:-1]]).astype(np.int64)
+    cells = np.concatenate([[0], np.cumsum(shapes[:, 0] * shapes[:, 1])])
+    for p, (S, W) in enumerate(shapes.tolist()):
+        table[comp_off[p]:comp_off[p] + S, :W] = np.asarray(flat[cells[p]:cells[p + 1]]).reshape(S, W)
+    sig = np.asarray(cls_flat, np.int32).reshape(k, 256).T  # [byte, terminal] -> the terminal's class
+    g_ids, g_first = number_rows(np.ascontiguousarray(sig))
+    own = np.ascontiguousarray(sig[g_first].T, dtype=np.int32)
+    start = (comp_off + np.asarray(starts)).astype(np.int32)
     pool = cap * min(k, 4) + k
     while True:
         trans, offsets = np.empty((cap, len(g_first)), np.int32), np.empty(cap + 1, np.int32)
         comp, rows = np.empty(pool, np.int32), np.empty(pool, np.int32)
-        n = lexer_product(table, own, comp_off, start, trans, offsets, comp, rows, None, single)
+        n = lexer_product(table, own, comp_off, start, trans, offsets, comp, rows, None, None)
         if n >= 0:
             break
         if n == -2:
@@ -324,6 +334,6 @@ def canonical_product(uniq_k, grammar_classes, table, acc_all, comp_off, starts,
     which, first_acc = number_rows(acc.view(np.int32))
     col_ids, first_col = number_rows(trans[:n].T)
     out = np.ascontiguousarray(trans[:n][:, first_col])
-    classes = col_ids[g_ids[grammar_classes]].astype(np.uint8)
+    classes = col_ids[g_ids].astype(np.uint8)
     return n, out, classes, live, acc, which, first_acc, (out >= 0).any(axis=1)
 
