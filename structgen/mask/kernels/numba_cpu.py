@@ -132,6 +132,16 @@ def slice_cover(trans, classes, state, pat_next, pat_cls, pat_start, max_pairs, 
     pair_p = np.empty(256, np.int32)
     result = 0
     for p in range(n_pat):
+        # most states die on some byte the pattern reads first: a byte scan finds it
+        # before the pairs are numbered
+        u0 = pat_start[p]
+        dies = False
+        for b in range(256):
+            if pat_next[p, u0, pat_cls[p, b]] >= 0 and trans[state, classes[b]] < 0:
+                dies = True
+                break
+        if dies:
+            continue
         # the (lexer class, pattern class) pairs the bytes fall in: a step per pair, not per byte
         m = 0
         for b in range(256):
