@@ -85,6 +85,7 @@ class CompiledGrammar:
         self._root_lo, self._root_hi = np.zeros(1, np.int32), np.full(1, n, np.int32)
         self._slicer = slicer_for(vocab, self._k)  # vocabulary-wide data, built once
         self._lexers: dict[int, Lexer] = {}
+        self._lexer_bytes = 0  # their tables' bytes, kept as they are built (cache_size_bytes is O(1))
         self._lexer_factory = LexerFactory(grammar.terminals, max_states=limits.max_lexer_states,
                                            kernels=self._k)
         self._lexer_lock = threading.Lock()
@@ -117,8 +118,7 @@ class CompiledGrammar:
     def cache_size_bytes(self) -> int:
         """Approximate bytes held by this constraint's own caches (masks, steps, rows);
         the shared walk cache is counted by its compiler."""
-        return (self._masks.used + 160 * len(self._steps) + 600 * self.parser.indexed_rows
-                + sum(lex.trans.nbytes for lex in list(self._lexers.values())))
+        return self._masks.used + 160 * len(self._steps) + 600 * self.parser.indexed_rows + self._lexer_bytes
 
     def clear_cache(self) -> None:
         """Forget masks, steps and memoised rows (live matchers stay valid)."""
@@ -137,6 +137,7 @@ class CompiledGrammar:
                 lex = self._lexers.get(mask)
                 if lex is None:
                     lex = self._lexers[mask] = self._lexer_factory.build(mask)
+                    self._lexer_bytes += lex.trans.nbytes
         return lex
 
     def after_lexeme(self, row: Row, terms: int) -> Row | int:
