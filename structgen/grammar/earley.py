@@ -234,10 +234,16 @@ class EarleyParser:
             self._sweep()
         acc_here, acc_initial = self._accepting
         accepts = acc_here in items or acc_initial in items
-        serials = {it >> shift for it in key}
-        serials.discard(0)
-        # the rows the items point at, kept alive by this one (a lone one unwrapped: fewer objects)
-        origins = live[serials.pop()]() if len(serials) == 1 else tuple(live[o]() for o in serials)
+        # the rows the items point at, kept alive by this one (a lone one unwrapped: fewer
+        # objects); sorted items group by origin, so no set is built to find them
+        serials = []
+        last = 0
+        for it in key:
+            o = it >> shift
+            if o != last:
+                serials.append(o)
+                last = o
+        origins = live[serials[0]]() if len(serials) == 1 else tuple([live[o]() for o in serials])
         serial = next(self._serials)
         row = Row(key, self._static_part(roots), allowed, accepts, serial, origins)
         live[serial] = self._ids[key] = weakref.ref(row)
