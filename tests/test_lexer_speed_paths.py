@@ -267,43 +267,15 @@ def test_row_ids_twins_agree_on_random_matrices():
         assert len({tuple(r) for r in rows.tolist()}) == m
 
 
-def test_project_product_twins_agree_on_random_tables():
-    """numba and pure-Python ``project_product`` on random products and allowed sets:
-    same states, and every kept transition leads to a state an allowed component lives in."""
+def test_project_lexer_twins_agree_on_random_products():
+    """numba and pure-Python ``project_lexer`` (``project_product`` and the accepting
+    classes) on random products, patterns and allowed sets: same states; every kept
+    transition leads to a state an allowed component lives in and every cut one does
+    not; the classes number the distinct narrowed patterns in ascending order, and
+    ``first`` names a superset pattern that narrows to each."""
     from structgen.mask.kernels import numba_cpu, reference
 
     rng = np.random.default_rng(11)
-    for _ in range(40):
-        n_states, n_cls = int(rng.integers(1, 30)), int(rng.integers(1, 6))
-        trans = rng.integers(-1, n_states, (n_states, n_cls)).astype(np.int32)
-        live = rng.integers(0, 16, n_states).astype(np.uint64)
-        allowed = np.uint64(rng.integers(1, 16))
-        results = []
-        for k in (numba_cpu, reference):
-            order, has_out = np.empty(n_states, np.int32), np.empty(n_states, bool)
-            out, remap = np.empty_like(trans), np.full(n_states, -1, np.int32)
-            n = k.project_product(trans, live, allowed, remap, order, out, has_out)
-            assert (remap == -1).all()
-            kept = out[:n]
-            assert np.array_equal(has_out[:n], (kept >= 0).any(axis=1))
-            for i, row in enumerate(kept):
-                for c, t in enumerate(row):
-                    if t >= 0:
-                        assert trans[order[i], c] == order[t] and live[order[t]] & allowed
-                    else:
-                        u = trans[order[i], c]
-                        assert u < 0 or not live[u] & allowed
-            results.append((n, order[:n].tolist(), kept.tolist()))
-        assert results[0] == results[1]
-
-
-def test_project_lexer_twins_agree_and_narrow_the_accepting_patterns():
-    """numba and pure-Python ``project_lexer``: the projected states' classes number the
-    distinct narrowed patterns in ascending order, and ``first`` names a superset
-    pattern that narrows to each."""
-    from structgen.mask.kernels import numba_cpu, reference
-
-    rng = np.random.default_rng(12)
     for _ in range(40):
         n_states, n_cls, n_pat = int(rng.integers(1, 30)), int(rng.integers(1, 6)), int(rng.integers(1, 6))
         trans = rng.integers(-1, n_states, (n_states, n_cls)).astype(np.int32)
@@ -317,13 +289,21 @@ def test_project_lexer_twins_agree_and_narrow_the_accepting_patterns():
             out, remap = np.empty_like(trans), np.full(n_states, -1, np.int32)
             n, kept, out_has, acc_class, accepting, first = k.project_lexer(
                 trans, live, allowed, which, patterns, remap, order, out, has_out)
+            assert (remap == -1).all()
+            assert np.array_equal(out_has, (kept >= 0).any(axis=1))
+            for i, row in enumerate(kept):
+                for c, t in enumerate(row):
+                    if t >= 0:
+                        assert trans[order[i], c] == order[t] and live[order[t]] & allowed
+                    else:
+                        u = trans[order[i], c]
+                        assert u < 0 or not live[u] & allowed
             values = sorted(set((patterns & allowed).tolist()))
             assert [int(patterns[i] & allowed) for i in first.tolist()] == values
             want = [values.index(int(patterns[which[s]] & allowed)) for s in order[:n].tolist()]
             assert acc_class.tolist() == want
             assert accepting.tolist() == [values[c] != 0 for c in want]
-            assert np.array_equal(out_has, (kept >= 0).any(axis=1))
-            results.append((n, kept.tolist(), acc_class.tolist(), first.tolist()))
+            results.append((n, order[:n].tolist(), kept.tolist(), acc_class.tolist(), first.tolist()))
         assert results[0] == results[1]
 
 
