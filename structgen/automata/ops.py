@@ -41,8 +41,8 @@ __all__ = [
     "empty_dfa",
     "expand",
     "explore",
-    "from_edges",
     "from_edge_lists",
+    "from_edges",
     "from_table",
     "from_trimmed_table",
     "intersect",
@@ -50,6 +50,7 @@ __all__ = [
     "minimize",
     "normalize",
     "product",
+    "readonly",
     "trim",
     "union",
     "union_all",
@@ -122,10 +123,10 @@ def compact_classes(trans256: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"expected an S x 256 table, got shape {trans256.shape}")
     if trans256.shape[0] == 0:
         return np.zeros((0, 1), np.int32), np.zeros(256, np.uint8)
-    return _k().compact_classes(_ro(trans256, np.int32))
+    return _k().compact_classes(readonly(trans256, np.int32))
 
 
-def _ro(a, dtype) -> np.ndarray:
+def readonly(a, dtype) -> np.ndarray:
     """``a`` as a read-only contiguous array of ``dtype`` (a view when it already is one):
     kernels see one array type, so numba loads one signature per kernel."""
     a = np.ascontiguousarray(a, dtype)
@@ -141,8 +142,8 @@ _ALL_BYTES = _frozen(np.arange(256), np.uint8)
 def _finish(table: np.ndarray, accepting: np.ndarray, start: int, *, minimal: bool,
             byte_class: np.ndarray = _ALL_BYTES) -> ByteDFA:
     """Normalised DFA of ``table[:, byte_class]`` (an ``S x 256`` table by default)."""
-    trans, classes, accepting = _k().finish(_ro(table, np.int32), _ro(byte_class, np.uint8),
-                                            _ro(accepting, np.bool_), int(start), bool(minimal))
+    trans, classes, accepting = _k().finish(readonly(table, np.int32), readonly(byte_class, np.uint8),
+                                            readonly(accepting, np.bool_), int(start), bool(minimal))
     if trans.shape[0] == 0:
         return empty_dfa()
     return _make(trans, classes, accepting)
@@ -173,7 +174,7 @@ def from_trimmed_table(trans256: np.ndarray, accepting: np.ndarray, start: int =
     if byte_class is None:
         trans, classes = compact_classes(np.asarray(trans256))
     else:
-        trans, classes = _k().compact_bytes(_ro(trans256, np.int32), _ro(byte_class, np.uint8))
+        trans, classes = _k().compact_bytes(readonly(trans256, np.int32), readonly(byte_class, np.uint8))
     return ByteDFA(trans=_frozen(trans, np.int32), classes=_frozen(classes, np.uint8),
                    accepting=_frozen(accepting, bool), start=int(start))
 
@@ -260,7 +261,7 @@ def is_empty(dfa: ByteDFA) -> bool:
     got = dfa.__dict__.get("_empty")
     if got is None:
         acc = np.asarray(dfa.accepting, bool)
-        got = not acc.any() or not _k().reaches_accepting(_ro(dfa.trans, np.int32), _ro(acc, np.bool_),
+        got = not acc.any() or not _k().reaches_accepting(readonly(dfa.trans, np.int32), readonly(acc, np.bool_),
                                                           int(dfa.start))
         if not (dfa.trans.flags.writeable or dfa.accepting.flags.writeable):
             dfa.__dict__["_empty"] = got  # kept like dfa_key's: read-only DFAs cannot change
@@ -311,13 +312,13 @@ _products_bytes = 0
 
 def _product(a: ByteDFA, b: ByteDFA, mode: str, minimal: bool, max_states: int, sinks_only: bool) -> ByteDFA:
     ids, accepting, byte_class = _k().product_table(
-        _ro(a.trans, np.int32), _ro(a.classes, np.uint8), _ro(a.accepting, np.bool_), int(a.start),
-        _ro(b.trans, np.int32), _ro(b.classes, np.uint8), _ro(b.accepting, np.bool_), int(b.start),
+        readonly(a.trans, np.int32), readonly(a.classes, np.uint8), readonly(a.accepting, np.bool_), int(a.start),
+        readonly(b.trans, np.int32), readonly(b.classes, np.uint8), readonly(b.accepting, np.bool_), int(b.start),
         PRODUCT_MODES.index(mode), int(max_states))
     if ids.shape[0] == 0:
         raise BudgetExceeded(f"DFA product ({mode}) exceeds max_states={max_states}")
     if sinks_only and not minimal:
-        ids, accepting = _k().drop_sinks(_ro(ids, np.int32), _ro(accepting, np.bool_))
+        ids, accepting = _k().drop_sinks(readonly(ids, np.int32), readonly(accepting, np.bool_))
         return from_trimmed_table(ids, accepting, 0, byte_class=byte_class)  # compacted without a 256-wide copy
     return _finish(ids, accepting, 0, minimal=minimal, byte_class=byte_class)
 

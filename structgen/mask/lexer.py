@@ -8,6 +8,7 @@ from functools import cached_property
 
 import numpy as np
 
+from ..automata.ops import readonly
 from ..errors import BudgetExceeded
 from ..grammar.ir import Terminal, bit_indices
 from ..limits import DEFAULT_LIMITS
@@ -224,8 +225,8 @@ class LexerFactory:
         """One terminal needs no product: its own DFA behind a fresh start state
         (in the form of ``_canonical_product``'s result)."""
         d = self.dfas[j]
-        trans, accepting, has_out = self._k.single_lexer(_readonly(d.trans, np.int32), int(d.start),
-                                                         _readonly(d.accepting, np.bool_))
+        trans, accepting, has_out = self._k.single_lexer(readonly(d.trans, np.int32), int(d.start),
+                                                         readonly(d.accepting, np.bool_))
         classes = np.array(d.classes, np.uint8)  # writeable, as the kernels' outputs: read-only is another numba type
         return trans, classes, accepting.astype(np.int32), (0, 1), accepting, has_out, None
 
@@ -264,16 +265,6 @@ class LexerFactory:
     def _over_budget(self, ids: list[int]):
         names = ", ".join(self.terminals[t].name for t in ids[:8])
         raise BudgetExceeded(f"lexer for terminals {{{names}...}} exceeds {self.max_states} states")
-
-
-def _readonly(a: np.ndarray, dtype) -> np.ndarray:
-    """``a`` as a read-only contiguous array of ``dtype`` (a view when it already is one):
-    the kernels see one array type whatever the caller built."""
-    a = np.ascontiguousarray(a, dtype)
-    if a.flags.writeable:
-        a = a.view()
-        a.setflags(write=False)
-    return a
 
 
 def _terminal_sets(patterns, bit: list[int]) -> tuple[int, ...]:
