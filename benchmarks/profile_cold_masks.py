@@ -6,7 +6,8 @@ valid instances (in MaskBench's two spellings) timing every fill, with the garba
 collector off so that its pauses do not land in one phase.  Reports the fills'
 total and distribution, and the time spent in each numba kernel, in lexer
 builds (products and projections) and in new Earley rows; the rest is the
-Python of the mask loop around them.
+Python of the mask loop around them.  The same breakdown is then shown per fill
+for the fills between two percentiles (``--band``, default around p99).
 
     python benchmarks/profile_cold_masks.py --limit 3
 """
@@ -48,7 +49,10 @@ def main(argv=None) -> int:
     ap.add_argument("--limit", type=int, default=3, help="schemas per MaskBench subset (default 3)")
     ap.add_argument("--tokenizer", default="deepseek")
     ap.add_argument("--data", default=None, help="data dir (default: structgen.bench.env.default_data_dir())")
+    ap.add_argument("--band", default="98.5,99.5",
+                    help="percentiles LO,HI of the fills whose own breakdown is also shown (default: around p99)")
     args = ap.parse_args(argv)
+    band = [float(x) for x in args.band.split(",")]
 
     from structgen.bench.engines import CompileFailure, load_tokenizer, make_engine
     from structgen.bench.env import default_data_dir
@@ -74,7 +78,7 @@ def main(argv=None) -> int:
                 work.append((doc["schema"], tok.encode(serialise(inst, style), add_special_tokens=False)))
 
     acc: dict = {}
-    for name in ("walk_grouped", "slice_cover", "canonical_product", "project_product"):
+    for name in ("walk_grouped", "slice_cover", "canonical_product", "project_lexer", "single_lexer"):
         timed(numba_cpu, name, f"kernel {name}", acc)
     timed(lexer.LexerFactory, "build", "lexer builds (products, projections)", acc)
     timed(lexer.LexerFactory, "_project", "  of which projections", acc)
@@ -84,13 +88,16 @@ def main(argv=None) -> int:
     timed(slicer.Slicer, "choose", "slice choices (slice_cover and its Python)", acc)
     gc.collect()
     gc.disable()
-    fills = []
+    fills, per_fill = [], []
     for schema, ids in work:
         m = eng.compile(schema)  # memoised: a fresh matcher of the compiled schema
         for pos in range(len(ids) + 1):
+            before = {label: ns for label, (_, ns) in acc.items()}
             t0 = time.perf_counter_ns()
             eng.fill(m)
             fills.append(time.perf_counter_ns() - t0)
+            per_fill.append({label: ns - before.get(label, 0) for label, (_, ns) in acc.items()
+                             if ns != before.get(label, 0)})
             if pos == len(ids) or not eng.accept(m, ids[pos]):
                 break
     gc.enable()
@@ -102,6 +109,18 @@ def main(argv=None) -> int:
     print("(lexer builds and Earley rows also run in accept(); kernels, plans and slice choices only in fills)")
     for label, (n, ns) in sorted(acc.items(), key=lambda kv: -kv[1][1]):
         print(f"  {label:40s} {n:7d} calls {ns / 1e6:8.1f} ms ({ns / 1e6 / total_ms:.0%} of the fills' total)")
+    # what the fills near the tail spend (the p99 value is decided there, not by the slowest few)
+    lo, hi = np.percentile(t, band[0]), np.percentile(t, band[1])
+    picked = [i for i in range(len(t)) if lo <= t[i] <= hi]
+    if picked:
+        spent: dict = {}
+        for i in picked:
+            for label, ns in per_fill[i].items():
+                spent[label] = spent.get(label, 0) + ns
+        print(f"fills between p{band[0]:g} and p{band[1]:g} ({lo:.0f}-{hi:.0f} us, {len(picked)} fills, "
+              f"mean {t[picked].mean():.0f} us), per fill:")
+        for label, ns in sorted(spent.items(), key=lambda kv: -kv[1]):
+            print(f"  {label:40s} {ns / 1e3 / len(picked):8.1f} us ({ns / 1e3 / t[picked].sum():.0%})")
     return 0
 
 
