@@ -77,8 +77,9 @@ def collector_paused():
                 gc.enable()
 
 
-# Its first two masks call every mask kernel: a product of three terminals, the
-# projection of it to two, trie walks with sparse results, slice choices.
+# Its first three masks call every mask kernel: a product of the four terminals the
+# start allows, its projection to two, a single-terminal lexer (after "d"), trie
+# walks with sparse results, slice choices.
 _KERNEL_LOAD_GRAMMAR = 'start: A B | A C | B C | C | D A\nA: "a"\nB: /b+/\nC: /[ c]+/\nD: "d"\n'
 _KERNELS_LOADED: set[str] = set()
 _KERNELS_LOCK = threading.Lock()

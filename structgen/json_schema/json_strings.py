@@ -303,9 +303,6 @@ def _quoted_len(lo: int, hi: int | None, canonical: bool = False) -> ByteDFA:
     return ops.from_table(table, accepting, 0, minimal=S + 2 <= 5000, byte_class=byte_class)
 
 
-_QUOTE_LIT = regex_to_dfa('"')
-
-
 @functools.lru_cache(maxsize=65536)
 def _char_encodings(cp: int, canonical: bool = False) -> tuple:
     """Every JSON spelling of one code point, as sequences of alternative-byte sets

@@ -49,24 +49,15 @@ class Lexer:
         self.walk_key = walk_key
 
     @classmethod
-    def make(cls, mask, trans, classes, acc_terms, *, walk_key: bytes | None = None) -> "Lexer":
-        """From the accepting set of every state (``walk_key``: a name of these arrays
-        when one is known; by default the digest of their content)."""
+    def make(cls, mask, trans, classes, acc_terms) -> "Lexer":
+        """From the accepting set of every state, named by the digest of its arrays (the
+        empty lexer and ``_canonical``; products and projections are built directly)."""
         term_sets = tuple(sorted(set(acc_terms)))
         pos = {m: i for i, m in enumerate(term_sets)}
         acc_class = np.array([pos[m] for m in acc_terms], dtype=np.int32)
-        return cls.from_classes(mask, trans, classes, acc_class, term_sets, walk_key=walk_key)
-
-    @classmethod
-    def from_classes(cls, mask, trans, classes, acc_class, term_sets, *, accepting=None, has_out=None,
-                     walk_key: bytes | None = None) -> "Lexer":
-        if accepting is None:
-            accepting = np.array([m != 0 for m in term_sets], dtype=bool)[acc_class]
-        if has_out is None:
-            has_out = (trans >= 0).any(axis=1)
-        if walk_key is None:
-            walk_key = cls.walk_digest(trans, classes, accepting, acc_class)
-        return cls(mask, trans, classes, accepting, has_out, acc_class, tuple(term_sets), walk_key)
+        accepting = np.array([m != 0 for m in term_sets], dtype=bool)[acc_class]
+        return cls(mask, trans, classes, accepting, (trans >= 0).any(axis=1), acc_class, term_sets,
+                   cls.walk_digest(trans, classes, accepting, acc_class))
 
     def terms_at(self, state: int) -> int:
         """Bitmask of the terminals whose lexeme is complete in ``state``."""
@@ -165,7 +156,7 @@ class LexerFactory:
             if len(ids) > 1 and len(product[0]) > self.max_states:  # built under a larger budget: as a build
                 self._over_budget(ids)
         trans, classes, which, patterns, accepting, has_out, live, walk_key, _ = product
-        term_sets = _terminal_sets(patterns, [1 << j for j in ids])
+        term_sets = _terminal_sets(patterns, ids)
         if live is not None:
             self._projectable[mask] = (product, {j: p for p, j in enumerate(ids)}, term_sets)
         return Lexer(mask, trans, classes, accepting, has_out, which, term_sets, walk_key)
@@ -208,7 +199,7 @@ class LexerFactory:
         return Lexer(mask, trans, classes, accepting, has_out, acc_class, term_sets, walk_key)
 
     def _projection_scratch(self, n_states: int, n_classes: int) -> tuple:
-        """``project_product``'s buffers for a product of this size, kept between
+        """``project_lexer``'s buffers for a product of this size, kept between
         projections (the factory is used under a lock): fresh ones would take new
         pages, a fault each, for the part a projection writes.  ``remap`` is all -1
         between calls; the others are overwritten."""
@@ -267,9 +258,9 @@ class LexerFactory:
         raise BudgetExceeded(f"lexer for terminals {{{names}...}} exceeds {self.max_states} states")
 
 
-def _terminal_sets(patterns, bit: list[int]) -> tuple[int, ...]:
-    """Accepting patterns (bitmasks of components) as bitmasks of terminals (``bit[p]``:
-    the terminal bit of component ``p``)."""
+def _terminal_sets(patterns, ids: list[int]) -> tuple[int, ...]:
+    """Accepting patterns (bitmasks of positions in ``ids``) as bitmasks of terminals."""
+    bit = [1 << j for j in ids]
     return tuple(sum([bit[p] for p in bit_indices(pattern)]) for pattern in patterns)
 
 

@@ -121,8 +121,9 @@ def slice_cover(trans, classes, state, pat_next, pat_cls, pat_start, max_pairs, 
     not covered past ``max_pairs`` of them).
 
     ``pat_next[p, u, pat_cls[p, b]]``: pattern ``p``'s state after byte ``b`` from
-    ``u`` (-1: not read; each pattern over its own byte classes); ``visited``: zeroed uint8[lexer states * pattern states],
-    left zeroed; ``queue_q`` / ``queue_u``: scratch of ``max_pairs`` entries;
+    ``u`` (-1: not read; each pattern over its own byte classes); ``visited``:
+    zeroed uint8[lexer states * pattern states], left zeroed; ``queue_q`` /
+    ``queue_u``: scratch of ``max_pairs`` entries;
     ``first_only``: stop at the first pattern covered."""
     n_pat, n_u, _ = pat_next.shape
     result = 0
