@@ -281,6 +281,20 @@ def test_options_are_validated():
         JsonSchemaOptions(max_whitespace=-1)
 
 
+def test_made_options_are_shared_and_still_validated():
+    # make() keeps its results by keyword values and their classes: an equal but
+    # invalid value (1 == True, True == 1) is still rejected after the valid one
+    assert JsonSchemaOptions.make(lenient=True) is JsonSchemaOptions.make(lenient=True)
+    assert JsonSchemaOptions.make(max_whitespace=1).max_whitespace == 1
+    with pytest.raises(ConfigurationError, match="lenient"):
+        JsonSchemaOptions.make(lenient=1)
+    with pytest.raises(ConfigurationError, match="max_whitespace"):
+        JsonSchemaOptions.make(max_whitespace=True)
+    with pytest.raises(ConfigurationError, match="unknown JSON Schema option"):
+        JsonSchemaOptions.make(whitespaces="compact")
+    assert JsonSchemaOptions.make(registry={"urn:a": {}}).registry == {"urn:a": {}}  # not kept: not hashable
+
+
 def test_max_recursion_depth():
     schema = {"type": "array", "items": {"$ref": "#"}}
     c = compile_(schema, max_recursion_depth=2)

@@ -80,6 +80,18 @@ class JsonSchemaOptions:
 
     @classmethod
     def make(cls, options: "JsonSchemaOptions | None" = None, **kwargs) -> "JsonSchemaOptions":
+        if options is None and "registry" not in kwargs:
+            # few distinct keyword sets recur (every compile passes some): building and
+            # validating the options twice (defaults, then replace) was ~25 us of each compile
+            key = tuple((k, v.__class__, v) for k, v in kwargs.items())  # the class: True == 1, 1.0 == 1
+            try:
+                hit = _MADE.get(key)
+            except TypeError:  # an unhashable value: made (and rejected) below
+                hit = key = None
+            if hit is not None:
+                return hit
+        else:
+            key = None
         if kwargs:
             names = _option_names()
             unknown = sorted(set(kwargs) - names)
@@ -88,7 +100,16 @@ class JsonSchemaOptions:
         base = options if options is not None else cls()
         if not isinstance(base, cls):
             raise ConfigurationError(f"options must be JsonSchemaOptions, not {type(base).__name__}")
-        return replace(base, **kwargs) if kwargs else base
+        made = replace(base, **kwargs) if kwargs else base
+        if key is not None:
+            if len(_MADE) >= 256:
+                _MADE.clear()
+            _MADE[key] = made
+        return made
+
+
+#: JsonSchemaOptions.make's results by keyword items (in call order; frozen, so shared)
+_MADE: dict = {}
 
 
 @functools.lru_cache(maxsize=1)
