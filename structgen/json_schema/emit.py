@@ -555,25 +555,24 @@ class Emitter:
             self.ev.note("property_order", "(objects)", f"{self.schema_ordered} object(s) declare more than "
                          f"max_any_order={self.opt.max_any_order} properties: their declared properties are "
                          "generated in schema order", warn=False, kind="restricted")
-        # order rules children-first so the productivity/nullability fixpoints converge fast
+        # keep the rules of the nonterminals reachable from start (breadth first: the
+        # fixpoints after this are worklists, so no order makes them converge faster)
         by_lhs: dict[int, list] = {}
         for lhs, rhs in self.rules:
-            by_lhs.setdefault(lhs, []).append(rhs)
-        kids = {nt: [x for rhs in rs for x in rhs if x >= 0] for nt, rs in by_lhs.items()}
-        seen = {start}
-        post: list[int] = []
-        stack = [(start, iter(kids.get(start, ())))]
-        while stack:
-            nt, it = stack[-1]
-            for x in it:
-                if x not in seen:
-                    seen.add(x)
-                    stack.append((x, iter(kids.get(x, ()))))
-                    break
+            got = by_lhs.get(lhs)
+            if got is None:
+                by_lhs[lhs] = [rhs]
             else:
-                stack.pop()
-                post.append(nt)
-        rules = [(nt, rhs) for nt in post for rhs in by_lhs.get(nt, ())]
+                got.append(rhs)
+        seen = {start}
+        order = [start]
+        for nt in order:
+            for rhs in by_lhs.get(nt, ()):
+                for x in rhs:
+                    if x >= 0 and x not in seen:
+                        seen.add(x)
+                        order.append(x)
+        rules = [(nt, rhs) for nt in order for rhs in by_lhs.get(nt, ())]
         return Grammar(list(self.terminals), list(self.nonterminals), rules, start)
 
 
