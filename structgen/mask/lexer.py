@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import struct
 from functools import cached_property
@@ -127,7 +128,7 @@ class LexerFactory:
     def build(self, mask: int) -> Lexer:
         ids = bit_indices(mask)
         if not ids:
-            return Lexer.make(mask, np.full((1, 1), -1, np.int32), np.zeros(256, np.uint8), [0])
+            return _empty_lexer()
         # The product depends on the terminals' DFAs only (their grammar indices just
         # name the accepting sets): built once per process for equal DFAs, e.g. the
         # same keys in another object or schema.  Components go in digest order.
@@ -256,6 +257,13 @@ class LexerFactory:
     def _over_budget(self, ids: list[int]):
         names = ", ".join(self.terminals[t].name for t in ids[:8])
         raise BudgetExceeded(f"lexer for terminals {{{names}...}} exceeds {self.max_states} states")
+
+
+@functools.lru_cache(maxsize=1)
+def _empty_lexer() -> Lexer:
+    """The lexer of no terminal (a row that allows none, e.g. after the end of a JSON
+    document): the same for every grammar, so built once (its digest cost ~10 us)."""
+    return Lexer.make(0, np.full((1, 1), -1, np.int32), np.zeros(256, np.uint8), [0])
 
 
 def _terminal_sets(patterns, ids: list[int]) -> tuple[int, ...]:
