@@ -78,7 +78,7 @@ def main(argv=None) -> int:
                 work.append((doc["schema"], tok.encode(serialise(inst, style), add_special_tokens=False)))
 
     acc: dict = {}
-    for name in ("walk_grouped", "slice_cover", "canonical_product", "project_lexer", "single_lexer"):
+    for name in ("walk_grouped", "slice_cover", "canonical_product", "narrow_classes", "single_lexer"):
         timed(numba_cpu, name, f"kernel {name}", acc)
     timed(lexer.LexerFactory, "build", "lexer builds (products, projections)", acc)
     timed(lexer.LexerFactory, "_project", "  of which projections", acc)

@@ -202,14 +202,17 @@ def test_slice_cover_first_only_twins_agree():
     nb, ref = get_kernels("numba"), get_kernels("reference")
     pat_next = rng.integers(-1, 3, size=(4, 3, 256)).astype(np.int32)
     byte_classes = np.tile(np.arange(256, dtype=np.uint8), (4, 1))  # a class per byte
-    for _ in range(30):
+    for n in range(30):
         n_s, n_c = int(rng.integers(1, 6)), int(rng.integers(1, 4))
         trans = rng.integers(-1, n_s, size=(n_s, n_c)).astype(np.int32)
         trans[:, 0] = rng.integers(0, n_s, size=n_s)  # some states never die on class 0
         classes = rng.integers(0, n_c, size=256).astype(np.uint8)
+        # every other lexer is a projection: live components per state, a filter
+        live = rng.integers(0, 4, size=n_s).astype(np.uint64)
+        allowed = np.uint64(n % 2 * int(rng.integers(1, 4)))
         for s in range(n_s):
-            got = [[k.slice_cover(trans, classes, s, pat_next, byte_classes, np.zeros(4, np.int32), 64,
-                                  np.zeros(n_s * 3, np.uint8), np.empty(64, np.int32), np.empty(64, np.int32),
+            got = [[k.slice_cover(trans, classes, live, allowed, s, pat_next, byte_classes, np.zeros(4, np.int32),
+                                  64, np.zeros(n_s * 3, np.uint8), np.empty(64, np.int32), np.empty(64, np.int32),
                                   first) for k in (nb, ref)] for first in (False, True)]
             assert got[0][0] == got[0][1] and got[1][0] == got[1][1]
             every, first = got[0][0], got[1][0]
@@ -244,8 +247,10 @@ def test_lexer_arrays_have_one_kernel_type(which):
     masks = [1 << j for j in range(len(terms))] + [(1 << len(terms)) - 1, 0b11, 0b101]
     for mask in masks:
         lex = factory.build(mask)
-        for arr, dtype in ((lex.trans, np.int32), (lex.classes, np.uint8), (lex.accepting, np.bool_)):
+        for arr, dtype in ((lex.trans, np.int32), (lex.classes, np.uint8), (lex.accepting, np.bool_),
+                           (lex.acc_class, np.int32), (lex.live, np.uint64)):
             assert arr.dtype == dtype and arr.flags.writeable and arr.flags.c_contiguous, (mask, arr.dtype)
+        assert isinstance(lex.filter, np.uint64)
 
 
 def test_row_ids_twins_agree_on_random_matrices():
@@ -267,44 +272,66 @@ def test_row_ids_twins_agree_on_random_matrices():
         assert len({tuple(r) for r in rows.tolist()}) == m
 
 
-def test_project_lexer_twins_agree_on_random_products():
-    """numba and pure-Python ``project_lexer`` (``project_product`` and the accepting
-    classes) on random products, patterns and allowed sets: same states; every kept
-    transition leads to a state an allowed component lives in and every cut one does
-    not; the classes number the distinct narrowed patterns in ascending order, and
+def test_narrow_classes_twins_agree_on_random_patterns():
+    """numba and pure-Python ``narrow_classes`` (a projection's accepting classes) on
+    random superset states, patterns and allowed sets: the classes number the distinct
+    narrowed patterns in ascending order, every state gets its pattern's class, and
     ``first`` names a superset pattern that narrows to each."""
     from structgen.mask.kernels import numba_cpu, reference
 
     rng = np.random.default_rng(11)
     for _ in range(40):
-        n_states, n_cls, n_pat = int(rng.integers(1, 30)), int(rng.integers(1, 6)), int(rng.integers(1, 6))
-        trans = rng.integers(-1, n_states, (n_states, n_cls)).astype(np.int32)
-        live = rng.integers(0, 16, n_states).astype(np.uint64)
+        n_states, n_pat = int(rng.integers(1, 30)), int(rng.integers(1, 6))
         which = rng.integers(0, n_pat, n_states).astype(np.int32)
         patterns = rng.integers(0, 16, n_pat).astype(np.uint64)
         allowed = np.uint64(rng.integers(1, 16))
         results = []
         for k in (numba_cpu, reference):
-            order, has_out = np.empty(n_states, np.int32), np.empty(n_states, bool)
-            out, remap = np.empty_like(trans), np.full(n_states, -1, np.int32)
-            n, kept, out_has, acc_class, accepting, first = k.project_lexer(
-                trans, live, allowed, which, patterns, remap, order, out, has_out)
-            assert (remap == -1).all()
-            assert np.array_equal(out_has, (kept >= 0).any(axis=1))
-            for i, row in enumerate(kept):
-                for c, t in enumerate(row):
-                    if t >= 0:
-                        assert trans[order[i], c] == order[t] and live[order[t]] & allowed
-                    else:
-                        u = trans[order[i], c]
-                        assert u < 0 or not live[u] & allowed
+            acc_class, accepting, first = k.narrow_classes(which, patterns, allowed)
             values = sorted(set((patterns & allowed).tolist()))
             assert [int(patterns[i] & allowed) for i in first.tolist()] == values
-            want = [values.index(int(patterns[which[s]] & allowed)) for s in order[:n].tolist()]
+            assert all(patterns[:i].tolist().count(int(patterns[i])) == 0 or
+                       int(patterns[j] & allowed) != values[c] for c, i in enumerate(first.tolist())
+                       for j in range(i))  # the first such pattern
+            want = [values.index(int(patterns[which[s]] & allowed)) for s in range(n_states)]
             assert acc_class.tolist() == want
             assert accepting.tolist() == [values[c] != 0 for c in want]
-            results.append((n, order[:n].tolist(), kept.tolist(), acc_class.tolist(), first.tolist()))
+            results.append((acc_class.tolist(), accepting.tolist(), first.tolist()))
         assert results[0] == results[1]
+
+
+def test_projections_read_the_superset_table_through_their_filter():
+    """A projection shares its superset product's table; stepping it, its rows and
+    ``extends`` cut exactly the transitions into states where no allowed terminal
+    lives, and its materialized table is equivalent to the plain product of its set."""
+    grammar = _grammars()[1]
+    terms = grammar.terminals
+    full = (1 << len(terms)) - 1
+    _PRODUCTS.clear()
+    factory = LexerFactory(terms)
+    sup = factory.build(full)
+    rng = random.Random(3)
+    seen = 0
+    for _ in range(20):
+        mask = rng.getrandbits(len(terms)) & full
+        if bin(mask).count("1") < 2:
+            continue
+        lex = factory.build(mask)
+        if not lex.allowed:
+            continue
+        seen += 1
+        assert lex.trans is sup.trans and lex.nbytes < sup.trans.nbytes
+        for s in range(lex.trans.shape[0]):
+            row = lex.row(s)
+            for c in range(lex.trans.shape[1]):
+                t = int(sup.trans[s, c])
+                alive = t >= 0 and bool(int(lex.live[t]) & lex.allowed)
+                assert (row[c] >= 0) == alive and (not alive or row[c] == t)
+            assert lex.extends(s) == bool((row >= 0).any())
+            assert all(lex.step(s, b) == int(row[lex.classes[b]]) for b in range(256))
+        plain = _plain_lexer(terms, mask)
+        assert _equivalent(lex, plain) and _equivalent(lex.materialized(), plain), mask
+    assert seen >= 3
 
 
 def test_single_lexer_twins_agree():

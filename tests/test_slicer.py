@@ -67,11 +67,13 @@ def test_trie_states_and_slice_cover_twins_agree():
             k.trie_states(trans, classes, 0, trie.byte, trie.depth, out, np.empty(trie.max_depth + 2, np.int32))
             outs.append(out)
         assert np.array_equal(*outs)
-        for s in range(n_s):
-            got = [k.slice_cover(trans, classes, s, slicer._pat_next, slicer._pat_cls, slicer._pat_start, 16,
-                                 np.zeros(n_s * slicer._pat_next.shape[1], np.uint8),
-                                 np.empty(16, np.int32), np.empty(16, np.int32)) for k in (nb, ref)]
-            assert got[0] == got[1]
+        live = rng.integers(0, 4, size=n_s).astype(np.uint64)  # a projection's filter, or none
+        for allowed in (np.uint64(0), np.uint64(rng.integers(1, 4))):
+            for s in range(n_s):
+                got = [k.slice_cover(trans, classes, live, allowed, s, slicer._pat_next, slicer._pat_cls,
+                                     slicer._pat_start, 16, np.zeros(n_s * slicer._pat_next.shape[1], np.uint8),
+                                     np.empty(16, np.int32), np.empty(16, np.int32)) for k in (nb, ref)]
+                assert got[0] == got[1]
 
 
 def test_cover_means_every_pattern_string_stays_alive():

@@ -71,6 +71,10 @@ def test_walk_kernels_agree_on_random_tries_and_dfas():
         trans = np.array([[rng.choice([-1, rng.randrange(n_states)]) for _ in range(n_cls)]
                           for _ in range(n_states)], np.int32)
         accepting = np.array([rng.random() < 0.5 for _ in range(n_states)])
+        # every other trial the lexer is a projection: a transition into a state where no
+        # allowed component lives is dead
+        live = np.array([rng.randrange(4) for _ in range(n_states)], np.uint64)
+        allowed = np.uint64(trial % 2 * rng.randrange(1, 4))
         # ranges: the whole trie, or a run of root-level siblings
         roots = [i for i in range(trie.num_nodes) if trie.depth[i] == 1]
         a = rng.randrange(len(roots))
@@ -83,12 +87,20 @@ def test_walk_kernels_agree_on_random_tries_and_dfas():
                 bits = np.zeros(3, np.uint32)
                 ev = [np.zeros(trie.num_nodes + 1, np.int32) for _ in range(3)]
                 touched = np.full(3, -1, np.int32)
-                n, n_words = k.walk_trie(trans, classes, accepting, start, trie.byte, trie.depth,
+                n, n_words = k.walk_trie(trans, classes, accepting, live, allowed, start, trie.byte, trie.depth,
                                          trie.subtree_end, trie.tok_start, trie.tok_ids, los, his, bits, *ev,
                                          np.empty(trie.max_depth + 2, np.int32), touched)
                 assert sorted(touched[:n_words].tolist()) == np.flatnonzero(bits).tolist()
                 out.append((bits.tolist(), [e[:n].tolist() for e in ev], touched[:n_words].tolist()))
             assert out[0] == out[1]
+            if allowed:  # the filter walks as the table with the filtered transitions cut would
+                cut = np.where((trans >= 0) & (live[np.maximum(trans, 0)] & allowed != 0), trans, -1).astype(np.int32)
+                bits, ev = np.zeros(3, np.uint32), [np.zeros(trie.num_nodes + 1, np.int32) for _ in range(3)]
+                touched = np.full(3, -1, np.int32)
+                n, n_words = reference.walk_trie(cut, classes, accepting, live, np.uint64(0), start, trie.byte,
+                                                 trie.depth, trie.subtree_end, trie.tok_start, trie.tok_ids, los, his,
+                                                 bits, *ev, np.empty(trie.max_depth + 2, np.int32), touched)
+                assert (bits.tolist(), [e[:n].tolist() for e in ev], touched[:n_words].tolist()) == out[0]
             # walk_grouped: the same walk taken out of the buffers, events grouped by class
             bits_want, (ev_lo, ev_hi, ev_st), touched_want = out[0]
             acc_class = np.array([rng.randrange(3) for _ in range(n_states)], np.int32)
@@ -97,8 +109,8 @@ def test_walk_kernels_agree_on_random_tries_and_dfas():
                 scratch = np.zeros(3 if trial % 2 else 64, np.uint32)  # 64: sparse results
                 bufs = [np.zeros(trie.num_nodes + 1, np.int32) for _ in range(3)]
                 dense, idx, words, events, groups = k.walk_grouped(
-                    trans, classes, accepting, acc_class, start, trie.byte, trie.depth, trie.subtree_end,
-                    trie.tok_start, trie.tok_ids, los, his, scratch, *bufs,
+                    trans, classes, accepting, acc_class, live, allowed, start, trie.byte, trie.depth,
+                    trie.subtree_end, trie.tok_start, trie.tok_ids, los, his, scratch, *bufs,
                     np.empty(trie.max_depth + 2, np.int32), np.full(len(scratch), -1, np.int32))
                 assert not scratch.any()  # left zeroed for the next walk
                 if dense:

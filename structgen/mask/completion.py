@@ -94,7 +94,7 @@ def _greedy_order(compiled, state) -> list[int]:
     def rank(b: int) -> int:
         if b in b" \t\n\r":
             return 4
-        t = int(lex.trans[s, lex.classes[b]])  # lexer state 0: between lexemes
+        t = lex.step(s, b)  # lexer state 0: between lexemes
         complete = t >= 0 and bool(lex.terms_at(t))  # the lexeme b continues or starts is complete
         if b in _CLOSERS and ((s and t < 0) or (not s and complete)):  # ends the lexeme, or is one
             return 0

@@ -137,7 +137,7 @@ class CompiledGrammar:
                 lex = self._lexers.get(mask)
                 if lex is None:
                     lex = self._lexers[mask] = self._lexer_factory.build(mask)
-                    self._lexer_bytes += lex.trans.nbytes
+                    self._lexer_bytes += lex.nbytes
         return lex
 
     def after_lexeme(self, row: Row, terms: int) -> Row | int:
@@ -165,7 +165,7 @@ class CompiledGrammar:
         row, s = state
         lex = self.lexer(row)
         for b in data:
-            t = int(lex.trans[s, lex.classes[b]])
+            t = lex.step(s, b)
             if t < 0:
                 terms = lex.terms_at(s) if s else 0
                 if not terms:
@@ -174,11 +174,11 @@ class CompiledGrammar:
                 if row == DEAD:
                     return None
                 lex = self.lexer(row)
-                t = int(lex.trans[0, lex.classes[b]])
+                t = lex.step(0, b)
                 if t < 0:
                     return None
             s = t
-        if s and not lex.has_out[s]:  # nothing can extend it: close the lexeme now
+        if s and not lex.extends(s):  # nothing can extend it: close the lexeme now
             row = self.after_lexeme(row, lex.terms_at(s))
             if row == DEAD:
                 return None
@@ -276,8 +276,8 @@ class CompiledGrammar:
         the bytes naming ``los``/``his`` (b"" for the whole trie), slice name), so shared
         by every constraint of the compiler: equal ``walk_key``, equal walks and classes."""
         dense, idx, words, events, groups = self._k.walk_grouped(
-            lex.trans, lex.classes, lex.accepting, lex.acc_class, s, *self._trie_arrays(part), los, his,
-            *_walk_buffers(self._trie, self.vocab.num_words))
+            lex.trans, lex.classes, lex.accepting, lex.acc_class, lex.live, lex.filter, s, *self._trie_arrays(part),
+            los, his, *_walk_buffers(self._trie, self.vocab.num_words))
         plan: tuple = (None if dense else idx, words)
         groups = groups.tolist()
         n_groups = len(groups) // 2
@@ -298,12 +298,12 @@ class CompiledGrammar:
         """Sorted bytes that may come next (the byte-level mask)."""
         row, s = state
         lex = self.lexer(row)
-        ok = lex.trans[s][lex.classes] >= 0
+        ok = lex.row(s)[lex.classes] >= 0
         if s and lex.terms_at(s):
             nxt = self.after_lexeme(row, lex.terms_at(s))
             if nxt != DEAD:
                 nlex = self.lexer(nxt)
-                ok |= nlex.trans[0][nlex.classes] >= 0
+                ok |= nlex.row(0)[nlex.classes] >= 0
         return np.flatnonzero(ok)
 
     def forced_bytes(self, state: State, limit: int = 4096) -> bytes:

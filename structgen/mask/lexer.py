@@ -20,34 +20,94 @@ from .lru import ByteLRU
 # Canonical products by the content of their terminals' DFAs, shared by every
 # grammar of the process (bounded: a miss only rebuilds).
 _PRODUCTS = ByteLRU(32 << 20)
+_NO_LIVE = np.zeros(1, np.uint64)  # the ``live`` of a lexer that is no projection (never read: allowed is 0)
 
 
 class Lexer:
     """Product of the DFAs of the terminals in ``mask``.
 
     State 0 is the start (no pending bytes).  ``terms_at(s)`` is the bitmask of
-    terminals whose lexeme is complete in ``s``; ``has_out[s]`` says whether some
+    terminals whose lexeme is complete in ``s``; ``extends(s)`` says whether some
     byte extends it (if not, the lexeme is over and is closed at once).  Per
     state only a small index is stored (``acc_class[s]`` into the distinct
     bitmasks ``term_sets``), so making a lexer from a shared product costs no
-    per-state Python work."""
+    per-state Python work.
+
+    A *projection* (the lexer of a subset of the terminals of a product built
+    already, see ``LexerFactory._project``) reads that product's table in place:
+    ``live[s]`` is the bitmask of the product's components alive in state ``s`` and
+    ``allowed`` (nonzero) those of the subset; a transition into a state where none
+    of them lives is dead.  Read transitions through ``step``, ``row`` and
+    ``extends``; the kernels take ``live`` and ``filter`` (``allowed`` as a uint64,
+    0 for every other lexer)."""
 
     # a plain class, not a frozen dataclass: its __init__ sets eight attributes
     # through object.__setattr__, ~3 us of every lexer build; nothing mutates a lexer
     __slots__ = ("mask", "trans", "classes", "accepting", "has_out", "acc_class", "term_sets", "walk_key",
-                 "__dict__")
+                 "live", "allowed", "filter", "__dict__")
 
     def __init__(self, mask: int, trans: np.ndarray, classes: np.ndarray, accepting: np.ndarray,
-                 has_out: np.ndarray, acc_class: np.ndarray, term_sets: tuple[int, ...], walk_key: bytes):
+                 has_out: np.ndarray | None, acc_class: np.ndarray, term_sets: tuple[int, ...], walk_key: bytes,
+                 live: np.ndarray | None = None, allowed: int = 0):
         self.mask = mask
         self.trans = trans  # int32[S, C]
         self.classes = classes  # uint8[256]
         self.accepting = accepting  # bool[S]
-        self.has_out = has_out  # bool[S]
+        self.has_out = has_out  # bool[S] (None for a projection: see extends)
         self.acc_class = acc_class  # int32[S]: index of the state's accepting set in term_sets
         self.term_sets = term_sets  # the distinct accepting sets (terminal bitmasks)
-        # names what a trie walk reads (trans, classes, accepting, acc_class): equal keys, equal walks
+        # names what a trie walk reads (trans, classes, accepting, acc_class, the filter): equal keys, equal walks
         self.walk_key = walk_key
+        self.live = _NO_LIVE if live is None else live  # uint64[S]
+        self.allowed = allowed
+        self.filter = np.uint64(allowed)
+
+    def step(self, state: int, byte: int) -> int:
+        """The state after ``byte`` (-1: dead)."""
+        t = int(self.trans[state, self.classes[byte]])
+        if t >= 0 and self.allowed and not int(self.live[t]) & self.allowed:
+            return -1
+        return t
+
+    def row(self, state: int) -> np.ndarray:
+        """The states after each byte class from ``state`` (-1: dead)."""
+        r = self.trans[state]
+        if self.allowed:
+            r = np.where((r >= 0) & (self.live[np.maximum(r, 0)] & self.filter != 0), r, -1)
+        return r
+
+    def extends(self, state: int) -> bool:
+        """Does some byte keep the lexeme of ``state`` alive?"""
+        if self.has_out is not None:
+            return bool(self.has_out[state])
+        return bool((self.row(state) >= 0).any())
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the arrays this lexer owns (a projection shares its product's table)."""
+        if self.allowed:
+            return self.acc_class.nbytes + self.accepting.nbytes
+        return self.trans.nbytes
+
+    def materialized(self) -> "Lexer":
+        """This lexer with a table of its own: a projection's states reached under its
+        filter, numbered breadth first (classes in order); any other lexer is itself.
+        For tests and tools: the engine reads projections in place."""
+        if not self.allowed:
+            return self
+        new, order, rows = {0: 0}, [0], []
+        for s in order:
+            out = []
+            for t in self.row(s).tolist():
+                if t >= 0 and t not in new:
+                    new[t] = len(order)
+                    order.append(t)
+                out.append(new[t] if t >= 0 else -1)
+            rows.append(out)
+        trans = np.array(rows, np.int32).reshape(len(order), self.trans.shape[1])
+        acc_class = self.acc_class[order]
+        return Lexer(self.mask, trans, self.classes, self.accepting[order], (trans >= 0).any(axis=1), acc_class,
+                     self.term_sets, self.walk_key)
 
     @classmethod
     def make(cls, mask, trans, classes, acc_terms) -> "Lexer":
@@ -76,9 +136,6 @@ class Lexer:
                   np.asarray(acc_class, np.int32)):
             digest.update(np.ascontiguousarray(a).tobytes())
         return digest.digest()
-
-    def step(self, state: int, byte: int) -> int:
-        return int(self.trans[state, self.classes[byte]])
 
 
 _DIGEST_HEAD = struct.Struct("<qqq")  # shape and start
@@ -120,7 +177,6 @@ class LexerFactory:
         self._k = get_kernels() if kernels is None else kernels
         self.max_states = max_states
         self.dfas = [t.dfa for t in terminals]
-        self._scratch = None  # see _projection_scratch
         self._digests: list = [None] * len(self.dfas)  # content digest of every terminal's DFA, on first use
         # mask -> (product, each terminal's component, the lexer's term sets): see _superset
         self._projectable: dict[int, tuple] = {}
@@ -178,40 +234,26 @@ class LexerFactory:
 
         A state of the superset's product is a set of live components; its image
         under ``mask`` is the subset that ``mask`` allows, which steps exactly as the
-        product of ``mask`` would.  So the superset's states that the allowed
-        components reach serve, with transitions into states where none of them
-        lives cut (-1) and accepting sets narrowed (one kernel call: the part
-        reached, not the superset's whole table).  Several states may share an
-        image: the automaton is equivalent to the product of ``mask``, only not
-        minimal."""
+        product of ``mask`` would.  So the superset's table serves as it is, read with
+        a filter (see ``Lexer``: transitions into states where none of the allowed
+        components lives are dead) and accepting sets narrowed (one kernel call over
+        the superset's accepting patterns and states).  Copying the part the filter
+        reaches instead cost a table per object position (~17 us for a product of a
+        few dozen keys), in fresh pages: in the fills around p99, about 4 of their 10
+        page faults.  Several states may share an image: the automaton is equivalent
+        to the product of ``mask``, only not minimal."""
         trans_b, classes, which_b, _, _, _, live, walk_key_b, patterns = product
         allowed = 0  # the components mask allows (its bits: fewer than ids, and no shifts of the wide mask)
         for j in bit_indices(mask):
             allowed |= 1 << position[j]
-        remap, order, out, has_out = self._projection_scratch(*trans_b.shape)
         # the superset's accepting patterns (component bitmasks) narrowed to the allowed
         # ones number the classes; a class's terminals are those of a superset pattern
         # that narrows to it, within mask
-        _, trans, has_out, acc_class, accepting, first = self._k.project_lexer(
-            trans_b, live, np.uint64(allowed), which_b, patterns, remap, order, out, has_out)
+        acc_class, accepting, first = self._k.narrow_classes(which_b, patterns, np.uint64(allowed))
         term_sets = tuple([term_sets_b[i] & mask for i in first.tolist()])
         walk_key = hashlib.blake2b(walk_key_b + allowed.to_bytes(8, "little"), digest_size=16,
                                    person=b"projection").digest()
-        return Lexer(mask, trans, classes, accepting, has_out, acc_class, term_sets, walk_key)
-
-    def _projection_scratch(self, n_states: int, n_classes: int) -> tuple:
-        """``project_lexer``'s buffers for a product of this size, kept between
-        projections (the factory is used under a lock): fresh ones would take new
-        pages, a fault each, for the part a projection writes.  ``remap`` is all -1
-        between calls; the others are overwritten."""
-        scratch = self._scratch
-        if scratch is None or len(scratch[0]) < n_states or len(scratch[2]) < n_states * n_classes:
-            cap = max(n_states, 0 if scratch is None else len(scratch[0]))
-            cells = max(n_states * n_classes, 0 if scratch is None else len(scratch[2]))
-            scratch = self._scratch = (np.full(cap, -1, np.int32), np.empty(cap, np.int32),
-                                       np.empty(cells, np.int32), np.empty(cap, bool))
-        remap, order, out, has_out = scratch
-        return remap, order, out[:n_states * n_classes].reshape(n_states, n_classes), has_out
+        return Lexer(mask, trans_b, classes, accepting, None, acc_class, term_sets, walk_key, live, allowed)
 
     def _single(self, j: int):
         """One terminal needs no product: its own DFA behind a fresh start state

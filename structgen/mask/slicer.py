@@ -146,8 +146,9 @@ class Slicer:
             need = lex.trans.shape[0] * self._pat_next.shape[1]
             if len(self._visited) < need:
                 self._visited = np.zeros(need, np.uint8)
-            bits = self._k.slice_cover(lex.trans, lex.classes, state, self._pat_next, self._pat_cls,
-                                       self._pat_start, MAX_COVER_STATES, self._visited, *self._queue, first_only)
+            bits = self._k.slice_cover(lex.trans, lex.classes, lex.live, lex.filter, state, self._pat_next,
+                                       self._pat_cls, self._pat_start, MAX_COVER_STATES, self._visited, *self._queue,
+                                       first_only)
         return [name for p, name in enumerate(self.names) if bits >> p & 1]
 
     def choose(self, lex: Lexer, state: int) -> Slice | None:

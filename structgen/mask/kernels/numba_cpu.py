@@ -11,7 +11,7 @@ _JIT = dict(cache=True, nogil=True, boundscheck=False)
 
 
 @numba.njit(**_JIT)
-def walk_trie(trans, classes, accepting, start_state, node_byte, node_depth, subtree_end,
+def walk_trie(trans, classes, accepting, live, allowed, start_state, node_byte, node_depth, subtree_end,
               tok_start, tok_ids, los, his, out_bits, ev_lo, ev_hi, ev_state, stack, touched):
     n_events = 0
     n_touched = 0
@@ -28,6 +28,8 @@ def walk_trie(trans, classes, accepting, start_state, node_byte, node_depth, sub
             d = node_depth[i] - base
             s = stack[d]
             t = trans[s, classes[node_byte[i]]]
+            if t >= 0 and allowed != 0 and (live[t] & allowed) == 0:
+                t = -1
             if t >= 0:
                 stack[d + 1] = t
                 for k in range(tok_start[i], tok_start[i + 1]):
@@ -54,10 +56,11 @@ def walk_trie(trans, classes, accepting, start_state, node_byte, node_depth, sub
 
 
 @numba.njit(**_JIT)
-def walk_grouped(trans, classes, accepting, acc_class, start_state, node_byte, node_depth, subtree_end,
-                 tok_start, tok_ids, los, his, scratch, ev_lo, ev_hi, ev_state, stack, touched):
-    n, n_touched = walk_trie(trans, classes, accepting, start_state, node_byte, node_depth, subtree_end,
-                             tok_start, tok_ids, los, his, scratch, ev_lo, ev_hi, ev_state, stack, touched)
+def walk_grouped(trans, classes, accepting, acc_class, live, allowed, start_state, node_byte, node_depth,
+                 subtree_end, tok_start, tok_ids, los, his, scratch, ev_lo, ev_hi, ev_state, stack, touched):
+    n, n_touched = walk_trie(trans, classes, accepting, live, allowed, start_state, node_byte, node_depth,
+                             subtree_end, tok_start, tok_ids, los, his, scratch, ev_lo, ev_hi, ev_state, stack,
+                             touched)
     dense = n_touched * 4 > scratch.shape[0]
     if dense:
         idx = np.empty(0, np.int32)
@@ -120,8 +123,8 @@ def trie_states(trans, classes, start_state, node_byte, node_depth, out_state, s
 
 
 @numba.njit(**_JIT)
-def slice_cover(trans, classes, state, pat_next, pat_cls, pat_start, max_pairs, visited, queue_q, queue_u,
-                first_only=False):
+def slice_cover(trans, classes, live, allowed, state, pat_next, pat_cls, pat_start, max_pairs, visited, queue_q,
+                queue_u, first_only=False):
     n_pat, n_u, n_pc = pat_next.shape
     n_lc = 0
     for b in range(256):
@@ -137,9 +140,11 @@ def slice_cover(trans, classes, state, pat_next, pat_cls, pat_start, max_pairs, 
         u0 = pat_start[p]
         dies = False
         for b in range(256):
-            if pat_next[p, u0, pat_cls[p, b]] >= 0 and trans[state, classes[b]] < 0:
-                dies = True
-                break
+            if pat_next[p, u0, pat_cls[p, b]] >= 0:
+                t = trans[state, classes[b]]
+                if t < 0 or (allowed != 0 and (live[t] & allowed) == 0):
+                    dies = True
+                    break
         if dies:
             continue
         # the (lexer class, pattern class) pairs the bytes fall in: a step per pair, not per byte
@@ -168,7 +173,7 @@ def slice_cover(trans, classes, state, pat_next, pat_cls, pat_start, max_pairs, 
                 if u2 < 0:
                     continue
                 t = trans[q, pair_l[j]]
-                if t < 0:
+                if t < 0 or (allowed != 0 and (live[t] & allowed) == 0):
                     covered = False
                     break
                 k = t * n_u + u2
@@ -288,36 +293,7 @@ def lexer_product(table, own, comp_off, start, trans_out, offsets, pool_comp, po
 
 
 @numba.njit(**_JIT)
-def project_product(trans_b, live, allowed, remap, order, out_trans, has_out):
-    n_cls = trans_b.shape[1]
-    remap[0] = 0
-    order[0] = 0
-    n = 1
-    head = 0
-    while head < n:
-        s = order[head]
-        out = False
-        for c in range(n_cls):
-            t = trans_b[s, c]
-            if t >= 0 and (live[t] & allowed) != 0:
-                if remap[t] < 0:
-                    remap[t] = n
-                    order[n] = t
-                    n += 1
-                out_trans[head, c] = remap[t]
-                out = True
-            else:
-                out_trans[head, c] = -1
-        has_out[head] = out
-        head += 1
-    for i in range(n):
-        remap[order[i]] = -1
-    return n
-
-
-@numba.njit(**_JIT)
-def project_lexer(trans_b, live, allowed, which_b, patterns, remap, order, out_trans, has_out):
-    n = project_product(trans_b, live, allowed, remap, order, out_trans, has_out)
+def narrow_classes(which_b, patterns, allowed):
     narrowed = patterns & allowed
     values = np.unique(narrowed)
     to_class = np.searchsorted(values, narrowed)
@@ -325,13 +301,14 @@ def project_lexer(trans_b, live, allowed, which_b, patterns, remap, order, out_t
     for i in range(narrowed.shape[0]):
         if first[to_class[i]] < 0:
             first[to_class[i]] = i
+    n = which_b.shape[0]
     acc_class = np.empty(n, np.int32)
     accepting = np.empty(n, np.bool_)
     for i in range(n):
-        c = to_class[which_b[order[i]]]
+        c = to_class[which_b[i]]
         acc_class[i] = c
         accepting[i] = values[c] != 0
-    return n, out_trans[:n].copy(), has_out[:n].copy(), acc_class, accepting, first
+    return acc_class, accepting, first
 
 
 @numba.njit(**_JIT)

@@ -7,7 +7,13 @@ import numpy as np
 from ...automata.kernels_reference import number_rows, row_ids  # noqa: F401  (one numbering for DFA and lexer classes)
 
 
-def walk_trie(trans, classes, accepting, start_state, node_byte, node_depth, subtree_end,
+def _step(t, live, allowed) -> int:
+    """A lexer transition ``t`` under the filter ``live``/``allowed`` (-1: dead)."""
+    t = int(t)
+    return -1 if t < 0 or (allowed and not int(live[t]) & int(allowed)) else t
+
+
+def walk_trie(trans, classes, accepting, live, allowed, start_state, node_byte, node_depth, subtree_end,
               tok_start, tok_ids, los, his, out_bits, ev_lo, ev_hi, ev_state, stack, touched):
     """DFS over the trie node ranges ``[los[r], his[r])``, each a subtree or a run
     of siblings, in one lexer starting at ``start_state`` in every range.
@@ -20,6 +26,8 @@ def walk_trie(trans, classes, accepting, start_state, node_byte, node_depth, sub
     ``stack``: int32 scratch of at least (trie depth + 2) entries.  The
     indices of the words of ``out_bits`` that were 0 and got a bit are written
     to ``touched`` (so the caller reads the few it needs, not the whole mask).
+    ``allowed`` nonzero filters the lexer (a projection, see ``Lexer``): a step into
+    a state ``t`` with ``live[t] & allowed == 0`` is dead.
     Returns (number of events, number of touched words)."""
     n_events = n_touched = 0
     for lo, hi in zip(los, his):
@@ -32,7 +40,7 @@ def walk_trie(trans, classes, accepting, start_state, node_byte, node_depth, sub
             d = node_depth[i] - base
             assert d >= 0, "a walk range must be one subtree or a run of siblings"
             s = stack[d]
-            t = trans[s, classes[node_byte[i]]]
+            t = _step(trans[s, classes[node_byte[i]]], live, allowed)
             if t >= 0:
                 stack[d + 1] = t
                 for k in range(tok_start[i], tok_start[i + 1]):
@@ -55,8 +63,8 @@ def walk_trie(trans, classes, accepting, start_state, node_byte, node_depth, sub
     return n_events, n_touched
 
 
-def walk_grouped(trans, classes, accepting, acc_class, start_state, node_byte, node_depth, subtree_end,
-                 tok_start, tok_ids, los, his, scratch, ev_lo, ev_hi, ev_state, stack, touched):
+def walk_grouped(trans, classes, accepting, acc_class, live, allowed, start_state, node_byte, node_depth,
+                 subtree_end, tok_start, tok_ids, los, his, scratch, ev_lo, ev_hi, ev_state, stack, touched):
     """``walk_trie`` with its results taken out of the scratch buffers (left zeroed) and
     its events grouped by the accepting class of their state (``acc_class``): returns
     (dense, idx, words, events, groups).  ``dense`` when over a quarter of the words
@@ -65,8 +73,9 @@ def walk_grouped(trans, classes, accepting, acc_class, start_state, node_byte, n
     event; with G groups, ``groups`` holds their classes (ascending), then where each
     starts in ``events``, then n: group g is ``events[:, groups[G + g]:groups[G + g + 1]]``,
     in walk order.  (Few arrays: numba returns each at a cost.)"""
-    n, n_touched = walk_trie(trans, classes, accepting, start_state, node_byte, node_depth, subtree_end,
-                             tok_start, tok_ids, los, his, scratch, ev_lo, ev_hi, ev_state, stack, touched)
+    n, n_touched = walk_trie(trans, classes, accepting, live, allowed, start_state, node_byte, node_depth,
+                             subtree_end, tok_start, tok_ids, los, his, scratch, ev_lo, ev_hi, ev_state, stack,
+                             touched)
     dense = n_touched * 4 > len(scratch)
     if dense:
         idx, words = np.empty(0, np.int32), scratch.copy()
@@ -114,8 +123,8 @@ def trie_states(trans, classes, start_state, node_byte, node_depth, out_state, s
         stack[d] = t
 
 
-def slice_cover(trans, classes, state, pat_next, pat_cls, pat_start, max_pairs, visited, queue_q, queue_u,
-                first_only=False):
+def slice_cover(trans, classes, live, allowed, state, pat_next, pat_cls, pat_start, max_pairs, visited, queue_q,
+                queue_u, first_only=False):
     """Bit ``p`` set iff every byte string that pattern ``p`` reads keeps lexer
     state ``state`` alive (a search over (lexer state, pattern state) pairs;
     not covered past ``max_pairs`` of them).
@@ -124,7 +133,8 @@ def slice_cover(trans, classes, state, pat_next, pat_cls, pat_start, max_pairs, 
     ``u`` (-1: not read; each pattern over its own byte classes); ``visited``:
     zeroed uint8[lexer states * pattern states], left zeroed; ``queue_q`` /
     ``queue_u``: scratch of ``max_pairs`` entries;
-    ``first_only``: stop at the first pattern covered."""
+    ``first_only``: stop at the first pattern covered; ``live``/``allowed``: the
+    lexer's filter, as for ``walk_trie``."""
     n_pat, n_u, _ = pat_next.shape
     result = 0
     for p in range(n_pat):
@@ -138,7 +148,7 @@ def slice_cover(trans, classes, state, pat_next, pat_cls, pat_start, max_pairs, 
                 u2 = int(pat_next[p, u, pat_cls[p, b]])
                 if u2 < 0:
                     continue
-                t = int(trans[q, classes[b]])
+                t = _step(int(trans[q, classes[b]]), live, allowed)
                 if t < 0:
                     covered = False
                     break
@@ -221,48 +231,20 @@ def apply_bitmask(logits, bitmask, vocab_size):
                 logits[b, t] = -np.inf
 
 
-def project_product(trans_b, live, allowed, remap, order, out_trans, has_out):
-    """The part of a product (``trans_b``, int32[S, C]; ``live``: uint64[S] bitmask of
-    the live components of every state) that the components in ``allowed`` reach
-    from state 0: a transition into a state where none of them lives is cut (-1).
-    States are renumbered breadth first (classes in order) into ``out_trans`` and
-    ``has_out`` (some transition left); ``order[i]``: the product state of new
-    state ``i``.  ``remap`` (int32[S]) must hold -1 and is left so.  Returns the
-    number of states."""
-    remap[0], order[0] = 0, 0
-    n, head = 1, 0
-    while head < n:
-        s = order[head]
-        for c, t in enumerate(trans_b[s]):
-            if t >= 0 and live[t] & allowed:
-                if remap[t] < 0:
-                    remap[t], order[n] = n, t
-                    n += 1
-                out_trans[head, c] = remap[t]
-            else:
-                out_trans[head, c] = -1
-        has_out[head] = (out_trans[head] >= 0).any()
-        head += 1
-    remap[order[:n]] = -1
-    return n
-
-
-def project_lexer(trans_b, live, allowed, which_b, patterns, remap, order, out_trans, has_out):
-    """``project_product``, then the accepting classes of the states it keeps: a
-    superset state's accepting pattern (``patterns[which_b[s]]``, uint64 bitmasks of
-    components) narrowed to ``allowed``.  The distinct narrowed patterns, ascending,
-    number the classes.  Returns (states, their trans and has_out (copies),
-    ``acc_class`` and ``accepting`` of every state, and for every class the first
-    superset pattern that narrows to it)."""
-    n = project_product(trans_b, live, allowed, remap, order, out_trans, has_out)
-    narrowed = np.asarray(patterns, np.uint64) & np.uint64(allowed)
-    values = sorted(set(narrowed.tolist()))
+def narrow_classes(which_b, patterns, allowed):
+    """The accepting classes of a projection (see ``Lexer``): a superset state's
+    accepting pattern (``patterns[which_b[s]]``, uint64 bitmasks of components)
+    narrowed to ``allowed``.  The distinct narrowed patterns, ascending, number the
+    classes.  Returns ``acc_class`` and ``accepting`` of every superset state, and for
+    every class the first superset pattern that narrows to it."""
+    narrowed = (np.asarray(patterns, np.uint64) & np.uint64(allowed)).tolist()
+    values = sorted(set(narrowed))
     pos = {v: i for i, v in enumerate(values)}
-    to_class = np.array([pos[v] for v in narrowed.tolist()], np.int64)
-    first = np.array([narrowed.tolist().index(v) for v in values], np.int64)
-    acc_class = to_class[np.asarray(which_b)[order[:n]]].astype(np.int32)
+    to_class = [pos[v] for v in narrowed]
+    first = np.array([narrowed.index(v) for v in values], np.int64)
+    acc_class = np.array([to_class[w] for w in np.asarray(which_b).tolist()], np.int32)
     accepting = np.array([values[c] != 0 for c in acc_class.tolist()], bool)
-    return n, out_trans[:n].copy(), has_out[:n].copy(), acc_class, accepting, first
+    return acc_class, accepting, first
 
 
 def single_lexer(trans, start, accepting):
