@@ -213,7 +213,7 @@ def test_slice_cover_first_only_twins_agree():
         for s in range(n_s):
             got = [[k.slice_cover(trans, classes, live, allowed, s, pat_next, byte_classes, np.zeros(4, np.int32),
                                   64, np.zeros(n_s * 3, np.uint8), np.empty(64, np.int32), np.empty(64, np.int32),
-                                  first) for k in (nb, ref)] for first in (False, True)]
+                                  np.zeros(4, np.uint64), first) for k in (nb, ref)] for first in (False, True)]
             assert got[0][0] == got[0][1] and got[1][0] == got[1][1]
             every, first = got[0][0], got[1][0]
             assert first == (every & -every)  # the lowest covered pattern only

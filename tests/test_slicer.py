@@ -70,9 +70,13 @@ def test_trie_states_and_slice_cover_twins_agree():
         live = rng.integers(0, 4, size=n_s).astype(np.uint64)  # a projection's filter, or none
         for allowed in (np.uint64(0), np.uint64(rng.integers(1, 4))):
             for s in range(n_s):
-                got = [k.slice_cover(trans, classes, live, allowed, s, slicer._pat_next, slicer._pat_cls,
-                                     slicer._pat_start, 16, np.zeros(n_s * slicer._pat_next.shape[1], np.uint8),
-                                     np.empty(16, np.int32), np.empty(16, np.int32)) for k in (nb, ref)]
+                got = []
+                for k in (nb, ref):
+                    cores = np.zeros(len(slicer.names), np.uint64)
+                    bits = k.slice_cover(trans, classes, live, allowed, s, slicer._pat_next, slicer._pat_cls,
+                                         slicer._pat_start, 16, np.zeros(n_s * slicer._pat_next.shape[1], np.uint8),
+                                         np.empty(16, np.int32), np.empty(16, np.int32), cores)
+                    got.append((bits, [int(cores[p]) for p in range(len(cores)) if bits >> p & 1]))
                 assert got[0] == got[1]
 
 
@@ -171,3 +175,31 @@ def test_sliced_masks_equal_unsliced_reference_kernels():
     nb._slicer = Slicer(vocab, nb._k, patterns=())
     for st in states:
         assert np.array_equal(ref.mask(st), nb.mask(st)), st
+
+
+@pytest.mark.hf
+def test_projection_choices_equal_searches_of_the_projection_gpt2():
+    """A projection (an object position's keys read off the first position's product)
+    takes its slice choice from its superset's search when a component alive all along
+    that search is allowed (after a key's opening quote: the undeclared-keys string);
+    every choice equals a search of the projection itself, and projections did share."""
+    from tokenizers_fixture import gpt2
+
+    vocab = Vocabulary.from_tokenizer(gpt2())
+    schema = {"type": "object", "properties": {f"key{i}": {"type": "string"} for i in range(10)}}
+    c = CompiledGrammar(compile_json_schema(schema, vocab).grammar, vocab)
+    m = c.matcher()
+    projections = {}
+    for ch in '{"key1": "a", "key4": "b", "key9": "d", "other": "c"}':
+        lex = c.lexer(m.state[0])
+        if lex.allowed:
+            projections[lex.walk_key] = lex
+        c.mask(m.state)
+        assert m.accept_string(ch)
+    assert len(projections) >= 2  # the keys after key1, after key4
+    slicer = c._slicer
+    for lex in projections.values():
+        for s in range(lex.trans.shape[0]):
+            got = slicer.choose(lex, s)
+            assert (got and got.name) == slicer._first(lex, lex.filter, s)[0], s
+    assert any(name for name, _ in slicer._base.values())  # some superset search was shared

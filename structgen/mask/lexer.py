@@ -44,11 +44,11 @@ class Lexer:
     # a plain class, not a frozen dataclass: its __init__ sets eight attributes
     # through object.__setattr__, ~3 us of every lexer build; nothing mutates a lexer
     __slots__ = ("mask", "trans", "classes", "accepting", "has_out", "acc_class", "term_sets", "walk_key",
-                 "live", "allowed", "filter", "__dict__")
+                 "live", "allowed", "filter", "base_key", "__dict__")
 
     def __init__(self, mask: int, trans: np.ndarray, classes: np.ndarray, accepting: np.ndarray,
                  has_out: np.ndarray | None, acc_class: np.ndarray, term_sets: tuple[int, ...], walk_key: bytes,
-                 live: np.ndarray | None = None, allowed: int = 0):
+                 live: np.ndarray | None = None, allowed: int = 0, base_key: bytes | None = None):
         self.mask = mask
         self.trans = trans  # int32[S, C]
         self.classes = classes  # uint8[256]
@@ -61,6 +61,7 @@ class Lexer:
         self.live = _NO_LIVE if live is None else live  # uint64[S]
         self.allowed = allowed
         self.filter = np.uint64(allowed)
+        self.base_key = base_key  # a projection's: the walk key of its superset product
 
     def step(self, state: int, byte: int) -> int:
         """The state after ``byte`` (-1: dead)."""
@@ -253,7 +254,8 @@ class LexerFactory:
         term_sets = tuple([term_sets_b[i] & mask for i in first.tolist()])
         walk_key = hashlib.blake2b(walk_key_b + allowed.to_bytes(8, "little"), digest_size=16,
                                    person=b"projection").digest()
-        return Lexer(mask, trans_b, classes, accepting, None, acc_class, term_sets, walk_key, live, allowed)
+        return Lexer(mask, trans_b, classes, accepting, None, acc_class, term_sets, walk_key, live, allowed,
+                     walk_key_b)
 
     def _single(self, j: int):
         """One terminal needs no product: its own DFA behind a fresh start state

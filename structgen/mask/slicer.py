@@ -30,6 +30,8 @@ from ..automata.regex import regex_to_dfa
 from ..vocab.vocabulary import TokenTrie, Vocabulary
 from .lexer import Lexer
 
+_NO_FILTER = np.uint64(0)  # slice_cover's filter for a lexer read as it is
+
 __all__ = ["DEFAULT_SLICES", "Slice", "Slicer", "slicer_for", "MIN_SLICE_TOKENS"]
 
 # The byte classes lexers loop on.  Each pattern must be prefix-closed (``[...]*``
@@ -117,6 +119,7 @@ class Slicer:
         self._queue = (np.empty(MAX_COVER_STATES, np.int32), np.empty(MAX_COVER_STATES, np.int32))
         self._slices: dict[str, Slice] = {}
         self._choice: dict[tuple[bytes, int], str | None] = {}
+        self._base: dict[tuple[bytes, int], tuple[str | None, int]] = {}  # see _projected
         self._lock = threading.Lock()
         # Built now, once per vocabulary (like its trie), so that no mask pays for
         # it; a slice too small to shorten walks is dropped (its walk dies early anyway).
@@ -133,6 +136,7 @@ class Slicer:
         self.patterns = {n: self.patterns[n] for n in self.names}
         self._pat_next, self._pat_cls = self._pat_next[keep], self._pat_cls[keep]
         self._pat_start = self._pat_start[keep]
+        self._cores = np.zeros(len(self.names), np.uint64)  # slice_cover's output
 
     def slice(self, name: str) -> Slice:
         return self._slices[name]  # every kept pattern's slice is built in __init__
@@ -140,28 +144,61 @@ class Slicer:
     def covering(self, lex: Lexer, state: int, *, first_only: bool = False) -> list[str]:
         """The patterns every string of which keeps ``state`` of ``lex`` alive
         (``first_only``: only the largest such slice's)."""
+        bits, _ = self._cover(lex, lex.filter, state, first_only)
+        return [name for p, name in enumerate(self.names) if bits >> p & 1]
+
+    def _cover(self, lex: Lexer, filter_: np.uint64, state: int, first_only: bool) -> tuple[int, list[int]]:
+        """``slice_cover`` of ``state`` of ``lex`` read through ``filter_``: the covered
+        patterns' bits, and per pattern the components alive all along its search."""
         if not self.names:
-            return []
-        with self._lock:  # one scratch buffer
+            return 0, []
+        with self._lock:  # one set of scratch buffers
             need = lex.trans.shape[0] * self._pat_next.shape[1]
             if len(self._visited) < need:
                 self._visited = np.zeros(need, np.uint8)
-            bits = self._k.slice_cover(lex.trans, lex.classes, lex.live, lex.filter, state, self._pat_next,
+            bits = self._k.slice_cover(lex.trans, lex.classes, lex.live, filter_, state, self._pat_next,
                                        self._pat_cls, self._pat_start, MAX_COVER_STATES, self._visited, *self._queue,
-                                       first_only)
-        return [name for p, name in enumerate(self.names) if bits >> p & 1]
+                                       self._cores, first_only)
+            return bits, self._cores.tolist()
+
+    def _first(self, lex: Lexer, filter_: np.uint64, state: int) -> tuple[str | None, int]:
+        """The largest slice covering ``state`` through ``filter_`` (None: none), and the
+        components alive all along its search."""
+        bits, cores = self._cover(lex, filter_, state, True)
+        if not bits:
+            return None, 0
+        p = (bits & -bits).bit_length() - 1
+        best = self.slice(self.names[p])
+        return (None if best.n_tokens < MIN_SLICE_TOKENS else best.name), cores[p]
 
     def choose(self, lex: Lexer, state: int) -> Slice | None:
         """The largest slice covering ``state`` of ``lex`` (None: walk the whole trie)."""
         key = (lex.walk_key, state)
         name = self._choice.get(key, "")
         if name == "":
-            best = next((self.slice(c) for c in self.covering(lex, state, first_only=True)), None)
-            name = None if best is None or best.n_tokens < MIN_SLICE_TOKENS else best.name
+            name = self._first(lex, lex.filter, state)[0] if not lex.allowed else self._projected(lex, state)
             if len(self._choice) >= 1 << 16:
                 self._choice.clear()
             self._choice[key] = name
         return None if name is None else self._slices[name]
+
+    def _projected(self, lex: Lexer, state: int) -> str | None:
+        """A projection's choice from its superset's, searched once for all projections of
+        that product (each object position of a big object is one, and the state after a
+        key's opening quote costs a search over every key's states).  Its filter only cuts
+        transitions, so a pattern the superset does not cover no projection covers; the
+        superset's first covered pattern is the projection's too when a component alive all
+        along that search is one the projection allows; otherwise the projection is searched."""
+        base_key = (lex.base_key, state)
+        base = self._base.get(base_key)
+        if base is None:
+            if len(self._base) >= 1 << 16:
+                self._base.clear()
+            base = self._base[base_key] = self._first(lex, _NO_FILTER, state)
+        name, core = base
+        if name is None or core & lex.allowed:
+            return name
+        return self._first(lex, lex.filter, state)[0]
 
 
 _SLICERS: "weakref.WeakKeyDictionary[Vocabulary, dict[str, Slicer]]" = weakref.WeakKeyDictionary()

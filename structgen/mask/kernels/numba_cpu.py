@@ -124,8 +124,9 @@ def trie_states(trans, classes, start_state, node_byte, node_depth, out_state, s
 
 @numba.njit(**_JIT)
 def slice_cover(trans, classes, live, allowed, state, pat_next, pat_cls, pat_start, max_pairs, visited, queue_q,
-                queue_u, first_only=False):
+                queue_u, cores, first_only=False):
     n_pat, n_u, n_pc = pat_next.shape
+    track = live.shape[0] >= trans.shape[0]  # a product's live components: their AND along the search
     n_lc = 0
     for b in range(256):
         if classes[b] >= n_lc:
@@ -159,6 +160,9 @@ def slice_cover(trans, classes, live, allowed, state, pat_next, pat_cls, pat_sta
         for j in range(m):
             seen[pair_l[j] * n_pc + pair_p[j]] = False
         covered = True
+        core = ~np.uint64(0)
+        if track:
+            core &= live[state]
         queue_q[0] = state
         queue_u[0] = pat_start[p]
         visited[state * n_u + pat_start[p]] = 1
@@ -182,6 +186,8 @@ def slice_cover(trans, classes, live, allowed, state, pat_next, pat_cls, pat_sta
                         covered = False
                         break
                     visited[k] = 1
+                    if track:
+                        core &= live[t]
                     queue_q[n] = t
                     queue_u[n] = u2
                     n += 1
@@ -189,6 +195,7 @@ def slice_cover(trans, classes, live, allowed, state, pat_next, pat_cls, pat_sta
             visited[queue_q[i] * n_u + queue_u[i]] = 0
         if covered:
             result |= 1 << p
+            cores[p] = core
             if first_only:
                 break
     return result

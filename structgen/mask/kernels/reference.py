@@ -124,7 +124,7 @@ def trie_states(trans, classes, start_state, node_byte, node_depth, out_state, s
 
 
 def slice_cover(trans, classes, live, allowed, state, pat_next, pat_cls, pat_start, max_pairs, visited, queue_q,
-                queue_u, first_only=False):
+                queue_u, cores, first_only=False):
     """Bit ``p`` set iff every byte string that pattern ``p`` reads keeps lexer
     state ``state`` alive (a search over (lexer state, pattern state) pairs;
     not covered past ``max_pairs`` of them).
@@ -134,16 +134,23 @@ def slice_cover(trans, classes, live, allowed, state, pat_next, pat_cls, pat_sta
     zeroed uint8[lexer states * pattern states], left zeroed; ``queue_q`` /
     ``queue_u``: scratch of ``max_pairs`` entries;
     ``first_only``: stop at the first pattern covered; ``live``/``allowed``: the
-    lexer's filter, as for ``walk_trie``."""
+    lexer's filter, as for ``walk_trie``.  When ``live`` has an entry per lexer state
+    (a product's live components), ``cores[p]`` of a covered pattern gets the AND of
+    the live components of every lexer state the search met: the components alive
+    all along (a projection keeping one of them is covered too)."""
     n_pat, n_u, _ = pat_next.shape
+    track = len(live) >= len(trans)
     result = 0
     for p in range(n_pat):
         start = (int(state), int(pat_start[p]))
+        core = (1 << 64) - 1
         seen = {start}
         todo = [start]
         covered = True
         while covered and todo:
             q, u = todo.pop()
+            if track:
+                core &= int(live[q])
             for b in range(256):
                 u2 = int(pat_next[p, u, pat_cls[p, b]])
                 if u2 < 0:
@@ -160,6 +167,7 @@ def slice_cover(trans, classes, live, allowed, state, pat_next, pat_cls, pat_sta
                     todo.append((t, u2))
         if covered:
             result |= 1 << p
+            cores[p] = core
             if first_only:
                 break
     return result
