@@ -247,10 +247,12 @@ def test_lexer_arrays_have_one_kernel_type(which):
     masks = [1 << j for j in range(len(terms))] + [(1 << len(terms)) - 1, 0b11, 0b101]
     for mask in masks:
         lex = factory.build(mask)
-        for arr, dtype in ((lex.trans, np.int32), (lex.classes, np.uint8), (lex.accepting, np.bool_),
-                           (lex.acc_class, np.int32), (lex.live, np.uint64)):
+        arrays = [(lex.trans, np.int32), (lex.classes, np.uint8), (lex.accepting, np.bool_), (lex.acc_class, np.int32)]
+        if lex.live is not None:  # a projection's (the kernels' other specialization: None)
+            arrays.append((lex.live, np.uint64))
+        for arr, dtype in arrays:
             assert arr.dtype == dtype and arr.flags.writeable and arr.flags.c_contiguous, (mask, arr.dtype)
-        assert isinstance(lex.filter, np.uint64)
+        assert isinstance(lex.filter, np.uint64) and (lex.live is None) == (not lex.allowed)
 
 
 def test_row_ids_twins_agree_on_random_matrices():

@@ -68,12 +68,12 @@ def test_trie_states_and_slice_cover_twins_agree():
             outs.append(out)
         assert np.array_equal(*outs)
         live = rng.integers(0, 4, size=n_s).astype(np.uint64)  # a projection's filter, or none
-        for allowed in (np.uint64(0), np.uint64(rng.integers(1, 4))):
+        for lv, allowed in ((None, np.uint64(0)), (live, np.uint64(0)), (live, np.uint64(rng.integers(1, 4)))):
             for s in range(n_s):
                 got = []
                 for k in (nb, ref):
                     cores = np.zeros(len(slicer.names), np.uint64)
-                    bits = k.slice_cover(trans, classes, live, allowed, s, slicer._pat_next, slicer._pat_cls,
+                    bits = k.slice_cover(trans, classes, lv, allowed, s, slicer._pat_next, slicer._pat_cls,
                                          slicer._pat_start, 16, np.zeros(n_s * slicer._pat_next.shape[1], np.uint8),
                                          np.empty(16, np.int32), np.empty(16, np.int32), cores)
                     got.append((bits, [int(cores[p]) for p in range(len(cores)) if bits >> p & 1]))

@@ -20,7 +20,6 @@ from .lru import ByteLRU
 # Canonical products by the content of their terminals' DFAs, shared by every
 # grammar of the process (bounded: a miss only rebuilds).
 _PRODUCTS = ByteLRU(32 << 20)
-_NO_LIVE = np.zeros(1, np.uint64)  # the ``live`` of a lexer that is no projection (never read: allowed is 0)
 
 
 class Lexer:
@@ -38,8 +37,8 @@ class Lexer:
     ``live[s]`` is the bitmask of the product's components alive in state ``s`` and
     ``allowed`` (nonzero) those of the subset; a transition into a state where none
     of them lives is dead.  Read transitions through ``step``, ``row`` and
-    ``extends``; the kernels take ``live`` and ``filter`` (``allowed`` as a uint64,
-    0 for every other lexer)."""
+    ``extends``; the kernels take ``live`` (None for every other lexer: numba then
+    compiles the filter away) and ``filter`` (``allowed`` as a uint64)."""
 
     # a plain class, not a frozen dataclass: its __init__ sets eight attributes
     # through object.__setattr__, ~3 us of every lexer build; nothing mutates a lexer
@@ -58,7 +57,7 @@ class Lexer:
         self.term_sets = term_sets  # the distinct accepting sets (terminal bitmasks)
         # names what a trie walk reads (trans, classes, accepting, acc_class, the filter): equal keys, equal walks
         self.walk_key = walk_key
-        self.live = _NO_LIVE if live is None else live  # uint64[S]
+        self.live = live  # uint64[S] of a projection, else None (the kernels' filter-free specialization)
         self.allowed = allowed
         self.filter = np.uint64(allowed)
         self.base_key = base_key  # a projection's: the walk key of its superset product

@@ -28,8 +28,9 @@ def walk_trie(trans, classes, accepting, live, allowed, start_state, node_byte, 
             d = node_depth[i] - base
             s = stack[d]
             t = trans[s, classes[node_byte[i]]]
-            if t >= 0 and allowed != 0 and (live[t] & allowed) == 0:
-                t = -1
+            if live is not None:  # a projection (live None: numba compiles this branch away)
+                if t >= 0 and allowed != 0 and (live[t] & allowed) == 0:
+                    t = -1
             if t >= 0:
                 stack[d + 1] = t
                 for k in range(tok_start[i], tok_start[i + 1]):
@@ -126,7 +127,9 @@ def trie_states(trans, classes, start_state, node_byte, node_depth, out_state, s
 def slice_cover(trans, classes, live, allowed, state, pat_next, pat_cls, pat_start, max_pairs, visited, queue_q,
                 queue_u, cores, first_only=False):
     n_pat, n_u, n_pc = pat_next.shape
-    track = live.shape[0] >= trans.shape[0]  # a product's live components: their AND along the search
+    track = False  # a product's live components: their AND along the search
+    if live is not None:
+        track = live.shape[0] >= trans.shape[0]
     n_lc = 0
     for b in range(256):
         if classes[b] >= n_lc:
@@ -143,7 +146,10 @@ def slice_cover(trans, classes, live, allowed, state, pat_next, pat_cls, pat_sta
         for b in range(256):
             if pat_next[p, u0, pat_cls[p, b]] >= 0:
                 t = trans[state, classes[b]]
-                if t < 0 or (allowed != 0 and (live[t] & allowed) == 0):
+                if live is not None:
+                    if t >= 0 and allowed != 0 and (live[t] & allowed) == 0:
+                        t = -1
+                if t < 0:
                     dies = True
                     break
         if dies:
@@ -161,8 +167,9 @@ def slice_cover(trans, classes, live, allowed, state, pat_next, pat_cls, pat_sta
             seen[pair_l[j] * n_pc + pair_p[j]] = False
         covered = True
         core = ~np.uint64(0)
-        if track:
-            core &= live[state]
+        if live is not None:
+            if track:
+                core &= live[state]
         queue_q[0] = state
         queue_u[0] = pat_start[p]
         visited[state * n_u + pat_start[p]] = 1
@@ -177,7 +184,10 @@ def slice_cover(trans, classes, live, allowed, state, pat_next, pat_cls, pat_sta
                 if u2 < 0:
                     continue
                 t = trans[q, pair_l[j]]
-                if t < 0 or (allowed != 0 and (live[t] & allowed) == 0):
+                if live is not None:
+                    if t >= 0 and allowed != 0 and (live[t] & allowed) == 0:
+                        t = -1
+                if t < 0:
                     covered = False
                     break
                 k = t * n_u + u2
@@ -186,8 +196,9 @@ def slice_cover(trans, classes, live, allowed, state, pat_next, pat_cls, pat_sta
                         covered = False
                         break
                     visited[k] = 1
-                    if track:
-                        core &= live[t]
+                    if live is not None:
+                        if track:
+                            core &= live[t]
                     queue_q[n] = t
                     queue_u[n] = u2
                     n += 1

@@ -8,9 +8,10 @@ from ...automata.kernels_reference import number_rows, row_ids  # noqa: F401  (o
 
 
 def _step(t, live, allowed) -> int:
-    """A lexer transition ``t`` under the filter ``live``/``allowed`` (-1: dead)."""
+    """A lexer transition ``t`` under the filter ``live``/``allowed`` (-1: dead; no
+    filter when ``live`` is None or ``allowed`` 0)."""
     t = int(t)
-    return -1 if t < 0 or (allowed and not int(live[t]) & int(allowed)) else t
+    return -1 if t < 0 or (live is not None and allowed and not int(live[t]) & int(allowed)) else t
 
 
 def walk_trie(trans, classes, accepting, live, allowed, start_state, node_byte, node_depth, subtree_end,
@@ -26,8 +27,8 @@ def walk_trie(trans, classes, accepting, live, allowed, start_state, node_byte, 
     ``stack``: int32 scratch of at least (trie depth + 2) entries.  The
     indices of the words of ``out_bits`` that were 0 and got a bit are written
     to ``touched`` (so the caller reads the few it needs, not the whole mask).
-    ``allowed`` nonzero filters the lexer (a projection, see ``Lexer``): a step into
-    a state ``t`` with ``live[t] & allowed == 0`` is dead.
+    ``live`` not None and ``allowed`` nonzero filter the lexer (a projection, see
+    ``Lexer``): a step into a state ``t`` with ``live[t] & allowed == 0`` is dead.
     Returns (number of events, number of touched words)."""
     n_events = n_touched = 0
     for lo, hi in zip(los, his):
@@ -139,7 +140,7 @@ def slice_cover(trans, classes, live, allowed, state, pat_next, pat_cls, pat_sta
     the live components of every lexer state the search met: the components alive
     all along (a projection keeping one of them is covered too)."""
     n_pat, n_u, _ = pat_next.shape
-    track = len(live) >= len(trans)
+    track = live is not None and len(live) >= len(trans)
     result = 0
     for p in range(n_pat):
         start = (int(state), int(pat_start[p]))
