@@ -40,7 +40,7 @@ class Lexer:
     ``extends``; the kernels take ``live`` (None for every other lexer: numba then
     compiles the filter away) and ``filter`` (``allowed`` as a uint64)."""
 
-    # a plain class, not a frozen dataclass: its __init__ sets eight attributes
+    # a plain class, not a frozen dataclass: its __init__ sets a dozen attributes
     # through object.__setattr__, ~3 us of every lexer build; nothing mutates a lexer
     __slots__ = ("mask", "trans", "classes", "accepting", "has_out", "acc_class", "term_sets", "walk_key",
                  "live", "allowed", "filter", "base_key", "__dict__")
