@@ -11,6 +11,14 @@ _JIT = dict(cache=True, nogil=True, boundscheck=False)
 
 
 @numba.njit(**_JIT)
+def _filtered(t, live, allowed):
+    if live is not None:  # a projection (live None: numba compiles this away)
+        if t >= 0 and allowed != 0 and (live[t] & allowed) == 0:
+            return -1
+    return t
+
+
+@numba.njit(**_JIT)
 def walk_trie(trans, classes, accepting, live, allowed, start_state, node_byte, node_depth, subtree_end,
               tok_start, tok_ids, los, his, out_bits, ev_lo, ev_hi, ev_state, stack, touched):
     n_events = 0
@@ -27,10 +35,7 @@ def walk_trie(trans, classes, accepting, live, allowed, start_state, node_byte, 
         while i < hi:
             d = node_depth[i] - base
             s = stack[d]
-            t = trans[s, classes[node_byte[i]]]
-            if live is not None:  # a projection (live None: numba compiles this branch away)
-                if t >= 0 and allowed != 0 and (live[t] & allowed) == 0:
-                    t = -1
+            t = _filtered(trans[s, classes[node_byte[i]]], live, allowed)
             if t >= 0:
                 stack[d + 1] = t
                 for k in range(tok_start[i], tok_start[i + 1]):
@@ -144,14 +149,9 @@ def slice_cover(trans, classes, live, allowed, state, pat_next, pat_cls, pat_sta
         u0 = pat_start[p]
         dies = False
         for b in range(256):
-            if pat_next[p, u0, pat_cls[p, b]] >= 0:
-                t = trans[state, classes[b]]
-                if live is not None:
-                    if t >= 0 and allowed != 0 and (live[t] & allowed) == 0:
-                        t = -1
-                if t < 0:
-                    dies = True
-                    break
+            if pat_next[p, u0, pat_cls[p, b]] >= 0 and _filtered(trans[state, classes[b]], live, allowed) < 0:
+                dies = True
+                break
         if dies:
             continue
         # the (lexer class, pattern class) pairs the bytes fall in: a step per pair, not per byte
@@ -183,10 +183,7 @@ def slice_cover(trans, classes, live, allowed, state, pat_next, pat_cls, pat_sta
                 u2 = pat_next[p, u, pair_p[j]]
                 if u2 < 0:
                     continue
-                t = trans[q, pair_l[j]]
-                if live is not None:
-                    if t >= 0 and allowed != 0 and (live[t] & allowed) == 0:
-                        t = -1
+                t = _filtered(trans[q, pair_l[j]], live, allowed)
                 if t < 0:
                     covered = False
                     break
