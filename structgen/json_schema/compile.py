@@ -80,6 +80,7 @@ class JsonSchemaOptions:
 
     @classmethod
     def make(cls, options: "JsonSchemaOptions | None" = None, **kwargs) -> "JsonSchemaOptions":
+        key = None
         if options is None and "registry" not in kwargs:
             # few distinct keyword sets recur (every compile passes some): building and
             # validating the options twice (defaults, then replace) was ~25 us of each compile
@@ -87,11 +88,10 @@ class JsonSchemaOptions:
             try:
                 hit = _MADE.get(key)
             except TypeError:  # an unhashable value: made (and rejected) below
-                hit = key = None
-            if hit is not None:
-                return hit
-        else:
-            key = None
+                key = None
+            else:
+                if hit is not None:
+                    return hit
         if kwargs:
             names = _option_names()
             unknown = sorted(set(kwargs) - names)

@@ -30,9 +30,9 @@ from ..automata.regex import regex_to_dfa
 from ..vocab.vocabulary import TokenTrie, Vocabulary
 from .lexer import Lexer
 
-_NO_FILTER = np.uint64(0)  # slice_cover's filter for a lexer read as it is
-
 __all__ = ["DEFAULT_SLICES", "Slice", "Slicer", "slicer_for", "MIN_SLICE_TOKENS"]
+
+_NO_FILTER = np.uint64(0)  # slice_cover's filter for a lexer read as it is
 
 # The byte classes lexers loop on.  Each pattern must be prefix-closed (``[...]*``
 # or ``[...]{0,n}``) so that its trimmed DFA reads exactly the prefixes of its strings.

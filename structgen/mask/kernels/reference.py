@@ -7,7 +7,7 @@ import numpy as np
 from ...automata.kernels_reference import number_rows, row_ids  # noqa: F401  (one numbering for DFA and lexer classes)
 
 
-def _step(t, live, allowed) -> int:
+def _filtered(t, live, allowed) -> int:
     """A lexer transition ``t`` under the filter ``live``/``allowed`` (-1: dead; no
     filter when ``live`` is None or ``allowed`` 0)."""
     t = int(t)
@@ -41,7 +41,7 @@ def walk_trie(trans, classes, accepting, live, allowed, start_state, node_byte, 
             d = node_depth[i] - base
             assert d >= 0, "a walk range must be one subtree or a run of siblings"
             s = stack[d]
-            t = _step(trans[s, classes[node_byte[i]]], live, allowed)
+            t = _filtered(trans[s, classes[node_byte[i]]], live, allowed)
             if t >= 0:
                 stack[d + 1] = t
                 for k in range(tok_start[i], tok_start[i + 1]):
@@ -156,7 +156,7 @@ def slice_cover(trans, classes, live, allowed, state, pat_next, pat_cls, pat_sta
                 u2 = int(pat_next[p, u, pat_cls[p, b]])
                 if u2 < 0:
                     continue
-                t = _step(int(trans[q, classes[b]]), live, allowed)
+                t = _filtered(int(trans[q, classes[b]]), live, allowed)
                 if t < 0:
                     covered = False
                     break
