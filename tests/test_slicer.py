@@ -203,3 +203,42 @@ def test_projection_choices_equal_searches_of_the_projection_gpt2():
             got = slicer.choose(lex, s)
             assert (got and got.name) == slicer._first(lex, lex.filter, s)[0], s
     assert any(name for name, _ in slicer._base.values())  # some superset search was shared
+
+
+@pytest.mark.hf
+def test_cached_masks_are_kept_compact_and_written_back_exactly_gpt2():
+    """A cached mask is kept as the words it changes in a base (zeros, or the slice
+    the state loops on) or whole when most words change; every form writes back the
+    mask computed without cache or slices, into a numpy row, a torch row and a new
+    array; the sparse forms take fewer bytes than the whole mask."""
+    import torch
+
+    from tokenizers_fixture import gpt2
+
+    vocab = Vocabulary.from_tokenizer(gpt2())
+    cases = [(compile_regex(r"(x|y)+", vocab), ""), (compile_regex(r"[0-9a-z]*", vocab), ""),
+             (compile_regex(r"[^a]*", vocab), ""), (WORKLOADS["schema"](vocab), '{"name": "Ada L')]
+    forms = set()
+    for compiled, prefix in cases:
+        m = compiled.matcher()
+        assert m.accept_string(prefix)
+        stored = compiled._stored(m.state)
+        pairs, words = stored
+        forms.add("dense" if pairs is None else "slice" if len(words) else "zeros")
+        if pairs is not None:
+            assert pairs.nbytes < 4 * vocab.num_words  # fewer bytes than the whole mask
+        plain = CompiledGrammar(compiled.grammar, vocab)  # its own parser: states are per parser
+        plain._slicer = Slicer(vocab, plain._k, patterns=())
+        pm = plain.matcher()
+        assert pm.accept_string(prefix)
+        want = plain.mask(pm.state)
+        rows = np.zeros((3, vocab.num_words), np.int32)
+        compiled.write_mask(m.state, rows, 1)
+        m.fill_next_token_bitmask(rows, 2)
+        tensor = torch.zeros((2, vocab.num_words), dtype=torch.int32)
+        m.fill_next_token_bitmask(tensor, 1)
+        assert not rows[0].any() and not tensor[0].any()
+        for got in (compiled.mask(m.state), rows[1].view(np.uint32), rows[2].view(np.uint32),
+                    tensor[1].numpy().view(np.uint32)):
+            assert np.array_equal(got, want)
+    assert forms == {"dense", "slice", "zeros"}

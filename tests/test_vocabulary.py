@@ -134,8 +134,8 @@ def test_walk_kernels_agree_on_random_tries_and_dfas():
 
 def test_sparse_word_kernels_agree():
     """take_words (compact a sparse walk result, zeroing it: walk_grouped's twin does,
-    the numba kernel inlines it) and or_words (OR it back into a mask), numba vs twin:
-    OR-ing undoes the compaction."""
+    the numba kernel inlines it) and or_words (OR it back into a mask, noting the
+    words it makes nonzero), numba vs twin: OR-ing undoes the compaction."""
     from structgen.mask.kernels import numba_cpu, reference
 
     rng = np.random.default_rng(3)
@@ -145,6 +145,7 @@ def test_sparse_word_kernels_agree():
         touched = rng.permutation(size)[: int(rng.integers(0, size + 1))].astype(np.int32)
         scratch[touched] = rng.integers(1, 2**32, len(touched), dtype=np.uint64).astype(np.uint32)
         base = rng.integers(0, 2**32, size, dtype=np.uint64).astype(np.uint32)
+        base[rng.random(size) < 0.5] = 0
         results = []
         for k in (numba_cpu, reference):
             s = scratch.copy()
@@ -152,7 +153,51 @@ def test_sparse_word_kernels_agree():
             reference.take_words(s, touched, len(touched), words)
             assert not s.any()
             bits = base.copy()
-            k.or_words(bits, touched, words)
+            noted = np.full(size, -1, np.int32)
+            n = k.or_words(bits, touched, words, noted, 0)
             assert np.array_equal(bits, base | scratch)
+            # exactly the words that were zero and got a bit, in the order they got it
+            assert noted[:n].tolist() == [int(w) for w in touched if base[w] == 0]
             results.append(words.tolist())
         assert results[0] == results[1] == scratch[touched].tolist()
+
+
+def test_cached_mask_kernels_agree():
+    """A mask built by or_words from zeros, kept by take_mask as the words it changes
+    in a base (a slice's bits, or none), then written back by expand_mask, is the
+    mask OR the base; the scratch is left zeroed; numba and twin agree."""
+    from structgen.mask.kernels import numba_cpu, reference
+
+    rng = np.random.default_rng(11)
+    for trial in range(30):
+        size = int(rng.integers(1, 300))
+        base = np.zeros(0, np.uint32)
+        if trial % 2:
+            base = rng.integers(0, 2**32, size, dtype=np.uint64).astype(np.uint32)
+            base[rng.random(size) < 0.3] = 0
+            base[rng.random(size) < 0.3] = 0xFFFFFFFF
+        parts = []
+        for _ in range(int(rng.integers(0, 4))):
+            idx = rng.choice(size, int(rng.integers(0, size + 1)), replace=False).astype(np.int32)
+            words = rng.integers(0, 2**32, len(idx), dtype=np.uint64).astype(np.uint32)
+            words[rng.random(len(idx)) < 0.2] = 0  # a zero word changes nothing and is not noted
+            parts.append((idx, words))
+        want = base.copy() if len(base) else np.zeros(size, np.uint32)
+        for idx, words in parts:
+            np.bitwise_or.at(want, idx, words)
+        kept = []
+        for k in (numba_cpu, reference):
+            bits, touched, pairs = np.zeros(size, np.uint32), np.empty(size, np.int32), np.empty(2 * size, np.uint32)
+            n = 0
+            for idx, words in parts:
+                n = k.or_words(bits, idx, words, touched, n)
+            assert n == len(set(touched[:n].tolist())) == np.count_nonzero(bits)
+            m = k.take_mask(bits, base, touched, n, pairs)
+            assert not bits.any()
+            changed = want != base if len(base) else want != 0
+            assert sorted(pairs[0:2 * m:2].tolist()) == np.flatnonzero(changed).tolist()
+            out = rng.integers(0, 2**32, size, dtype=np.uint64).astype(np.uint32)  # garbage, overwritten
+            k.expand_mask(out.view(np.int32), base, pairs[:2 * m].copy())
+            assert np.array_equal(out, want)
+            kept.append(pairs[:2 * m].tolist())
+        assert kept[0] == kept[1]

@@ -39,7 +39,7 @@ def _pool(threads: int) -> ThreadPoolExecutor:
 
 def _fill_rows(pairs, target: np.ndarray) -> None:
     for m, r in pairs:
-        target[r] = m.next_token_mask().view(np.int32)
+        m.fill_next_token_bitmask(target, r)
 
 
 def _bins(matchers, rows, threads: int) -> list[list]:

@@ -14,7 +14,7 @@ token, the walk of that token subtree from the next row (recursively)."""
 from __future__ import annotations
 
 import threading
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 import numpy as np
 
@@ -23,7 +23,7 @@ from ..grammar.ir import Grammar, prune_unproductive
 from ..limits import Limits
 from ..report import CompileReport
 from ..vocab.vocabulary import Vocabulary
-from .bitmask import token_bitset
+from .bitmask import token_bitset, write_row
 from .completion import CompletionCache
 from .kernels import get_kernels
 from .lexer import Lexer, LexerFactory
@@ -35,6 +35,25 @@ State = tuple[Row, int]  # (earley row, lexer state)
 
 _MISSING = object()
 _WALK_BUFFERS = threading.local()
+_MASK_BUFFERS = threading.local()
+_NO_BASE = np.zeros(0, np.uint32)
+_NO_BASE.flags.writeable = False  # read-only like a slice's bits: one numba signature
+_INT32 = np.dtype(np.int32)
+
+
+def _mask_buffers(num_words: int) -> tuple:
+    """This thread's scratch for building a mask: the bitset (all zero between
+    masks), the list of its nonzero words, and the pairs ``take_mask`` writes."""
+    hit = getattr(_MASK_BUFFERS, "by_width", None)
+    if hit is None or len(hit[0]) != num_words:
+        hit = _MASK_BUFFERS.by_width = (np.zeros(num_words, np.uint32), np.empty(num_words, np.int32),
+                                        np.empty(2 * num_words, np.uint32))
+    return hit
+
+
+@lru_cache(maxsize=4)
+def _all_words(num_words: int) -> np.ndarray:
+    return np.arange(num_words, dtype=np.int32)
 
 
 def _walk_buffers(trie, num_words: int) -> tuple:
@@ -96,6 +115,8 @@ class CompiledGrammar:
         self._step_lex: dict[int, int] = {}  # ... -> lexer state
         self._eos = token_bitset(vocab.num_words, vocab.eos_ids)
         self._eos.flags.writeable = False  # shared by every matcher
+        eos_idx = np.flatnonzero(self._eos).astype(np.int32)
+        self._eos_words = (eos_idx, self._eos[eos_idx])
         self.initial_state: State = (self.parser.initial, 0)
 
     def __repr__(self) -> str:
@@ -213,8 +234,39 @@ class CompiledGrammar:
 
     # --- masks -------------------------------------------------------------
     def mask(self, state: State) -> np.ndarray:
-        """uint32[num_words] bitset of allowed tokens (EOS included when complete).
-        The returned array is cached and read-only."""
+        """uint32[num_words] bitset of allowed tokens (EOS included when complete), a
+        new read-only array made from the cached mask (see ``_stored``)."""
+        out = np.empty(self.vocab.num_words, np.uint32)
+        self._expand(self._stored(state), out.view(np.int32))
+        out.flags.writeable = False
+        return out
+
+    def write_mask(self, state: State, bitmask, index: int) -> None:
+        """Write the mask into row ``index`` of an int32 ``[batch, words]`` numpy array
+        or torch tensor (numpy rows are filled in place, with no array in between)."""
+        stored = self._stored(state)
+        if type(bitmask) is np.ndarray and bitmask.dtype is _INT32 and bitmask.ndim == 2 \
+                and bitmask.shape[1] == self.vocab.num_words:  # the common case, checked cheaply
+            self._expand(stored, bitmask[index])
+        else:
+            write_row(bitmask, index, self.mask(state))
+
+    def _expand(self, stored: tuple, out: np.ndarray) -> None:
+        """Write a cached mask into the int32 row ``out``."""
+        pairs, words = stored
+        if pairs is None:
+            out[:] = words
+        else:
+            self._k.expand_mask(out, words, pairs)
+
+    def _stored(self, state: State) -> tuple:
+        """The cached mask of ``state``: ``(pairs, base)``, the mask being ``base`` (a
+        slice's shared bitset, or zeros when empty) with word ``pairs[2j]`` set to
+        ``pairs[2j + 1]``, or ``(None, words)`` for a dense one (int32 words).  A cold mask is
+        mostly zeros, or a slice and a few words, so it is kept as those (~1 KB
+        instead of 16 KB for a 129k vocabulary): a process serving many states
+        allocates, and faults in, a fraction of the memory (on the benchmark box a
+        fresh 4 KB page costs ~3 us)."""
         key = state[0].serial << 32 | state[1]  # one int, as in advance_token
         hit = self._masks.get(key)
         if hit is not None:
@@ -223,19 +275,42 @@ class CompiledGrammar:
             hit = self._masks.get(key)  # another thread may have computed it meanwhile
             if hit is not None:
                 return hit[0]
-            bits = self._compute_mask(state)
-            self._masks.put(key, bits, bits.nbytes)  # made read-only here
-            return bits
+            bits, touched, pairs = buffers = _mask_buffers(self.vocab.num_words)
+            try:
+                part, n = self._compute_mask(state, buffers)
+            except BaseException:
+                bits.fill(0)  # the scratch stays all zeros
+                raise
+            if n < 0:  # a dense part: every word may be set
+                touched, n = _all_words(len(bits)), len(bits)
+            base = _NO_BASE if part is None else part.bits
+            m = self._k.take_mask(bits, base, touched, n, pairs)  # bits zeroed again
+            if 2 * m < len(bits):
+                stored = (pairs[:2 * m].copy(), base)
+                stored[0].flags.writeable = False
+                nbytes = 8 * m + 150
+            else:
+                dense, taken = np.empty(len(bits), np.int32), pairs[:2 * m]
+                taken.flags.writeable = False  # as a cached one's: one numba signature
+                self._k.expand_mask(dense, base, taken)
+                dense.flags.writeable = False  # int32, as the rows it is copied into
+                stored, nbytes = (None, dense), dense.nbytes + 150
+            self._masks.put(key, stored, nbytes)
+            return stored
 
-    def _compute_mask(self, state: State) -> np.ndarray:
-        bits = np.zeros(self.vocab.num_words, np.uint32)
+    def _compute_mask(self, state: State, buffers: tuple) -> tuple[Slice | None, int]:
+        """OR the mask of ``state`` into the scratch bitset ``buffers[0]`` (zeros), but
+        for the slice it returns: that slice's tokens (``part.bits``) are allowed too.
+        Returns ``(part, n)``: the first ``n`` words of ``buffers[1]`` are the
+        nonzero words of the bitset (``n`` -1: any word may be)."""
+        bits, touched, _ = buffers
+        n, dense = 0, False
         row, s = state
         # A slice the lexer state loops on is allowed whole; the walks then run
         # on the trie of the other tokens (event ranges index that trie).
         part = self._slicer.choose(self.lexer(row), s)
         his = self._root_hi
         if part is not None:
-            bits |= part.bits
             his = np.full(1, part.rest.num_nodes, np.int32)
         # Level by level: one walk (a plan, see _plan) covers every trie range
         # that starts a lexeme in the same parser row; its branches are the
@@ -255,16 +330,17 @@ class CompiledGrammar:
             idx, words = plan[0], plan[1]
             if idx is None:
                 bits |= words
+                dense = True  # any word may be set
             elif len(idx):
-                or_words(bits, idx, words)
+                n = or_words(bits, idx, words, touched, n)
             term_sets = lex.term_sets
             for b in range(2, len(plan), 4):  # branches: accepting class, events lo, hi, their key
                 nxt = after(row, term_sets[plan[b]])
                 if nxt != DEAD:
                     work.append((nxt, 0, plan[b + 1], plan[b + 2], plan[b + 3]))
         if self.can_end(state):
-            bits |= self._eos
-        return bits
+            n = or_words(bits, *self._eos_words, touched, n)
+        return part, -1 if dense else n
 
     def _plan(self, key: tuple, lex: Lexer, s: int, los: np.ndarray, his: np.ndarray, part: Slice | None):
         """The walk of ``lex`` from ``s`` over the ranges ``los``/``his`` of the trie, or

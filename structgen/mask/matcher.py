@@ -84,7 +84,7 @@ class Matcher:
 
     # --- masks ------------------------------------------------------------------
     def next_token_mask(self) -> np.ndarray:
-        """The allowed-token bitset (uint32[num_words]); read-only, cached."""
+        """The allowed-token bitset (uint32[num_words]), read-only (made from the cached mask)."""
         top, c = self._top, self.compiled
         if top[_DONE]:
             return c._eos if self._extra_eos is None else self._extra_eos
@@ -126,7 +126,11 @@ class Matcher:
 
     def fill_next_token_bitmask(self, bitmask, index: int = 0) -> None:
         """Write the mask into row ``index`` of an int32 ``[batch, words]`` numpy array or torch tensor."""
-        write_row(bitmask, index, self.next_token_mask())
+        top = self._top
+        if top[_DONE] or top[_PREFIX] or self._extra_eos is not None:
+            write_row(bitmask, index, self.next_token_mask())
+        else:  # the constraint's own mask, written straight from its cache
+            self.compiled.write_mask((top[_ROW], top[_LEX]), bitmask, index)
 
     def is_token_allowed(self, token_id: int) -> bool:
         """Is ``token_id`` in the mask (computes the mask; :meth:`check_token` does not)."""

@@ -110,9 +110,46 @@ def walk_grouped(trans, classes, accepting, acc_class, live, allowed, start_stat
 
 
 @numba.njit(**_JIT)
-def or_words(bits, idx, words):
+def or_words(bits, idx, words, touched, n):
     for j in range(idx.shape[0]):
-        bits[idx[j]] |= words[j]
+        v = words[j]
+        if v:
+            w = idx[j]
+            if bits[w] == 0:
+                touched[n] = w
+                n += 1
+            bits[w] |= v
+    return n
+
+
+@numba.njit(**_JIT)
+def take_mask(bits, base, touched, n, pairs):
+    has_base = base.shape[0] != 0
+    m = 0
+    for j in range(n):
+        w = touched[j]
+        v = bits[w]
+        bits[w] = 0
+        if has_base:
+            v |= base[w]
+            if v == base[w]:
+                continue
+        pairs[2 * m] = w
+        pairs[2 * m + 1] = v
+        m += 1
+    return m
+
+
+@numba.njit(**_JIT)
+def expand_mask(out, base, pairs):
+    if base.shape[0] != 0:
+        for i in range(out.shape[0]):
+            out[i] = base[i]  # uint32 into int32: the same bits
+    else:
+        for i in range(out.shape[0]):
+            out[i] = 0
+    for j in range(pairs.shape[0] // 2):
+        out[pairs[2 * j]] = pairs[2 * j + 1]
 
 
 @numba.njit(**_JIT)

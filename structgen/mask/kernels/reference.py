@@ -105,10 +105,46 @@ def take_words(out_bits, touched, n, words_out):
         out_bits[w] = 0
 
 
-def or_words(bits, idx, words):
-    """``bits[idx[j]] |= words[j]`` for every j (a sparse result OR-ed into a mask)."""
+def or_words(bits, idx, words, touched, n) -> int:
+    """``bits[idx[j]] |= words[j]`` for every j (a sparse result OR-ed into a mask),
+    appending to ``touched[n:]`` each word it makes nonzero (so ``touched`` lists
+    every nonzero word of a mask built from zeros, once); returns the new count."""
     for w, v in zip(idx, words):
-        bits[w] |= v
+        if v:
+            if not bits[w]:
+                touched[n] = w
+                n += 1
+            bits[w] |= v
+    return n
+
+
+def take_mask(bits, base, touched, n, pairs) -> int:
+    """Move the mask out of ``bits`` (its nonzero words all listed in
+    ``touched[:n]``; left zeroed) as the words where ``bits | base`` differs from
+    ``base`` (``base`` empty: from zeros): ``pairs[2j]`` the index, ``pairs[2j + 1]``
+    the word.  Returns how many.  How a cached mask is kept: a shared base and the
+    few words it changes."""
+    m = 0
+    for w in touched[:n]:
+        v = bits[w]
+        bits[w] = 0
+        if len(base):
+            v |= base[w]
+            if v == base[w]:
+                continue
+        pairs[2 * m], pairs[2 * m + 1] = w, v
+        m += 1
+    return m
+
+
+def expand_mask(out, base, pairs) -> None:
+    """The mask ``take_mask`` kept, written into the int32 row ``out`` (a bitmask's
+    layout, the same bits): ``base`` (or zeros) with word ``pairs[2j]`` set to
+    ``pairs[2j + 1]``."""
+    out = out.view(np.uint32)
+    out[:] = base if len(base) else 0
+    for j in range(len(pairs) // 2):
+        out[pairs[2 * j]] = pairs[2 * j + 1]
 
 
 def trie_states(trans, classes, start_state, node_byte, node_depth, out_state, stack):
