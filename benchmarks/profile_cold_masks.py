@@ -84,6 +84,7 @@ def main(argv=None) -> int:
     timed(lexer.LexerFactory, "_project", "  of which projections", acc)
     timed(lexer.LexerFactory, "_canonical_product", "  of which products", acc)
     timed(earley.EarleyParser, "_make_row", "new Earley rows", acc)
+    timed(earley.EarleyParser, "_static_part", "  of which predicted parts", acc)
     timed(engine.CompiledGrammar, "_plan", "plans (walk_grouped and its Python)", acc)
     timed(slicer.Slicer, "choose", "slice choices (slice_cover and its Python)", acc)
     gc.collect()

@@ -6,12 +6,14 @@ are one object and every cache keyed by row (advance, steps, masks) is shared
 between positions, sequences and requests.
 
 Parser states are ``Row`` objects, not ids, so that rows can be freed: a row
-lives while a matcher, a cache or a later row (through ``origins``) holds it.
-Interning is weak (a row that died is rebuilt as a new object if it is
-reached again; the caches that could name the old one held it alive, so none
-does) and the transition memo is bounded (``max_rows``): a constraint serving
-millions of tokens keeps a bounded set of rows and never fails
-mid-generation.  Rows hash and compare by identity; they have no order.
+lives while a matcher, a cache, the interning index or a later row (through
+``origins``) holds it.  The index and the transition memo are bounded
+(``max_rows``; past it they restart, and a row reached again is rebuilt as a
+new object): a constraint serving millions of tokens keeps a bounded set of
+rows and never fails mid-generation.  There is no index by serial: the row an
+item points at is found through ``origins`` from the row being advanced (a
+weak index cost two objects per row for the garbage collector to track).
+Rows hash and compare by identity; they have no order.
 
 An item is one int, ``origin << shift | position``: ``position`` numbers the
 dotted rules (a rule's positions are consecutive, so moving the dot is ``+ 1``)
@@ -30,7 +32,6 @@ steps over it), so completion never needs the row under construction."""
 from __future__ import annotations
 
 import itertools
-import weakref
 
 from ..limits import DEFAULT_LIMITS
 from .ir import Grammar, bit_indices, proven_heads, symbol_term
@@ -144,17 +145,13 @@ class EarleyParser:
         self.by_lhs = {k: tuple(v) for k, v in by_lhs.items()}
         self._closures: dict[int, tuple] = {}
         self._static: dict[int, _Static] = {}  # bitmask of predicted nonterminals -> part
-        # items -> row and serial -> row, both weak (one reference in both): a row
-        # lives while something else holds it; dead entries are swept now and then
-        self._ids: dict[tuple, weakref.ref] = {}
-        self._live: dict[int, weakref.ref] = {}
-        self._sweep_at = 1024
+        self._ids: dict[tuple, Row] = {}  # items -> row (the interning index, bounded by max_rows)
         self._advance: dict[int, Row | int] = {}  # (terminals, row serial) packed in an int
         self._completed: dict[int, tuple] = {}  # (row serial, nonterminal) packed in an int: see _completions
         self._serials = itertools.count(1)  # atomic: threads never share a serial; 0 = "this row"
         accept0 = base[self.accept_rule]
         self._accepting = (accept0 + 1, (1 << shift) | (accept0 + 1))  # S' -> start . from here / the initial row
-        self.initial: Row = self._make_row([accept0])  # serial 1
+        self.initial: Row = self._make_row([accept0], {})  # serial 1
 
     def _nullable(self) -> frozenset[int]:
         """Nonterminals that derive the empty string (a worklist: linear in the grammar)."""
@@ -196,8 +193,11 @@ class EarleyParser:
         return part
 
     # --- rows -----------------------------------------------------------
-    def _make_row(self, kernel) -> Row:
-        nt, term_bit, steps_null, live = self._nt, self._term_bit, self._steps_null, self._live
+    def _make_row(self, kernel, rows: dict) -> Row:
+        """The row of the items ``kernel`` and their closure; ``rows``: serial -> row for
+        the rows the kernel's items point at (the row advanced and its origins: what
+        ``_origins`` extends)."""
+        nt, term_bit, steps_null = self._nt, self._term_bit, self._steps_null
         shift, pmask, completions = self.shift, self._pos_mask, self._completed
         items = set(kernel)
         agenda = list(items)
@@ -220,18 +220,15 @@ class EarleyParser:
                 lhs = self._lhs_at[p]
                 done = completions.get(o << 32 | lhs)
                 if done is None:
-                    done = self._completions(o, lhs)
+                    done = self._completions(rows.get(o) or _find(rows, o), lhs)
                 for nit in done:
                     if nit not in items:
                         items.add(nit)
                         agenda.append(nit)
         key = tuple(sorted(items))  # the predicted part is a function of these items
-        ref = self._ids.get(key)
-        row = ref() if ref is not None else None
+        row = self._ids.get(key)
         if row is not None:
             return row
-        if len(live) >= self._sweep_at:
-            self._sweep()
         acc_here, acc_initial = self._accepting
         accepts = acc_here in items or acc_initial in items
         # the rows the items point at, kept alive by this one (a lone one unwrapped: fewer
@@ -243,18 +240,21 @@ class EarleyParser:
             if o != last:
                 serials.append(o)
                 last = o
-        origins = live[serials[0]]() if len(serials) == 1 else tuple([live[o]() for o in serials])
+        origins = tuple([rows.get(o) or _find(rows, o) for o in serials])
         serial = next(self._serials)
-        row = Row(key, self._static_part(roots), allowed, accepts, serial, origins)
-        live[serial] = self._ids[key] = weakref.ref(row)
+        row = Row(key, self._static_part(roots), allowed, accepts, serial,
+                  origins[0] if len(origins) == 1 else origins)
+        if len(self._ids) >= self.max_rows:
+            self._ids.clear()  # rows only the index held are freed
+        self._ids[key] = row
         return row
 
-    def _completions(self, o: int, lhs: int) -> tuple:
-        """The items that completing ``lhs`` back to row ``o`` adds: its items waiting
+    def _completions(self, orow: Row, lhs: int) -> tuple:
+        """The items that completing ``lhs`` back to row ``orow`` adds: its items waiting
         for ``lhs`` and its predicted ones, dot moved over it (memoised: a row is
         completed into again and again, once per row built above it)."""
         nt, pmask, shift = self._nt, self._pos_mask, self.shift
-        orow = self._live[o]()  # alive: a live row points at it
+        o = orow.serial
         base = o << shift
         done = tuple([it + 1 if it > pmask else base | (it + 1) for it in orow.items if nt[it & pmask] == lhs]
                      + [base | q for q in orow.static.waiting.get(lhs, ())])
@@ -262,19 +262,6 @@ class EarleyParser:
             self._completed.clear()
         self._completed[o << 32 | lhs] = done  # an int key and a tuple of ints: untracked by the collector
         return done
-
-    def _sweep(self) -> None:
-        """Drop the index entries of dead rows (amortised: the threshold doubles).
-        Iterates over copies made by ``dict.copy()``, which no other thread can
-        interleave with; ``list(d.items())`` allocates a tuple per entry, and a
-        collection run there can switch threads while another inserts a row."""
-        for serial, ref in self._live.copy().items():
-            if ref() is None:
-                self._live.pop(serial, None)
-        for key, ref in self._ids.copy().items():
-            if ref() is None:
-                self._ids.pop(key, None)
-        self._sweep_at = max(1024, 2 * len(self._live))
 
     def advance(self, row: Row, terminals: int) -> Row | int:
         """Row after scanning one lexeme that matched every terminal in the bitmask
@@ -291,23 +278,39 @@ class EarleyParser:
             kernel = [it + 1 if it > pmask else base | (it + 1)
                       for it in row.items if term_bit[it & pmask] & bits]
             kernel.extend([base | q for q in row.static.scanned(bits)])
-            nxt = self._make_row(kernel)
+            nxt = self._make_row(kernel, {row.serial: row})
         if len(self._advance) >= self.max_rows:
             self._advance.clear()  # rows only the memo held are freed
         self._advance[key] = nxt
         return nxt
 
     def clear_cache(self) -> None:
-        """Forget the transition and completion memos (rows still held elsewhere stay canonical)."""
+        """Forget the transition and completion memos and the interning index (rows
+        still held elsewhere stay valid; one reached again is rebuilt as a new row)."""
         self._advance.clear()
         self._completed.clear()
-
-    @property
-    def indexed_rows(self) -> int:
-        """Rows in the index, dead ones not yet swept included (cheap: for size estimates)."""
-        return len(self._live)
+        self._ids.clear()
 
     @property
     def num_rows(self) -> int:
-        """Rows alive now (held by a matcher, a cache or a later row's origins)."""
-        return sum(1 for ref in self._live.copy().values() if ref() is not None)
+        """Rows in the interning index (at most ``max_rows``)."""
+        return len(self._ids)
+
+
+def _find(rows: dict, serial: int) -> Row:
+    """The row named ``serial``, added to ``rows`` with the origins searched on the
+    way: every item of a live row points at a row its origins keep alive, so a
+    row reached from the one being advanced is found through origins."""
+    frontier = list(rows.values())
+    while frontier:
+        more = []
+        for r in frontier:
+            for o in (r.origins,) if type(r.origins) is Row else r.origins:
+                if o.serial not in rows:
+                    rows[o.serial] = o
+                    more.append(o)
+        hit = rows.get(serial)
+        if hit is not None:
+            return hit
+        frontier = more
+    raise AssertionError(f"row {serial} is not reachable through origins")

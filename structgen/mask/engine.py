@@ -139,7 +139,7 @@ class CompiledGrammar:
     def cache_size_bytes(self) -> int:
         """Approximate bytes held by this constraint's own caches (masks, steps, rows);
         the shared walk cache is counted by its compiler."""
-        return self._masks.used + 160 * len(self._steps) + 600 * self.parser.indexed_rows + self._lexer_bytes
+        return self._masks.used + 160 * len(self._steps) + 600 * self.parser.num_rows + self._lexer_bytes
 
     def clear_cache(self) -> None:
         """Forget masks, steps and memoised rows (live matchers stay valid)."""
