@@ -278,7 +278,14 @@ class EarleyParser:
             kernel = [it + 1 if it > pmask else base | (it + 1)
                       for it in row.items if term_bit[it & pmask] & bits]
             kernel.extend([base | q for q in row.static.scanned(bits)])
-            nxt = self._make_row(kernel, {row.serial: row})
+            rows = {row.serial: row}  # the rows the kernel's items point at: row and its origins
+            origins = row.origins
+            if type(origins) is Row:
+                rows[origins.serial] = origins
+            else:
+                for o in origins:
+                    rows[o.serial] = o
+            nxt = self._make_row(kernel, rows)
         if len(self._advance) >= self.max_rows:
             self._advance.clear()  # rows only the memo held are freed
         self._advance[key] = nxt
@@ -300,17 +307,18 @@ class EarleyParser:
 def _find(rows: dict, serial: int) -> Row:
     """The row named ``serial``, added to ``rows`` with the origins searched on the
     way: every item of a live row points at a row its origins keep alive, so a
-    row reached from the one being advanced is found through origins."""
-    frontier = list(rows.values())
-    while frontier:
-        more = []
-        for r in frontier:
-            for o in (r.origins,) if type(r.origins) is Row else r.origins:
-                if o.serial not in rows:
-                    rows[o.serial] = o
-                    more.append(o)
+    row reached from the one being advanced is found through origins.  ``rows[0]``
+    (no serial is 0) lists the rows whose origins are not in ``rows`` yet."""
+    todo = rows.get(0)
+    if todo is None:
+        todo = rows[0] = [r for r in rows.values()]
+    while todo:
+        r = todo.pop()
+        for o in (r.origins,) if type(r.origins) is Row else r.origins:
+            if o.serial not in rows:
+                rows[o.serial] = o
+                todo.append(o)
         hit = rows.get(serial)
         if hit is not None:
             return hit
-        frontier = more
     raise AssertionError(f"row {serial} is not reachable through origins")
