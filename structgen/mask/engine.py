@@ -14,6 +14,7 @@ token, the walk of that token subtree from the next row (recursively)."""
 from __future__ import annotations
 
 import threading
+import weakref
 from functools import cached_property, lru_cache
 
 import numpy as np
@@ -54,6 +55,21 @@ def _mask_buffers(num_words: int) -> tuple:
 @lru_cache(maxsize=4)
 def _all_words(num_words: int) -> np.ndarray:
     return np.arange(num_words, dtype=np.int32)
+
+
+_EOS: "weakref.WeakKeyDictionary[Vocabulary, tuple]" = weakref.WeakKeyDictionary()
+
+
+def _eos_of(vocab: Vocabulary) -> tuple:
+    """The EOS tokens of ``vocab`` as a read-only bitset and as its nonzero words'
+    indices and values, made once per vocabulary (not per compiled constraint)."""
+    hit = _EOS.get(vocab)
+    if hit is None:
+        bits = token_bitset(vocab.num_words, vocab.eos_ids)
+        bits.flags.writeable = False
+        idx = np.flatnonzero(bits).astype(np.int32)
+        hit = _EOS[vocab] = (bits, idx, bits[idx])
+    return hit
 
 
 def _walk_buffers(trie, num_words: int) -> tuple:
@@ -113,10 +129,7 @@ class CompiledGrammar:
         self._masks = ByteLRU(limits.mask_cache_bytes if cache_bytes is None else cache_bytes, freeze=True)
         self._steps: dict[int, Row | None] = {}  # (row serial, lex, token) packed in an int -> row
         self._step_lex: dict[int, int] = {}  # ... -> lexer state
-        self._eos = token_bitset(vocab.num_words, vocab.eos_ids)
-        self._eos.flags.writeable = False  # shared by every matcher
-        eos_idx = np.flatnonzero(self._eos).astype(np.int32)
-        self._eos_words = (eos_idx, self._eos[eos_idx])
+        self._eos, *self._eos_words = _eos_of(vocab)  # read-only, shared by every matcher
         self.initial_state: State = (self.parser.initial, 0)
 
     def __repr__(self) -> str:
