@@ -195,8 +195,8 @@ class EarleyParser:
     # --- rows -----------------------------------------------------------
     def _make_row(self, kernel, rows: dict) -> Row:
         """The row of the items ``kernel`` and their closure; ``rows``: serial -> row for
-        the rows the kernel's items point at (the row advanced and its origins: what
-        ``_origins`` extends)."""
+        the rows the kernel's items point at (the row advanced and its origins; ``_find``
+        adds the ones met further back)."""
         nt, term_bit, steps_null = self._nt, self._term_bit, self._steps_null
         shift, pmask, completions = self.shift, self._pos_mask, self._completed
         items = set(kernel)

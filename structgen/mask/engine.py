@@ -126,7 +126,7 @@ class CompiledGrammar:
         self._lexer_lock = threading.Lock()
         self._inner = walk_cache if walk_cache is not None else ByteLRU(limits.mask_cache_bytes)
         self._lock = threading.Lock()  # one computation per mask (another thread waits, then reads it)
-        self._masks = ByteLRU(limits.mask_cache_bytes if cache_bytes is None else cache_bytes, freeze=True)
+        self._masks = ByteLRU(limits.mask_cache_bytes if cache_bytes is None else cache_bytes)  # see _stored
         self._steps: dict[int, Row | None] = {}  # (row serial, lex, token) packed in an int -> row
         self._step_lex: dict[int, int] = {}  # ... -> lexer state
         self._eos, *self._eos_words = _eos_of(vocab)  # read-only, shared by every matcher

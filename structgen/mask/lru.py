@@ -5,8 +5,6 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
-import numpy as np
-
 __all__ = ["ByteLRU"]
 
 
@@ -16,11 +14,10 @@ class ByteLRU:
 
     Reads take no lock (single dict operations are atomic under the GIL; an
     entry evicted between the read and the recency update is simply not
-    refreshed); writes and evictions do.  With ``freeze=True`` numpy values are
-    made read-only before they are shared, so no caller can corrupt them."""
+    refreshed); writes and evictions do."""
 
-    def __init__(self, max_bytes: int, *, freeze: bool = False):
-        self.max_bytes, self.used, self.freeze = int(max_bytes), 0, freeze
+    def __init__(self, max_bytes: int):
+        self.max_bytes, self.used = int(max_bytes), 0
         self.data: OrderedDict = OrderedDict()
         self._lock = threading.Lock()
 
@@ -34,8 +31,6 @@ class ByteLRU:
         return hit
 
     def put(self, key, value, nbytes: int) -> None:
-        if self.freeze and isinstance(value, np.ndarray):
-            value.flags.writeable = False
         with self._lock:
             old = self.data.pop(key, None)
             if old is not None:
