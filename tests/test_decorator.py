@@ -8,6 +8,7 @@ import dataclasses
 import enum
 import inspect
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -220,7 +221,14 @@ class _FakeModel:
 
 def test_decoration_with_the_default_model_loads_the_tokenizer_only():
     """A fresh process: decorating compiles over SmolLM2's vocabulary without importing torch
-    or loading weights."""
+    or loading weights, from the converted checkpoint's tokenizer.json.  On a machine that
+    has not converted the GGUF yet (the first suite run on it, where this test can come
+    before the generation tests), it is converted here first: the GGUF fallback reads the
+    tokenizer through transformers, which imports torch."""
+    from structgen.models import default_model_dir, load_default_model
+
+    if not os.path.isfile(os.path.join(default_model_dir(), "config.json")):
+        load_default_model()  # once per machine (~40 s); the smollm2 tests need it anyway
     code = textwrap.dedent("""
         import sys, time
         from pydantic import BaseModel
