@@ -8,6 +8,11 @@ import numpy as np
 from ...automata.kernels_numba import number_rows, row_ids  # noqa: F401  (one numbering for DFA and lexer classes)
 
 _JIT = dict(cache=True, nogil=True, boundscheck=False)
+# Short kernels (a few µs) keep the GIL: releasing and taking it back costs each call a
+# little alone, and with threads (batch fills) every release hands the GIL to the other
+# thread's Python, which then holds it while this one waits.  Kernels that can run long
+# (trie walks, products, logits) release it.
+_JIT_SHORT = dict(cache=True, nogil=False, boundscheck=False)
 
 
 @numba.njit(**_JIT)
@@ -109,7 +114,7 @@ def walk_grouped(trans, classes, accepting, acc_class, live, allowed, start_stat
     return dense, idx, words, events, groups
 
 
-@numba.njit(**_JIT)
+@numba.njit(**_JIT_SHORT)
 def or_words(bits, idx, words, touched, n):
     for j in range(idx.shape[0]):
         v = words[j]
@@ -122,7 +127,7 @@ def or_words(bits, idx, words, touched, n):
     return n
 
 
-@numba.njit(**_JIT)
+@numba.njit(**_JIT_SHORT)
 def take_mask(bits, base, touched, n, pairs):
     has_base = base.shape[0] != 0
     m = 0
@@ -140,7 +145,7 @@ def take_mask(bits, base, touched, n, pairs):
     return m
 
 
-@numba.njit(**_JIT)
+@numba.njit(**_JIT_SHORT)
 def expand_mask(out, base, pairs):
     if base.shape[0] != 0:
         for i in range(out.shape[0]):
@@ -165,7 +170,7 @@ def trie_states(trans, classes, start_state, node_byte, node_depth, out_state, s
         stack[d] = t
 
 
-@numba.njit(**_JIT)
+@numba.njit(**_JIT_SHORT)
 def slice_cover(trans, classes, live, allowed, state, pat_next, pat_cls, pat_start, max_pairs, visited, queue_q,
                 queue_u, cores, first_only=False):
     n_pat, n_u, n_pc = pat_next.shape
@@ -344,7 +349,7 @@ def lexer_product(table, own, comp_off, start, trans_out, offsets, pool_comp, po
     return n
 
 
-@numba.njit(**_JIT)
+@numba.njit(**_JIT_SHORT)
 def narrow_classes(which_b, patterns, allowed):
     narrowed = patterns & allowed
     values = np.unique(narrowed)
@@ -363,7 +368,7 @@ def narrow_classes(which_b, patterns, allowed):
     return acc_class, accepting, first
 
 
-@numba.njit(**_JIT)
+@numba.njit(**_JIT_SHORT)
 def single_lexer(trans, start, accepting):
     S, C = trans.shape
     out = np.empty((S + 1, C), np.int32)
