@@ -279,12 +279,8 @@ class EarleyParser:
                       for it in row.items if term_bit[it & pmask] & bits]
             kernel.extend([base | q for q in row.static.scanned(bits)])
             rows = {row.serial: row}  # the rows the kernel's items point at: row and its origins
-            origins = row.origins
-            if type(origins) is Row:
-                rows[origins.serial] = origins
-            else:
-                for o in origins:
-                    rows[o.serial] = o
+            for o in _origin_rows(row):
+                rows[o.serial] = o
             nxt = self._make_row(kernel, rows)
         if len(self._advance) >= self.max_rows:
             self._advance.clear()  # rows only the memo held are freed
@@ -304,6 +300,11 @@ class EarleyParser:
         return len(self._ids)
 
 
+def _origin_rows(row: Row) -> tuple:
+    """The rows ``row``'s items point at (``origins`` holds a lone one unwrapped)."""
+    return (row.origins,) if type(row.origins) is Row else row.origins
+
+
 def _find(rows: dict, serial: int) -> Row:
     """The row named ``serial``, added to ``rows`` with the origins searched on the
     way: every item of a live row points at a row its origins keep alive, so a
@@ -314,7 +315,7 @@ def _find(rows: dict, serial: int) -> Row:
         todo = rows[0] = [r for r in rows.values()]
     while todo:
         r = todo.pop()
-        for o in (r.origins,) if type(r.origins) is Row else r.origins:
+        for o in _origin_rows(r):
             if o.serial not in rows:
                 rows[o.serial] = o
                 todo.append(o)

@@ -249,10 +249,7 @@ class CompiledGrammar:
     def mask(self, state: State) -> np.ndarray:
         """uint32[num_words] bitset of allowed tokens (EOS included when complete), a
         new read-only array made from the cached mask (see ``_stored``)."""
-        out = np.empty(self.vocab.num_words, np.uint32)
-        self._expand(self._stored(state), out.view(np.int32))
-        out.flags.writeable = False
-        return out
+        return self._dense(self._stored(state))
 
     def write_mask(self, state: State, bitmask, index: int) -> None:
         """Write the mask into row ``index`` of an int32 ``[batch, words]`` numpy array
@@ -262,7 +259,14 @@ class CompiledGrammar:
                 and bitmask.shape[1] == self.vocab.num_words:  # the common case, checked cheaply
             self._expand(stored, bitmask[index])
         else:
-            write_row(bitmask, index, self.mask(state))
+            write_row(bitmask, index, self._dense(stored))
+
+    def _dense(self, stored: tuple) -> np.ndarray:
+        """A cached mask as a new read-only uint32 bitset."""
+        out = np.empty(self.vocab.num_words, np.uint32)
+        self._expand(stored, out.view(np.int32))
+        out.flags.writeable = False
+        return out
 
     def _expand(self, stored: tuple, out: np.ndarray) -> None:
         """Write a cached mask into the int32 row ``out``."""
