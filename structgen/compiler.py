@@ -40,7 +40,7 @@ from .vocab.vocabulary import Vocabulary
 __all__ = ["GrammarCompiler", "Limits", "default_compiler", "regex_grammar", "text_grammar"]
 
 DEFAULT_CACHE_LIMIT_BYTES = 1 << 30
-_REMEASURE_EVERY = 32
+_REMEASURE_EVERY = 32  # inserts between two measurements of every memoised constraint, at least
 #: options of the compiled constraint itself (the rest of a call's options go to the front-end)
 _ENGINE_OPTIONS = ("kernels", "cache_bytes")
 
@@ -129,7 +129,7 @@ class GrammarCompiler:
         # after insertion, so every so many inserts all are measured again)
         self._sizes: dict[tuple, int] = {}
         self._used = 0
-        self._inserts = 0
+        self._remeasure_in = _REMEASURE_EVERY  # inserts until the next measurement
         self._lock = threading.Lock()
         _load_kernels(vocab, self.limits, kernels)
 
@@ -228,10 +228,11 @@ class GrammarCompiler:
 
     def _evict(self) -> None:
         """Drop least recently used constraints past the budget (called with the lock held)."""
-        self._inserts += 1
-        if self._inserts % _REMEASURE_EVERY == 0:  # amortised O(1) per insert
+        self._remeasure_in -= 1
+        if self._remeasure_in <= 0:  # O(n), every n/4 inserts or more: amortised O(1) per insert
             self._sizes = {k: ir + c.cache_size_bytes for k, (c, ir) in self._compiled.items()}
             self._used = sum(self._sizes.values())
+            self._remeasure_in = max(_REMEASURE_EVERY, len(self._compiled) // 4)
         budget = self.cache_limit_bytes - self.cache_limit_bytes // 2
         while self._used > budget and len(self._compiled) > 1:
             key, _ = self._compiled.popitem(last=False)
