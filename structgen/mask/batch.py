@@ -1,9 +1,10 @@
 """Batched fill: the next-token masks of many matchers in one call.
 
-Rows can run on a thread pool.  A warm mask is a cache hit; a cold one spends its
-time in trie-walk kernels that release the GIL, so cold rows of different
-constraints overlap.  Matchers sharing one compiled constraint serialise on
-its lock, so they are kept on one worker and the others stay free."""
+Rows can run on a thread pool, but today that does not pay: a warm mask is a
+cache hit, and a cold one spends ~3/4 of its time in Python (Earley rows, lexer
+builds, the mask loop) that holds the GIL; only long kernels (lexer products,
+logits masking) release it.  Matchers sharing one compiled constraint
+serialise on its lock, so they are kept on one worker and the others stay free."""
 
 from __future__ import annotations
 
@@ -22,10 +23,12 @@ _POOLS_LOCK = threading.Lock()
 
 
 def default_threads() -> int:
-    """1: the Python around the kernels holds the GIL, and on the benchmark box
-    (2 cores) two threads were slower than one (64 sequences: 17.5 vs 13.6 ms per
-    step, benchmarks/bench_batch.py); pass ``threads=`` to overlap the kernels of
-    cold full-trie walks where cores are free."""
+    """1: more threads were slower than one, on the 2-core benchmark VM and on a
+    16-core GPU host alike (64 sequences of different schemas, cold masks: 2.9 ms
+    per step on one thread, 3.3 / 3.8 / 4.3 ms on 2 / 4 / 8, benchmarks/
+    bench_gpu_serving.py).  The Python of cold masks holds the GIL, so threads
+    take turns, each turn costs a thread switch (~30 us across CPUs on the VM),
+    and the work runs on alternating cores with cold caches."""
     return 1
 
 

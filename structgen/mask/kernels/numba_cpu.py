@@ -8,10 +8,12 @@ import numpy as np
 from ...automata.kernels_numba import number_rows, row_ids  # noqa: F401  (one numbering for DFA and lexer classes)
 
 _JIT = dict(cache=True, nogil=True, boundscheck=False)
-# Short kernels (a few µs) keep the GIL: releasing and taking it back costs each call a
-# little alone, and with threads (batch fills) every release hands the GIL to the other
-# thread's Python, which then holds it while this one waits.  Kernels that can run long
-# (trie walks, products, logits) release it.
+# Short kernels keep the GIL.  Releasing it costs a call little alone, but when another
+# thread waits for it (batch fills on threads, a server's other threads) every release
+# hands it over, and taking it back costs a thread switch: ~30 us across CPUs on the
+# benchmark VM, 13 us on one, more than most calls.  Trie walks are short too (median
+# 7 us, p90 18 us over MaskBench replays; their trie span does not tell the long ones
+# apart).  Kernels that run long (products, logits) release it.
 _JIT_SHORT = dict(cache=True, nogil=False, boundscheck=False)
 
 
@@ -66,7 +68,7 @@ def walk_trie(trans, classes, accepting, live, allowed, start_state, node_byte, 
     return n_events, n_touched
 
 
-@numba.njit(**_JIT)
+@numba.njit(**_JIT_SHORT)
 def walk_grouped(trans, classes, accepting, acc_class, live, allowed, start_state, node_byte, node_depth,
                  subtree_end, tok_start, tok_ids, los, his, scratch, ev_lo, ev_hi, ev_state, stack, touched):
     n, n_touched = walk_trie(trans, classes, accepting, live, allowed, start_state, node_byte, node_depth,
