@@ -306,7 +306,8 @@ def markdown(result: dict) -> str:
              f"steps: {result['steps']}, schemas: JSONSchemaBench MaskBench (bench_batch.py's pick), "
              f"whitespace flexible, tokens: "
              + ("greedy under the mask, EOS held back while the document can go on" if result["tokens"] == "greedy"
-                else "each schema's valid instance, then EOS (argmax computed, not used)"), "",
+                else "each schema's valid instance, then EOS (argmax computed, not used)")
+             + ("; trie walks re-jitted to release the GIL" if result.get("walks_release_gil") else ""), "",
              "Times in ms per decoding step (mean; fill also p50/p99). ratio: step time / the faster unconstrained run "
              "(measured before and after the constrained ones). "
              "llg fill: llguidance's batched fill over the same steps and tokens; fill ratio: structgen / llguidance.",
@@ -362,6 +363,9 @@ def main(argv=None) -> int:
                     help="greedy under the mask (EOS held back while the document can go on), or each "
                          "schema's valid instance replayed (bench_batch.py's masks)")
     ap.add_argument("--no-llguidance", action="store_true")
+    ap.add_argument("--walks-release-gil", action="store_true",
+                    help="re-jit the trie-walk kernel to release the GIL (its behaviour before they kept it), to "
+                         "compare thread scaling on one machine")
     ap.add_argument("--tokenizer", default="deepseek")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--data", default=None, help="default: .devcheck/data if present, else the shared data dir")
@@ -387,6 +391,12 @@ def main(argv=None) -> int:
             from structgen.bench.env import default_data_dir
 
             args.data = str(default_data_dir())
+    if args.walks_release_gil:
+        import numba
+
+        from structgen.mask.kernels import numba_cpu
+
+        numba_cpu.walk_grouped = numba.njit(cache=False, nogil=True, boundscheck=False)(numba_cpu.walk_grouped.py_func)
     batches = [int(b) for b in args.batches.split(",")]
     threads = [int(t) for t in args.threads.split(",")]
     use_llg = not args.no_llguidance and importlib.util.find_spec("llguidance") is not None
@@ -444,7 +454,8 @@ def main(argv=None) -> int:
     print(f"setup + warm-up: {time.perf_counter() - t_setup:.1f} s", flush=True)
 
     result = {"machine": machine, "gpu": gpu, "cpus": os.cpu_count(), "versions": versions(), "model": model_name,
-              "device": device, "steps": args.steps, "tokens": args.tokens, "threads": threads, "batches": {}}
+              "device": device, "steps": args.steps, "tokens": args.tokens, "threads": threads, "batches": {},
+              "walks_release_gil": args.walks_release_gil}
     for b in batches:
         schemas = chosen[b]
         if not schemas:
@@ -493,7 +504,7 @@ def main(argv=None) -> int:
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
-        stem = out / f"gpu_serving_{args.tokens}"
+        stem = out / (f"gpu_serving_{args.tokens}" + ("_walks_nogil" if args.walks_release_gil else ""))
         stem.with_suffix(".json").write_text(json.dumps(result, indent=1))
         stem.with_suffix(".md").write_text(md)
         print(f"wrote {stem}.json and {stem}.md")
