@@ -24,11 +24,11 @@ _POOLS_LOCK = threading.Lock()
 
 def default_threads() -> int:
     """1: more threads were slower than one, on the 2-core benchmark VM and on a
-    16-core GPU host alike (64 sequences of different schemas, cold masks: 2.9 ms
-    per step on one thread, 3.3 / 3.8 / 4.3 ms on 2 / 4 / 8, benchmarks/
-    bench_gpu_serving.py).  The Python of cold masks holds the GIL, so threads
-    take turns, each turn costs a thread switch (~30 us across CPUs on the VM),
-    and the work runs on alternating cores with cold caches."""
+    16-core GPU host alike (64 sequences of different schemas, cold masks, on the
+    GPU host: 5.2 ms per step on one thread, 5.7 / 6.6 ms on 2 / 8; see
+    docs/results/gpu-serving-h200.md).  The Python of cold masks holds the GIL,
+    so threads take turns, each turn costs a thread switch (~30 us across CPUs
+    on the VM), and the work runs on alternating cores with cold caches."""
     return 1
 
 
