@@ -270,7 +270,7 @@ class StructgenLogitsProcessor(_LPBase):
                 live_rows.append(r)
             else:
                 bitmask[r] = self._finished_mask(g).view(np.int32)
-        if live:  # cold masks of different constraints overlap on threads (their kernels release the GIL)
+        if live:  # one call for the batch (threads: see mask/batch.py's default_threads)
             fill_next_token_bitmask_batch(live, bitmask, threads=self.threads, indices=live_rows)
         return bitmask, rows
 

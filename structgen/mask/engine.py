@@ -288,7 +288,7 @@ class CompiledGrammar:
         hit = self._masks.get(key)
         if hit is not None:
             return hit[0]
-        with self._lock:  # one thread computes it (trie walks release the GIL), others then read it
+        with self._lock:  # one thread computes it (lexer products release the GIL), others then read it
             hit = self._masks.get(key)  # another thread may have computed it meanwhile
             if hit is not None:
                 return hit[0]
