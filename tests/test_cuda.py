@@ -9,7 +9,6 @@ whole module skips (CI has no GPU); the device check runs it with
 from __future__ import annotations
 
 import json
-import random
 
 import numpy as np
 import pytest
@@ -19,14 +18,11 @@ torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 from structgen import (  # noqa: E402  (after the skip: nothing below runs without CUDA)
-    allocate_token_bitmask,
     apply_token_bitmask_inplace,
-    compile_grammar,
     compile_json_schema,
-    compile_regex,
-    load_grammar,
 )
 from structgen.mask.batch import fill_next_token_bitmask_batch  # noqa: E402
+from test_batch_fill import _matchers, _row_by_row  # noqa: E402  (tests/ is on the path: conftest.py)
 
 
 # --------------------------------------------------------------------------- apply on CUDA
@@ -120,42 +116,11 @@ def deepseek_vocab():
     return tok, Vocabulary.from_tokenizer(tok, vocab_size=len(tok))
 
 
-def _advance(m, rng: random.Random, steps: int) -> None:
-    """``steps`` random allowed non-EOS tokens (different parser states per row)."""
-    eos = m.compiled.vocab.eos_ids
-    for _ in range(steps):
-        ids = [int(i) for i in np.flatnonzero(np.unpackbits(m.next_token_mask().view(np.uint8), bitorder="little"))
-               if int(i) not in eos]
-        if not ids:
-            return
-        assert m.accept_token(rng.choice(ids))
-
-
-def _mixed_matchers(vocab, seed: int, n: int):
-    rng = random.Random(seed)
-    constraints = [
-        compile_grammar(load_grammar("json"), vocab),
-        compile_regex(r"[a-z]{2,8}@[a-z]+\.(com|org)", vocab),
-        compile_json_schema({"type": "object", "properties": {"id": {"type": "integer"},
-                                                              "tags": {"type": "array", "items": {"type": "string"}}}},
-                            vocab),
-        compile_grammar(load_grammar("arithmetic"), vocab),
-    ]
-    out = []
-    for i in range(n):
-        m = constraints[i % len(constraints)].matcher()
-        _advance(m, rng, rng.randint(0, 10))
-        out.append(m)
-    return out
-
-
 @pytest.mark.parametrize("threads", [1, 4])
 def test_batch_fill_into_cuda_bitmask_equals_row_by_row(deepseek_vocab, threads):
     _, vocab = deepseek_vocab
-    matchers = _mixed_matchers(vocab, seed=threads, n=11)
-    want = allocate_token_bitmask(len(matchers), vocab.size)
-    for i, m in enumerate(matchers):
-        m.fill_next_token_bitmask(want, i)
+    matchers = _matchers(vocab, seed=threads, n=11)  # mixed constraints, each a few random tokens in
+    want = _row_by_row(matchers, vocab.size)
     assert not (want == -1).all()  # the masks restrict something (the comparison is not vacuous)
 
     got = torch.zeros((len(matchers), vocab.num_words), dtype=torch.int32, device="cuda")
