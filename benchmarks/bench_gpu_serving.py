@@ -15,7 +15,8 @@ with ``whitespace="flexible"``; every sequence starts from the same short prompt
 (prefill untimed), then ``--steps`` decoding steps are timed, with
 ``torch.cuda.synchronize()`` between the parts:
 
-* unconstrained: forward, argmax, tokens to the host;
+* unconstrained: forward, argmax, tokens to the host (before and after the
+  constrained runs: the first measurement of a block runs slow);
 * structgen, ``threads=T``: forward | ``fill_next_token_bitmask_batch`` into a
   pinned host bitmask | (held EOS bits cleared,) copy to the device +
   ``apply_token_bitmask_inplace`` |
