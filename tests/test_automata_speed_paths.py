@@ -115,17 +115,40 @@ def test_repeated_characters_equal_the_counted_regex(lo, hi):
 
 
 @pytest.mark.parametrize("canonical", [True, False])
+def test_cut_length_chains_are_minimal_repeat_chains(canonical):
+    """Bounded length chains cut from one shared table (ops.ChainCutter) are the
+    minimal DFA of repeat_chain's language, state for state, for every bound the
+    cutter serves; bounds past it and unbounded ones come from repeat_chain."""
+    unit = json_strings._enc_char(canonical)
+    cutter = json_strings._chain_cutter(canonical)
+    for lo, hi in [(0, 1), (1, 1), (0, 2), (2, 5), (0, 63), (1, 63), (64, 64), (0, 128), (128, 128)]:
+        got = cutter.chain(lo, hi)
+        want = ops.repeat_chain(unit, lo, hi, minimal=True)
+        assert ops.dfa_key(ops.minimize(got)) == ops.dfa_key(want), (lo, hi)
+        assert got.num_states == want.num_states, (lo, hi)
+        assert ops.dfa_key(json_strings.encoded_length_chain.__wrapped__(lo, hi, canonical)) == ops.dfa_key(got)
+        for text, ok in ((b"a" * lo, True), (b"a" * hi, True), (b"\\u00e9" * hi, True), (b"a" * (hi + 1), False),
+                         (b"a" * max(lo - 1, 0), lo == 0)):
+            assert got.matches(text) == ok, (lo, hi, text)
+    for bad in ((0, 0), (0, 129), (3, 2)):
+        with pytest.raises(ValueError, match="cuts chains"):
+            cutter.chain(*bad)
+
+
+@pytest.mark.parametrize("canonical", [True, False])
 def test_quoted_length_chains_equal_the_generic_concatenation(canonical):
     """_quoted_len writes quote + length chain + quote as one table: the same DFA as
     the generic concatenation, minimised."""
     from structgen.automata.regex import literal_dfa
 
     quote = literal_dfa(b'"')
-    for lo, hi in [(0, 0), (0, 1), (1, 1), (3, 7), (2, None), (0, None), (10, 40)]:
+    for lo, hi in [(0, 0), (0, 1), (1, 1), (3, 7), (2, None), (0, None), (10, 40), (0, 128), (4, 3)]:
         chain = json_strings.encoded_length_chain(lo, hi, canonical)
         want = ops.minimize(ops.concat(ops.concat(quote, chain), quote))
         got = json_strings._quoted_len.__wrapped__(lo, hi, canonical)
-        assert ops.dfa_key(got) == ops.dfa_key(want), (lo, hi)
+        # the same language, and minimal as built (bounded chains are not renumbered)
+        assert ops.dfa_key(ops.minimize(got)) == ops.dfa_key(want), (lo, hi)
+        assert got.num_states == want.num_states or ops.is_empty(want), (lo, hi)
         for text, ok in ((b'"' + b"a" * lo + b'"', True), (b'"' + b'\\"' * lo + b'"', True),
                          (b'"' + b"a" * (lo + 1), False)):
             assert got.matches(text) == (ok and (hi is None or lo <= hi)), (lo, hi, text)

@@ -240,10 +240,22 @@ def _enc_char(canonical: bool = False) -> ByteDFA:
     return encode_body(ANY_CHAR, quoted=False, canonical=canonical)
 
 
+#: the longest length bound whose chain is cut from a shared table (the emitter's direct strings
+#: go up to 128 characters, its chunks to 64)
+CUT_MAX = 128
+
+
+@functools.lru_cache(maxsize=None)
+def _chain_cutter(canonical: bool) -> ops.ChainCutter:
+    return ops.ChainCutter(_enc_char(canonical), CUT_MAX)
+
+
 @functools.lru_cache(maxsize=256)
 def encoded_length_chain(lo: int, hi: int | None, canonical: bool = False) -> ByteDFA:
     """Unquoted JSON encodings of strings of ``lo..hi`` characters (``hi`` None:
-    unbounded)."""
+    unbounded); minimal when ``hi`` is a number."""
+    if hi is not None and 1 <= hi <= CUT_MAX and lo <= hi:
+        return _chain_cutter(canonical).chain(lo, hi)
     return ops.repeat_chain(_enc_char(canonical), lo, hi)
 
 
@@ -282,14 +294,24 @@ def _any_quoted(canonical: bool = False) -> ByteDFA:
 def _quoted_len(lo: int, hi: int | None, canonical: bool = False) -> ByteDFA:
     """``"`` + :func:`encoded_length_chain` + ``"``, written as one table: between
     characters (the chain's accepting states) a raw quote can only end the string,
-    so the quote byte gets a column of its own, its chain transitions (after a
-    backslash) plus the closing ones (the generic concatenation explores the
-    product state by state in Python)."""
+    so the quote byte's column holds its chain transitions (after a backslash) plus
+    the closing ones (the generic concatenation explores the product state by state
+    in Python)."""
     chain = encoded_length_chain(lo, hi, canonical)
     S, C = chain.trans.shape
     quote = int(chain.classes[0x22])
     ends = np.asarray(chain.accepting, bool)
     assert not (chain.trans[ends, quote] >= 0).any()  # between characters a quote is no character
+    if hi is not None and lo <= hi and np.count_nonzero(np.asarray(chain.classes) == quote) == 1:
+        # a bounded chain is minimal (see ops.ChainCutter) and so is this: the quote byte,
+        # alone in its class, keeps its column and gains the opening and closing transitions
+        table = np.full((S + 2, C), -1, np.int32)  # 0: before the opening quote, S + 1: after the closing one
+        table[1:S + 1] = np.where(chain.trans >= 0, chain.trans + 1, -1)
+        table[0, quote] = chain.start + 1
+        table[1:S + 1, quote][ends] = S + 1
+        accepting = np.zeros(S + 2, bool)
+        accepting[S + 1] = True
+        return ops.trimmed_dfa(table, chain.classes, accepting, 0)
     byte_class = np.array(chain.classes, np.uint8)
     byte_class[0x22] = C
     table = np.full((S + 2, C + 1), -1, np.int32)  # 0: before the opening quote, S + 1: after the closing one
