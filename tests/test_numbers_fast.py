@@ -122,3 +122,27 @@ def test_bounds_explored_without_counting_fraction_digits_equal_the_counting_mac
         counting = num._explore(num._Machine(_preds(lo, lo_excl, hi, hi_excl), "all", integral))
         fast = num._bounds_cached.__wrapped__(lo, lo_excl, hi, hi_excl, integral)
         assert ops.dfa_key(fast) == ops.dfa_key(counting), (lo, lo_excl, hi, hi_excl)
+
+
+def test_bounds_kernel_equals_the_python_machine():
+    """The numba exploration of the bounds machine (numbers_numba.bounds_table) gives
+    the same minimal DFA as the Python machine explored by ops.explore, for one and
+    two bounds, inclusive and exclusive, of every sign and scale."""
+    from structgen.automata import ops
+
+    rng = random.Random(23)
+    cases = [(Decimal(0), False, Decimal(1), False), (Decimal(1), False, Decimal(2 ** 31 - 1), False),
+             (Decimal(-180), False, Decimal(180), False), (Decimal(0), True, None, False),
+             (None, False, Decimal("0.001"), True), (Decimal("-1E+20"), False, Decimal("1E-20"), True),
+             (Decimal("1E+300"), False, None, False), (Decimal("-0.5"), True, Decimal("-0.25"), True)]
+    cases += [b[:4] for b in (_rand_bounds(rng) for _ in range(150))]
+    served = 0
+    for lo, lo_excl, hi, hi_excl in cases:
+        preds = _preds(lo, lo_excl, hi, hi_excl)
+        if not preds or (lo is not None and hi is not None and lo == hi and (lo_excl or hi_excl)):
+            continue
+        fast = num._explore_bounds(preds, "numba")
+        slow = num._explore_bounds(preds, "reference")
+        assert ops.dfa_key(fast) == ops.dfa_key(slow), (lo, lo_excl, hi, hi_excl)
+        served += 1
+    assert served > 100
