@@ -445,6 +445,12 @@ def _explore_bounds(preds, backend: str = "auto") -> ByteDFA:
 _RELS = ("ge", "gt", "le", "lt")  # the kernel's relation codes
 
 
+def load_kernel() -> None:
+    """Read the bounds kernel from numba's disk cache (~12 ms, once per process), as
+    the compiler does for the other kernels when the first one is made."""
+    _explore_bounds([(Decimal(0), "ge")])
+
+
 def number_dfa(lo: Decimal | None = None, lo_excl: bool = False, hi: Decimal | None = None,
                hi_excl: bool = False, integral: bool = False) -> ByteDFA:
     """Numbers in the bounds (and integral when asked), on ``DOMAIN_EXP``."""
