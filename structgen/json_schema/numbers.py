@@ -416,7 +416,7 @@ def _bounds_cached(lo, lo_excl, hi, hi_excl, integral) -> ByteDFA:
 
 def _explore_bounds(preds, backend: str = "auto") -> ByteDFA:
     """The bounds machine without fraction counting, explored by the numba twin
-    (:mod:`.numbers_numba`, 0.05-0.2 ms instead of 0.7-3 ms) unless the reference
+    (:mod:`.numbers_numba`, 0.2-0.4 ms with the minimisation instead of 0.7-3 ms) unless the reference
     kernels are selected (``STRUCTGEN_KERNELS=reference``, or ``backend="reference"``)."""
     machine = _Machine(preds, "all", False, count_frac=False)
     if backend == "auto":
