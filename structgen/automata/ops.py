@@ -34,6 +34,7 @@ from .kernels import get_kernels
 __all__ = [
     "ChainCutter",
     "PRODUCT_MODES",
+    "alphabet_columns",
     "compact_classes",
     "complement_within",
     "concat",
@@ -206,6 +207,15 @@ def from_edge_lists(src: list, byt: list, dst: list, accepting, start: int = 0) 
                    start=int(start))
 
 
+def _unit_end(unit: ByteDFA) -> int:
+    """The one accepting state of a chain unit, which has no outgoing edge and is not
+    the start (ValueError otherwise)."""
+    acc = np.flatnonzero(np.asarray(unit.accepting))
+    if len(acc) != 1 or unit.start == acc[0] or (np.asarray(unit.trans)[acc[0]] >= 0).any():
+        raise ValueError("repeat_chain needs a unit with one accepting state, without edges, not the start")
+    return int(acc[0])
+
+
 def _copies_table(unit: ByteDFA, copies: int, loop: bool) -> tuple:
     """``copies`` copies of ``unit`` (one accepting state without edges, not the start)
     one after the other, each's accepting state merged into the next's start; the last
@@ -213,9 +223,7 @@ def _copies_table(unit: ByteDFA, copies: int, loop: bool) -> tuple:
     table over the unit's classes (numpy, no per-state Python), the start and the width
     of a copy; copy ``i`` holds states ``i * w .. i * w + w - 1``."""
     t = np.asarray(unit.trans, np.int64)  # over the unit's byte classes
-    acc_state = int(np.flatnonzero(np.asarray(unit.accepting))[0])
-    if unit.start == acc_state or (t[acc_state] >= 0).any() or np.count_nonzero(unit.accepting) != 1:
-        raise ValueError("repeat_chain needs a unit with one accepting state, without edges, not the start")
+    acc_state = _unit_end(unit)
     keep = np.array([j for j in range(unit.num_states) if j != acc_state], np.int64)
     local = np.full(unit.num_states, -1, np.int64)
     local[keep] = np.arange(len(keep))
@@ -241,7 +249,7 @@ def repeat_chain(unit: ByteDFA, lo: int, hi: int | None, *, minimal: bool = Fals
     with ``minimal``."""
     copies = hi if hi is not None else lo + 1
     if copies == 0:
-        _copies_table(unit, 1, False)  # checks the unit
+        _unit_end(unit)  # the unit is checked all the same
         return _finish(np.full((1, 256), -1, np.int32), np.array([True]), 0, minimal=minimal)
     table, start, w = _copies_table(unit, copies, hi is None)
     accepting = np.zeros(table.shape[0], bool)
@@ -465,6 +473,14 @@ def _concat_subsets(ta: np.ndarray, tb: np.ndarray, a: ByteDFA, b: ByteDFA, max_
                    max_states=max_states, what="DFA concatenation")
 
 
+def alphabet_columns(alphabet) -> np.ndarray:
+    """Column of each byte in :func:`explore`'s narrow tables: the alphabet's bytes in
+    the order given, every other byte the one dead column after them."""
+    col = np.full(256, len(alphabet), np.intp)
+    col[list(alphabet)] = np.arange(len(alphabet))
+    return col
+
+
 def explore(start, step, accepting, *, alphabet=range(256), max_states: int = DEFAULT_PRODUCT_STATES,
             what: str = "automaton", rows=None) -> ByteDFA:
     """Minimal DFA of a deterministic machine given as functions: breadth-first
@@ -511,8 +527,7 @@ def explore(start, step, accepting, *, alphabet=range(256), max_states: int = DE
             table[i, r.start:r.stop] = k
         return from_table(table, acc, 0)
     # one column per alphabet byte and one dead column for the rest: a narrow table
-    col = np.full(256, len(alphabet), np.intp)
-    col[list(alphabet)] = np.arange(len(alphabet))
+    col = alphabet_columns(alphabet)
     table = np.full((len(queue), len(alphabet) + 1), -1, np.int32)
     table[src, col[byt]] = dst
     for i, r, k in runs:

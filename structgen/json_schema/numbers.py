@@ -437,9 +437,8 @@ def _explore_bounds(preds, backend: str = "auto") -> ByteDFA:
         machine.pmin, machine.pmax, machine.ecap, MAX_STATES)
     if table.shape[0] == 0:
         raise BudgetExceeded(f"numeric constraint DFA exceeds max_states={MAX_STATES}")
-    col = np.full(256, len(_ALPHABET), np.intp)
-    col[_ALPHABET] = np.arange(len(_ALPHABET))
-    return ops.from_table(table, accepting, 0, byte_class=col.astype(np.uint8))
+    # the kernel's columns are the alphabet's, as ops.explore numbers them
+    return ops.from_table(table, accepting, 0, byte_class=ops.alphabet_columns(_ALPHABET).astype(np.uint8))
 
 
 _RELS = ("ge", "gt", "le", "lt")  # the kernel's relation codes

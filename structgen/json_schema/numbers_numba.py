@@ -27,14 +27,14 @@ S0, NEG, I0, I, DOT, F = 0, 1, 2, 3, 4, 5
 EXP_PRE_MIN, EXP_PRE_MAX = 0, 3
 # columns: the machine's alphabet, sorted (as ops.explore numbers them)
 _COL_PLUS, _COL_MINUS, _COL_DOT, _COL_D0, _COL_E_UPPER, _COL_E_LOWER = 0, 1, 2, 3, 13, 14
-WIDTH = 16  # 15 alphabet columns and a dead one
+WIDTH = 16  # 15 alphabet columns and a dead one (ops.alphabet_columns)
 
 
 @numba.njit(**_INLINE)
-def _cmp_step(c, d, digits, k):
+def _cmp_step(c, d, digits, t_len, k):
     if c < 0:
         return c
-    if c < digits.shape[1] and digits[k, c] >= 0:
+    if c < t_len[k]:
         td = digits[k, c]
         if d < td:
             return -1
@@ -103,17 +103,16 @@ def _interval(neg, nz, pre, c0, c1, n, t_zero, t_neg, t_mag, t_len, rel, ecap, o
                                 j -= 1
                             pts[j] = e
                             m += 1
-    p = pts
     lo_i, hi_i = -1, -1
     for j in range(m):
-        if _holds(neg, nz, pre + p[j], c0, c1, n, t_zero, t_neg, t_mag, t_len, rel):
+        if _holds(neg, nz, pre + pts[j], c0, c1, n, t_zero, t_neg, t_mag, t_len, rel):
             if lo_i < 0:
                 lo_i = j
             hi_i = j
     if lo_i < 0:
         return False
-    out[0] = NONE if lo_i == 0 else p[lo_i]
-    out[1] = NONE if hi_i == m - 1 else p[hi_i + 1] - 1
+    out[0] = NONE if lo_i == 0 else pts[lo_i]
+    out[1] = NONE if hi_i == m - 1 else pts[hi_i + 1] - 1
     return True
 
 
@@ -155,12 +154,11 @@ def _mantissa(out, ph, neg, nz, pre, c0, c1, off):
 
 
 @numba.njit(**_INLINE)
-def _frac_digit(st, d, n, digits, t_zero, t_neg, t_mag, t_len, rel, pmin, pmax, ecap, out, probe, scratch):
-    """The state after fraction digit ``d`` into ``out`` (the machine's ``_frac_digit``
-    without fraction counting or integrality; ``probe``, ``scratch``: room)."""
+def _frac_digit(st, d, s0, s1, n, t_zero, t_neg, t_mag, t_len, rel, pmin, pmax, ecap, out, probe, scratch):
+    """The state after fraction digit ``d`` into ``out``, ``s0``, ``s1`` being the
+    comparisons after it (the machine's ``_frac_digit`` without fraction counting or
+    integrality; ``probe``, ``scratch``: room)."""
     neg, nz, pre, c0, c1, off = st[2], st[3], st[4], st[5], st[6], st[7]
-    s0 = _cmp_step(c0, d, digits, 0) if n > 0 else c0
-    s1 = _cmp_step(c1, d, digits, 1) if n > 1 else c1
     if off:
         if not nz and d == 0:
             _mantissa(out, F, neg, 0, max(pmin, min(pmax, pre - 1)), c0, c1, 1)
@@ -243,8 +241,8 @@ def bounds_table(digits, t_zero, t_neg, t_mag, t_len, rel, pmin, pmax, ecap, max
                             c0 = -1
                         if n > 1 and (t_zero[1] or t_neg[1] != neg):
                             c1 = -1
-                    s0 = _cmp_step(c0, d, digits, 0) if n > 0 else c0
-                    s1 = _cmp_step(c1, d, digits, 1) if n > 1 else c1
+                    s0 = _cmp_step(c0, d, digits, t_len, 0) if n > 0 else c0
+                    s1 = _cmp_step(c1, d, digits, t_len, 1) if n > 1 else c1
                     # the successor depends on the digit only through the comparisons, but for
                     # a leading zero (of the integer part, or of the fraction before a nonzero
                     # digit): a digit comparing as the one before shares its successor
@@ -261,7 +259,7 @@ def bounds_table(digits, t_zero, t_neg, t_mag, t_len, rel, pmin, pmax, ecap, max
                     elif ph == I:
                         _mantissa(nxt, I, neg, 1, max(pmin, min(pmax, cur[4] + 1)), s0, s1, 0)
                     else:
-                        _frac_digit(cur, d, n, digits, t_zero, t_neg, t_mag, t_len, rel, pmin, pmax, ecap, nxt,
+                        _frac_digit(cur, d, s0, s1, n, t_zero, t_neg, t_mag, t_len, rel, pmin, pmax, ecap, nxt,
                                     probe, scratch)
                     ok = True
                 elif ph == S0 and col == _COL_MINUS:
