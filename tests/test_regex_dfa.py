@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from structgen.automata import ops
 from structgen.automata.fsm import ByteDFA
+from structgen.automata.kernels import get_kernels
 from structgen.automata.charset import utf8_sequences
 from structgen.automata.regex import literal_dfa, regex_to_dfa
 from structgen.errors import BudgetExceeded, ConfigurationError, RegexError, Unsupported
@@ -605,3 +606,44 @@ def test_minimize_random_dfas_canonical():
         m2 = ops.minimize(ByteDFA(trans=t2, classes=classes, accepting=acc[inv], start=int(perm[raw.start])))
         assert np.array_equal(m.trans, m2.trans) and np.array_equal(m.classes, m2.classes)
         assert np.array_equal(m.accepting, m2.accepting)
+
+
+# ------------------------------------------------------------------ subset construction twins
+
+
+def _subset_inputs(pattern: str, flags: int = 0):
+    """The arrays regex._determinize hands to the subset_table kernel for ``pattern``."""
+    from structgen.automata import regex as rx
+
+    captured = {}
+
+    class Capture:
+        def subset_table(self, *args):
+            captured["args"] = args
+            return get_kernels("reference").subset_table(*args)
+
+    real = rx.get_kernels
+    rx.get_kernels = Capture
+    try:
+        rx._build(pattern, 100_000, flags, rx.MAX_REPEAT)
+    finally:
+        rx.get_kernels = real
+    return captured["args"]
+
+
+@pytest.mark.parametrize("pattern,flags", PATTERNS + [
+    (r"(?:[0-9A-Fa-f]{1,4}:){6}(?:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}|(?:25[0-5]|2[0-4]\d|1?\d?\d)(?:\.(?:25[0-5]"
+     r"|2[0-4]\d|1?\d?\d)){3})", 0),
+    (r"(?s:.*)(?:abc|a.{3}d)(?s:.*)", 0), (r"[^\x00-\x7f]{2,5}|é+ß", 0), ("(a|ab)(c|bcd)(d*)", 0),
+], ids=lambda v: repr(v)[:40] if isinstance(v, str) else None)
+def test_subset_construction_numba_equals_reference(pattern, flags):
+    kn, kr = get_kernels("numba"), get_kernels("reference")
+    args = _subset_inputs(pattern, flags)
+    t_n, a_n, over_n = kn.subset_table(*args)
+    t_r, a_r, over_r = kr.subset_table(*args)
+    assert not over_n and not over_r
+    assert t_n.dtype == t_r.dtype == np.int32 and t_n.shape == t_r.shape  # same states in the same order
+    assert np.array_equal(t_n, t_r) and np.array_equal(a_n, a_r)
+    *rest, max_states = args
+    if t_r.shape[0] > 1:  # one state short of the table: both report the overflow
+        assert kn.subset_table(*rest, t_r.shape[0] - 1)[2] and kr.subset_table(*rest, t_r.shape[0] - 1)[2]

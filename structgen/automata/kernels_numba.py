@@ -555,3 +555,153 @@ def drop_sinks(ids, accepting):
                 if t >= 0 and not dead[t]:
                     out[r, k] = remap[t]
     return out, acc
+
+
+@numba.njit(**_JIT)
+def _closure(seeds, n_seeds, eps_ptr, eps_tgt, important, mark, stamp, stack, out):
+    """The sorted important states of the epsilon closure of ``seeds[:n_seeds]``,
+    written to ``out``; returns their number (``mark``: visited when equal to ``stamp``)."""
+    top = 0
+    for k in range(n_seeds):
+        q = seeds[k]
+        if mark[q] != stamp:
+            mark[q] = stamp
+            stack[top] = q
+            top += 1
+    n = 0
+    while top > 0:
+        top -= 1
+        q = stack[top]
+        if important[q]:
+            out[n] = q
+            n += 1
+        for j in range(eps_ptr[q], eps_ptr[q + 1]):
+            r = eps_tgt[j]
+            if mark[r] != stamp:
+                mark[r] = stamp
+                stack[top] = r
+                top += 1
+    out[:n].sort()
+    return n
+
+
+@numba.njit(**_JIT)
+def _set_hash(vals, n):
+    h = np.int64(n)
+    for k in range(n):
+        h = (h ^ vals[k]) * np.int64(0x100000001B3)
+    return h ^ (h >> 29)
+
+
+@numba.njit(**_JIT)
+def subset_table(e_ptr, e_lo, e_hi, e_tgt, eps_ptr, eps_tgt, important, byte_class, n_cls, start, final,
+                 max_states):
+    nq = e_ptr.shape[0] - 1
+    mark = np.zeros(nq, np.int64)
+    stack = np.empty(nq, np.int64)
+    buf = np.empty(nq, np.int64)
+    seeds = np.empty(max(64, nq), np.int64)  # a row's targets, grouped by class
+    count_c = np.zeros(n_cls + 1, np.int64)
+    # the sets: members data[ptr[s]:ptr[s + 1]], found again through an open-addressing table
+    data = np.empty(max(64, 4 * nq), np.int64)
+    ptr = np.zeros(65, np.int64)
+    cap = 128
+    slots = np.full(cap, -1, np.int64)
+    hashes = np.empty(64, np.int64)
+    table = np.full((64, n_cls), -1, np.int32)
+    accepting = np.zeros(64, np.bool_)
+    seeds[0] = start
+    n = _closure(seeds, 1, eps_ptr, eps_tgt, important, mark, 1, stack, buf)
+    if n == 0:
+        return table[:0], accepting[:0], False
+    stamp = 1
+    data[:n] = buf[:n]
+    ptr[1] = n
+    h = _set_hash(buf, n)
+    hashes[0] = h
+    slots[h & (cap - 1)] = 0
+    count = 1
+    i = 0
+    while i < count:
+        for k in range(ptr[i], ptr[i + 1]):
+            if data[k] == final:
+                accepting[i] = True
+        # count the moves per class, then place the targets grouped by class
+        count_c[:] = 0
+        for k in range(ptr[i], ptr[i + 1]):
+            q = data[k]
+            for e in range(e_ptr[q], e_ptr[q + 1]):
+                for c in range(byte_class[e_lo[e]], byte_class[e_hi[e]] + 1):
+                    count_c[c + 1] += 1
+        for c in range(n_cls):
+            count_c[c + 1] += count_c[c]
+        if count_c[n_cls] > seeds.shape[0]:
+            seeds = np.empty(2 * count_c[n_cls], np.int64)
+        fill = count_c[:n_cls].copy()
+        for k in range(ptr[i], ptr[i + 1]):
+            q = data[k]
+            for e in range(e_ptr[q], e_ptr[q + 1]):
+                for c in range(byte_class[e_lo[e]], byte_class[e_hi[e]] + 1):
+                    seeds[fill[c]] = e_tgt[e]
+                    fill[c] += 1
+        for c in range(n_cls):
+            lo = count_c[c]
+            if count_c[c + 1] == lo:
+                continue
+            stamp += 1
+            n = _closure(seeds[lo:], count_c[c + 1] - lo, eps_ptr, eps_tgt, important, mark, stamp, stack, buf)
+            if n == 0:
+                continue
+            h = _set_hash(buf, n)
+            slot = h & (cap - 1)
+            found = -1
+            while slots[slot] >= 0:
+                s = slots[slot]
+                if hashes[s] == h and ptr[s + 1] - ptr[s] == n:
+                    same = True
+                    for k in range(n):
+                        if data[ptr[s] + k] != buf[k]:
+                            same = False
+                            break
+                    if same:
+                        found = s
+                        break
+                slot = (slot + 1) & (cap - 1)
+            if found < 0:
+                if count >= max_states:
+                    return table[:i], accepting[:i], True
+                found = count
+                count += 1
+                if count + 1 > ptr.shape[0]:  # grow the per-state arrays
+                    m = 2 * ptr.shape[0]
+                    ptr2 = np.zeros(m, np.int64)
+                    ptr2[:count] = ptr[:count]
+                    ptr = ptr2
+                    hashes2 = np.empty(m, np.int64)
+                    hashes2[:found] = hashes[:found]
+                    hashes = hashes2
+                    table2 = np.full((m, n_cls), -1, np.int32)
+                    table2[:found] = table[:found]
+                    table = table2
+                    accepting2 = np.zeros(m, np.bool_)
+                    accepting2[:found] = accepting[:found]
+                    accepting = accepting2
+                if ptr[found] + n > data.shape[0]:
+                    data2 = np.empty(2 * (data.shape[0] + n), np.int64)
+                    data2[:ptr[found]] = data[:ptr[found]]
+                    data = data2
+                data[ptr[found]:ptr[found] + n] = buf[:n]
+                ptr[found + 1] = ptr[found] + n
+                hashes[found] = h
+                slots[slot] = found
+                if 2 * count > cap:  # keep the table at most half full
+                    cap *= 2
+                    slots = np.full(cap, -1, np.int64)
+                    for s in range(count):
+                        slot = hashes[s] & (cap - 1)
+                        while slots[slot] >= 0:
+                            slot = (slot + 1) & (cap - 1)
+                        slots[slot] = s
+            table[i, c] = found
+        i += 1
+    return table[:count], accepting[:count], False

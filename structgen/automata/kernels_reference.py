@@ -309,3 +309,60 @@ def drop_sinks(ids: np.ndarray, accepting: np.ndarray) -> tuple[np.ndarray, np.n
     remap[keep] = np.arange(len(keep))
     ids = np.where(ids >= 0, remap[np.maximum(ids, 0)], -1)[keep]
     return ids.astype(np.int32), acc[keep]
+
+
+def subset_table(e_ptr, e_lo, e_hi, e_tgt, eps_ptr, eps_tgt, important, byte_class, n_cls, start, final,
+                 max_states):
+    """Subset construction of a byte NFA in CSR form: state ``q``'s edges are
+    ``e_ptr[q] .. e_ptr[q + 1]`` (byte range ``e_lo .. e_hi`` to ``e_tgt``), its
+    epsilon moves ``eps_tgt[eps_ptr[q] .. eps_ptr[q + 1]]``.  A DFA state is the
+    sorted tuple of the ``important`` NFA states of an epsilon closure (those with
+    edges, and ``final``); states are numbered in discovery order, rows explored
+    and classes (``byte_class``: byte -> column) read in increasing order.
+    Returns ``(table int32[S, n_cls], accepting bool[S], overflow)``: ``S = 0``
+    when the start's closure is empty; ``overflow`` when more than ``max_states``
+    states would be needed (the table is then incomplete)."""
+    e_ptr, e_lo, e_hi, e_tgt = e_ptr.tolist(), e_lo.tolist(), e_hi.tolist(), e_tgt.tolist()
+    eps_ptr, eps_tgt, important, cls = eps_ptr.tolist(), eps_tgt.tolist(), important.tolist(), byte_class.tolist()
+
+    def closure(seeds) -> tuple:
+        seen = set(seeds)
+        stack = list(seen)
+        while stack:
+            q = stack.pop()
+            for r in eps_tgt[eps_ptr[q]:eps_ptr[q + 1]]:
+                if r not in seen:
+                    seen.add(r)
+                    stack.append(r)
+        return tuple(sorted(q for q in seen if important[q]))
+
+    def result(rows, sets, overflow):
+        table = np.array(rows, np.int32).reshape(len(rows), n_cls)
+        return table, np.array([final in s for s in sets[:len(rows)]], bool), overflow
+
+    s0 = closure([start])
+    if not s0:
+        return result([], [], False)
+    ids = {s0: 0}
+    sets = [s0]
+    rows: list[list[int]] = []
+    while len(rows) < len(sets):
+        moves: list[list[int]] = [[] for _ in range(n_cls)]
+        for q in sets[len(rows)]:
+            for e in range(e_ptr[q], e_ptr[q + 1]):
+                for c in range(cls[e_lo[e]], cls[e_hi[e]] + 1):
+                    moves[c].append(e_tgt[e])
+        row = [-1] * n_cls
+        for c, targets in enumerate(moves):
+            u = closure(targets) if targets else ()
+            if not u:
+                continue
+            j = ids.get(u)
+            if j is None:
+                if len(sets) >= max_states:
+                    return result(rows, sets, True)
+                j = ids[u] = len(sets)
+                sets.append(u)
+            row[c] = j
+        rows.append(row)
+    return result(rows, sets, False)

@@ -54,6 +54,7 @@ import numpy as np
 
 from ..errors import BudgetExceeded, ConfigurationError, RegexError, Unsupported
 from . import charset, ops
+from .kernels import get_kernels
 from .fsm import ByteDFA
 
 try:  # interegular is a hard dependency, but keep import errors readable
@@ -683,80 +684,30 @@ def _estimate(node, limit: int, max_repeat: int) -> int:
 
 
 def _determinize(nfa: _NFA, start: int, final: int, max_states: int):
-    """Subset construction over byte classes.  Returns ``(trans, accepting, class_of)``:
-    one column per class, ``class_of`` maps bytes to columns."""
-    # byte classes from all edge boundaries
-    bounds = {0, 256}
-    for es in nfa.edges:
-        for lo, hi, _ in es:
-            bounds.add(lo)
-            bounds.add(hi + 1)
-    cuts = sorted(bounds)
-    class_of = np.zeros(256, np.int64)
-    for k in range(len(cuts) - 1):
-        class_of[cuts[k]:cuts[k + 1]] = k
-    C = len(cuts) - 1
-    cls = class_of.tolist()
-    out: list[list[tuple[int, int]]] = []
-    for es in nfa.edges:
-        lst = []
-        for lo, hi, t in es:
-            for c in range(cls[lo], cls[hi] + 1):
-                lst.append((c, t))
-        out.append(lst)
-    eps = nfa.eps
-
-    closure_memo: dict[frozenset, frozenset] = {}
-
-    def closure(seed: frozenset) -> frozenset:
-        got = closure_memo.get(seed)
-        if got is not None:
-            return got
-        stack = list(seed)
-        seen = set(seed)
-        while stack:
-            q = stack.pop()
-            for r in eps[q]:
-                if r not in seen:
-                    seen.add(r)
-                    stack.append(r)
-        res = frozenset(q for q in seen if out[q] or q == final)
-        closure_memo[seed] = res
-        return res
-
-    s0 = closure(frozenset((start,)))
-    if not s0:
+    """Subset construction over byte classes (the kernel ``subset_table``, numba
+    unless ``STRUCTGEN_KERNELS=reference``).  Returns ``(trans, accepting, class_of)``:
+    one column per class, ``class_of`` maps bytes to columns; None for an empty language."""
+    src_lens = [len(es) for es in nfa.edges]
+    flat = [e for es in nfa.edges for e in es]
+    e = np.array(flat, np.int64).reshape(len(flat), 3)
+    # byte classes: the cuts at every edge boundary
+    cuts = np.unique(np.concatenate((e[:, 0], e[:, 1] + 1, [0, 256])))
+    class_of = np.searchsorted(cuts, np.arange(256), side="right") - 1
+    e_ptr = np.zeros(len(src_lens) + 1, np.int64)
+    np.cumsum(src_lens, out=e_ptr[1:])
+    eps_ptr = np.zeros(len(nfa.eps) + 1, np.int64)
+    np.cumsum([len(x) for x in nfa.eps], out=eps_ptr[1:])
+    eps_tgt = np.array([r for x in nfa.eps for r in x], np.int64)
+    important = np.diff(e_ptr) > 0
+    important[final] = True
+    trans, accepting, overflow = get_kernels().subset_table(
+        e_ptr, np.ascontiguousarray(e[:, 0]), np.ascontiguousarray(e[:, 1]), np.ascontiguousarray(e[:, 2]),
+        eps_ptr, eps_tgt, important, class_of, len(cuts) - 1, start, final, max_states)
+    if overflow:
+        raise BudgetExceeded(f"regex DFA exceeds max_states={max_states} during determinisation")
+    if trans.shape[0] == 0:
         return None
-    ids = {s0: 0}
-    sets = [s0]
-    rows: list[list[int]] = []
-    k = 0
-    while k < len(sets):
-        moves: dict[int, set[int]] = {}
-        for q in sets[k]:
-            for c, t in out[q]:
-                m = moves.get(c)
-                if m is None:
-                    moves[c] = {t}
-                else:
-                    m.add(t)
-        row = [-1] * C
-        for c, targets in moves.items():
-            u = closure(frozenset(targets))
-            if not u:
-                continue
-            j = ids.get(u)
-            if j is None:
-                j = len(sets)
-                if j >= max_states:
-                    raise BudgetExceeded(f"regex DFA exceeds max_states={max_states} during determinisation")
-                ids[u] = j
-                sets.append(u)
-            row[c] = j
-        rows.append(row)
-        k += 1
-    accepting = np.fromiter((final in s for s in sets), bool, len(sets))
-    return np.asarray(rows, np.int64), accepting, class_of
+    return trans, accepting, class_of
 
 
 # --------------------------------------------------------------------------- driver
