@@ -88,8 +88,8 @@ _KERNELS_LOCK = threading.Lock()
 def _load_kernels(vocab: Vocabulary, limits: Limits, kernels: str) -> None:
     """Load the numba kernels of compiling and masking once per process, when the
     first compiler is made, rather than inside the first request (numba reads
-    each from its disk cache on first call: ~10 ms in all, and ~12 ms for the
-    numeric bounds kernel)."""
+    each from its disk cache on first call: 5-20 ms each, the numeric bounds kernel
+    and the DFA kernels that no grammar's first masks call included)."""
     from .mask.kernels import get_kernels
 
     backend = get_kernels(kernels).__name__  # type: ignore[arg-type]
@@ -104,8 +104,10 @@ def _load_kernels(vocab: Vocabulary, limits: Limits, kernels: str) -> None:
         warm.mask(state)
         warm.mask(warm.advance_bytes(state, b"a"))  # a projection
         warm.mask(warm.advance_bytes(state, b"d"))  # a single terminal
+        from .automata import ops
         from .json_schema.numbers import load_kernel
 
+        ops.load_kernels()
         load_kernel()
 
 

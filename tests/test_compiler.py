@@ -377,3 +377,32 @@ def test_a_new_compiler_loads_every_mask_kernel_before_the_first_request():
     env = {**__import__("os").environ, "STRUCTGEN_KERNELS": "numba"}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_a_new_compiler_loads_the_dfa_kernels_with_the_types_compiles_use():
+    """The DFA kernels Python calls are loaded when the first compiler is made, and
+    compiling schemas that use each of them adds no second signature (a second one
+    would be compiled, for seconds, inside a request)."""
+    import subprocess
+
+    code = (
+        "import structgen\n"
+        "from structgen.automata import kernels_numba as k\n"
+        "from structgen.json_schema import numbers_numba as nb\n"
+        "kernels = [getattr(k, n) for n in ('trim_table', 'reaches_accepting', 'finish', 'compact_classes',\n"
+        "           'product_table', 'drop_sinks', 'compact_bytes', 'subset_table')] + [nb.bounds_table]\n"
+        "c = structgen.GrammarCompiler(structgen.Vocabulary.byte_level())\n"
+        "missing = [f.__name__ for f in kernels if not f.signatures]\n"
+        "assert not missing, missing\n"
+        "c.compile_json_schema({'type': 'object', 'properties': {\n"
+        "    'a': {'type': 'string', 'minLength': 2, 'maxLength': 40, 'pattern': '^x[0-9]+'},\n"
+        "    'b': {'type': 'number', 'minimum': -1.5, 'exclusiveMaximum': 70},\n"
+        "    'c': {'type': 'string', 'format': 'date-time'}, 'd': {'enum': ['p', 'q', 3]},\n"
+        "    'e': {'type': 'string', 'not': {'enum': ['z']}}},\n"
+        "    'patternProperties': {'^y': {'type': 'integer', 'multipleOf': 3}}, 'required': ['a']})\n"
+        "twice = [f.__name__ for f in kernels if len(f.signatures) > 1]\n"
+        "assert not twice, twice\n"
+    )
+    env = {**__import__("os").environ, "STRUCTGEN_KERNELS": "numba"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -49,6 +49,7 @@ __all__ = [
     "from_trimmed_table",
     "intersect",
     "is_empty",
+    "load_kernels",
     "minimize",
     "normalize",
     "product",
@@ -114,6 +115,20 @@ def _k():
     if _KERNELS is None:
         _KERNELS = get_kernels()
     return _KERNELS
+
+
+def load_kernels() -> None:
+    """Call each DFA kernel that Python calls directly once, through the functions that
+    call it (so with their argument types): numba reads a kernel from its disk cache on
+    its first call (5-20 ms each), which would otherwise land in the first request
+    that needs it (the compiler calls this when the first compiler is made)."""
+    a = from_edge_lists([0], [0x61], [1], np.array([False, True]))
+    b = from_edge_lists([0, 0], [0x61, 0x62], [1, 1], np.array([False, True]))
+    renumber(a)  # trim_table
+    is_empty(b)  # reaches_accepting
+    normalize(b)  # finish
+    compact_classes(np.full((1, 256), -1))
+    _product(b, a, "diff", False, 16, True)  # product_table, drop_sinks, compact_bytes (not memoised)
 
 
 def compact_classes(trans256: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
