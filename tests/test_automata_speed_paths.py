@@ -151,3 +151,25 @@ def test_quoted_length_chains_equal_the_generic_concatenation(canonical):
         for text, ok in ((b'"' + b"a" * lo + b'"', True), (b'"' + b'\\"' * lo + b'"', True),
                          (b'"' + b"a" * (lo + 1), False)):
             assert got.matches(text) == (ok and (hi is None or lo <= hi)), (lo, hi, text)
+
+
+def test_shipped_format_tables_are_the_formats_built_from_their_regexes(tmp_path, monkeypatch):
+    """format_tables.npz holds exactly what build_format_dfa gives for every format;
+    a spec whose digest no longer matches, or a missing file, falls back to a build."""
+    from structgen.json_schema import formats
+
+    assert formats.FORMAT_TABLES.is_file()
+    for name, spec in formats.FORMATS.items():
+        stored = formats._stored_dfa(name)
+        assert stored is not None, f"{name}: no stored table (rewrite with formats.write_format_tables())"
+        assert ops.dfa_key(stored) == ops.dfa_key(formats.build_format_dfa(spec)), name
+    changed = formats.FormatSpec("uuid", formats.UUID + "x", False)
+    monkeypatch.setitem(formats.FORMATS, "uuid", changed)
+    assert formats._stored_dfa("uuid") is None  # a stale table is never used
+    monkeypatch.setattr(formats, "FORMAT_TABLES", tmp_path / "missing.npz")
+    formats._tables.cache_clear()
+    try:
+        assert formats._tables() is None and formats._stored_dfa("date") is None
+    finally:
+        monkeypatch.undo()
+        formats._tables.cache_clear()
