@@ -540,6 +540,12 @@ def test_literal_dfa():
         assert all(d.is_prefix(data[:k]) for k in range(len(data) + 1))
         assert not d.matches(data + b"a") and (not data or not d.matches(data[:-1]))
     assert np.array_equal(literal_dfa("é".encode()).trans, regex_to_dfa("é").trans)
+    rng = np.random.default_rng(5)  # the direct chain is the normal form the general construction gives
+    for n in [0, 1, 2, 5, 12, 40] * 8:
+        data = bytes(rng.integers(0 if n % 3 == 0 else 1, 256, n).tolist())
+        d = literal_dfa(data)
+        assert not any(a.flags.writeable for a in (d.trans, d.classes, d.accepting))
+        assert ops.dfa_key(d) == ops.dfa_key(ops.normalize(d)), data
 
 
 def test_minimize_and_trim_handbuilt():

@@ -49,6 +49,7 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
+from array import array
 
 import numpy as np
 
@@ -111,14 +112,38 @@ def regex_to_dfa(pattern: str, *, max_states: int = DEFAULT_MAX_STATES, flags: i
 
 
 def literal_dfa(data: bytes) -> ByteDFA:
-    """DFA accepting exactly the byte string ``data``."""
+    """DFA accepting exactly the byte string ``data``, in normal form.  A chain is
+    minimal and trimmed, and its normal form is the chain itself (states in order, a
+    class per byte of ``data`` and one for every other byte, numbered by smallest
+    byte), so it is written directly (5 us instead of 10-15): schemas have thousands
+    of keys.  With a NUL byte the other bytes' class is not class 0: built generally."""
     data = bytes(data)
     n = len(data)
-    trans = np.full((n + 1, 256), -1, np.int64)
-    trans[np.arange(n), np.frombuffer(data, np.uint8)] = np.arange(1, n + 1)
-    acc = np.zeros(n + 1, bool)
-    acc[n] = True
-    return ops.from_table(trans, acc, 0)
+    if 0 in data:
+        trans = np.full((n + 1, 256), -1, np.int64)
+        trans[np.arange(n), np.frombuffer(data, np.uint8)] = np.arange(1, n + 1)
+        acc = np.zeros(n + 1, bool)
+        acc[n] = True
+        return ops.from_table(trans, acc, 0)
+    used = sorted(set(data))
+    width = len(used) + 1
+    col = bytearray(256)
+    for i, b in enumerate(used):
+        col[b] = i + 1
+    flat = array("i", [-1]) * ((n + 1) * width)
+    for i, c in enumerate(data.translate(col)):
+        flat[i * width + c] = i + 1
+    trans = np.frombuffer(flat, np.int32).reshape(n + 1, width)
+    trans.setflags(write=False)
+    accepting = _CHAIN_ACCEPTING.get(n)
+    if accepting is None:
+        accepting = np.frombuffer(bytes(n) + b"\x01", np.bool_)  # read-only
+        if n <= 256:
+            _CHAIN_ACCEPTING[n] = accepting
+    return ByteDFA(trans=trans, classes=np.frombuffer(bytes(col), np.uint8), accepting=accepting, start=0)
+
+
+_CHAIN_ACCEPTING: dict[int, np.ndarray] = {}
 
 
 # --------------------------------------------------------------------------- code-point sets

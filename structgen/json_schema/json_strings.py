@@ -28,7 +28,7 @@ import numpy as np
 from ..automata import charset, ops
 from ..automata.finite import trie
 from ..automata.fsm import ByteDFA
-from ..automata.regex import regex_to_dfa
+from ..automata.regex import literal_dfa, regex_to_dfa
 from ..errors import BudgetExceeded
 
 __all__ = ["ANY_CHAR", "ANY_STRING", "encode_body", "encoded_length_chain", "quoted", "quoted_literals"]
@@ -382,10 +382,7 @@ def _plain_literals(strings) -> ByteDFA:
     automaton.  Same states, numbering and classes as the general construction
     (quote, trie nodes, closing quote), written as edge lists at once."""
     if len(strings) == 1:  # a chain: quote, the characters, quote
-        n = len(strings[0]) + 2
-        acc = np.zeros(n + 1, bool)
-        acc[n] = True
-        return ops.from_edge_lists(range(n), [0x22, *strings[0].encode(), 0x22], range(1, n + 1), acc, 0)
+        return literal_dfa(b'"' + strings[0].encode() + b'"')
     nodes, final = trie(strings)
     fin = len(nodes) + 1
     src, byt, dst = [0], [0x22], [1]
