@@ -148,7 +148,17 @@ def test_prune_unproductive_equals_the_fixpoint_on_random_grammars():
             with pytest.raises(GrammarError):
                 prune_unproductive(g)
             continue
-        assert prune_unproductive(g).rules == want, rules
+        pruned = prune_unproductive(g)
+        assert pruned.rules == want, rules
+        nullable, changed = set(), True  # the textbook sweep over the pruned rules
+        while changed:
+            changed = False
+            for lhs, rhs in pruned.rules:
+                if lhs not in nullable and all(s >= 0 and s in nullable for s in rhs):
+                    nullable.add(lhs)
+                    changed = True
+        assert pruned.meta["nullable"][0] is pruned.rules and pruned.meta["nullable"][1] == nullable, rules
+        assert EarleyParser(pruned)._nullable() == nullable  # the parser takes the pruning's
         checked += 1
     assert checked > 50
 

@@ -126,22 +126,29 @@ class EarleyParser:
         self.nullable = self._nullable()
         # dotted positions: rule r's are base[r] .. base[r] + len(rhs)
         base, rhs_at, lhs_at = [], [], []
+        by_lhs: dict[int, list[int]] = {}
         for lhs, rhs in self.rules:
-            base.append(len(rhs_at))
+            b = len(rhs_at)
+            base.append(b)
+            got = by_lhs.get(lhs)
+            if got is None:
+                by_lhs[lhs] = [b]
+            else:
+                got.append(b)
             rhs_at.extend(rhs)
             rhs_at.append(None)
             lhs_at.extend([lhs] * (len(rhs) + 1))
+        del by_lhs[-1]  # the augmented rule is never predicted
         self._rhs_at = rhs_at
         self._lhs_at = lhs_at
-        # per position, what the closure needs in one list read each
+        # per position, what the closure needs in one list read each (a terminal
+        # symbol x is terminal -x - 1: see ir.symbol_term)
         self._nt = [(_COMPLETE if x is None else x if x >= 0 else _TERMINAL) for x in rhs_at]
-        self._term_bit = [(1 << symbol_term(x)) if x is not None and x < 0 else 0 for x in rhs_at]
-        self._steps_null = [x is not None and x >= 0 and x in self.nullable for x in rhs_at]
+        self._term_bit = [(1 << (-x - 1)) if x is not None and x < 0 else 0 for x in rhs_at]
+        nullable = self.nullable
+        self._steps_null = [x is not None and x in nullable for x in rhs_at] if nullable else [False] * len(rhs_at)
         self.shift = shift = max(1, len(rhs_at).bit_length())
         self._pos_mask = (1 << shift) - 1
-        by_lhs: dict[int, list[int]] = {}
-        for i, (lhs, _) in enumerate(self.rules[:-1]):
-            by_lhs.setdefault(lhs, []).append(base[i])
         self.by_lhs = {k: tuple(v) for k, v in by_lhs.items()}
         self._closures: dict[int, tuple] = {}
         self._static: dict[int, _Static] = {}  # bitmask of predicted nonterminals -> part
@@ -155,6 +162,9 @@ class EarleyParser:
 
     def _nullable(self) -> frozenset[int]:
         """Nonterminals that derive the empty string (a worklist: linear in the grammar)."""
+        known = self.grammar.meta.get("nullable")  # from prune_unproductive, for these very rules
+        if known is not None and known[0] is self.grammar.rules:
+            return known[1]
         return frozenset(proven_heads(self.rules[:-1], frozenset())[0])  # a terminal is never empty
 
     def _prediction(self, x: int) -> tuple:

@@ -56,23 +56,30 @@ class Grammar:
         return cls([terminal], ["start"], [(0, (term_symbol(0),))], 0, source=terminal.source)
 
 
-def proven_heads(rules, allowed_terminals) -> tuple[set[int], list[int]]:
+def proven_heads(rules, allowed_terminals, *, nullable: bool = False) -> tuple:
     """The left-hand sides a worklist proves: a rule proves its head once every
     nonterminal of its right-hand side is proven and every terminal symbol of it
     is in ``allowed_terminals`` (a set of symbols).  Linear in the grammar (a
     fixpoint sweep is quadratic in the nesting depth).  Returns the proven set
-    and, per rule, 0 exactly when all its symbols are proven."""
+    and, per rule, 0 exactly when all its symbols are proven; with ``nullable``,
+    also the set proven by the rules without terminals (the nonterminals that
+    derive the empty string), from the same counts."""
     missing: list[int] = []  # per rule: nonterminal occurrences not yet proven, -1: never
+    free: list[bool] = []  # per rule: no terminal symbol
     uses: dict[int, list[int]] = {}  # nonterminal -> the rules it occurs in, once per occurrence
     for i, (_, rhs) in enumerate(rules):
         n = 0  # plain loops: this runs once per rule of every compiled grammar
+        has_terminal = False
         for s in rhs:
             if s >= 0:
                 n += 1
             elif s not in allowed_terminals:
                 n = -1
                 break
+            else:
+                has_terminal = True
         missing.append(n)
+        free.append(n >= 0 and not has_terminal)
         if n > 0:
             for s in rhs:
                 if s >= 0:
@@ -81,6 +88,15 @@ def proven_heads(rules, allowed_terminals) -> tuple[set[int], list[int]]:
                         uses[s] = [i]
                     else:
                         u.append(i)
+    empty = None
+    if nullable:
+        empty = _prove([m if f else -1 for m, f in zip(missing, free)], rules, uses)
+    proven = _prove(missing, rules, uses)
+    return (proven, missing) if not nullable else (proven, missing, empty)
+
+
+def _prove(missing: list[int], rules, uses: dict) -> set[int]:
+    """The worklist of :func:`proven_heads` (``missing`` is counted down in place)."""
     proven: set[int] = set()
     ready = [i for i, m in enumerate(missing) if m == 0]
     while ready:
@@ -89,21 +105,25 @@ def proven_heads(rules, allowed_terminals) -> tuple[set[int], list[int]]:
             continue
         proven.add(lhs)
         for i in uses.get(lhs, ()):
-            missing[i] -= 1
-            if missing[i] == 0:
-                ready.append(i)
-    return proven, missing
+            if missing[i] > 0:  # -1: a rule this proof never uses
+                missing[i] -= 1
+                if missing[i] == 0:
+                    ready.append(i)
+    return proven
 
 
 def prune_unproductive(grammar: Grammar) -> Grammar:
     """Drop rules that can never derive a finite string (and terminals with an
     empty language), so every Earley item the parser keeps can still complete.
-    The result is marked (``meta["pruned"]``), so pruning it again costs nothing."""
+    The result is marked (``meta["pruned"]``), so pruning it again costs nothing,
+    and carries its nullable nonterminals (``meta["nullable"]``: its rules list and
+    the set, found in the same pass; pruning keeps every rule a derivation of the
+    empty string uses, since such rules hold only nullable, so productive, symbols)."""
     if grammar.meta.get("pruned"):
         return grammar
     productive_terms = {term_symbol(t) for t, term in enumerate(grammar.terminals)
                         if np.count_nonzero(term.dfa.accepting)}  # (ndarray.any costs 3x as much)
-    productive, missing = proven_heads(grammar.rules, productive_terms)
+    productive, missing, nullable = proven_heads(grammar.rules, productive_terms, nullable=True)
     if grammar.start not in productive:
         from ..errors import GrammarError
 
@@ -113,6 +133,7 @@ def prune_unproductive(grammar: Grammar) -> Grammar:
         grammar = Grammar(grammar.terminals, grammar.nonterminals, rules, grammar.start,
                           grammar.ignore, grammar.source, dict(grammar.meta))
     grammar.meta["pruned"] = True
+    grammar.meta["nullable"] = (grammar.rules, frozenset(nullable))
     return grammar
 
 
