@@ -173,3 +173,41 @@ def test_shipped_format_tables_are_the_formats_built_from_their_regexes(tmp_path
     finally:
         monkeypatch.undo()
         formats._tables.cache_clear()
+
+
+@pytest.mark.parametrize("canonical", [False, True])
+def test_encoded_ascii_body_accepts_exactly_the_json_spellings_of_its_strings(canonical):
+    """An ASCII-only body skips the multi-byte escape layers (they would be dead): every
+    JSON spelling of a string up to two characters is accepted iff the string is in the
+    body (canonical: printable ASCII never as \\u escapes)."""
+    import itertools
+
+    from structgen.automata.regex import regex_to_dfa
+
+    pattern = '[a"\\\\/\\x01]{0,2}'
+    enc = json_strings.encode_body(regex_to_dfa(pattern), quoted=True, canonical=canonical)
+    short = {'"': '\\"', "\\": "\\\\", "/": "\\/", "\x08": "\\b", "\x0c": "\\f", "\n": "\\n", "\r": "\\r",
+             "\t": "\\t"}
+
+    def spellings(c):
+        out = []
+        if c not in '"\\' and ord(c) >= 0x20:
+            out.append((c, True))
+        if c in short:
+            out.append((short[c], True))
+        printable = 0x20 <= ord(c) < 0x7F  # canonical: never \u-escaped (quote and backslash: short forms)
+        for form in ("\\u%04x", "\\u%04X"):
+            out.append((form % ord(c), not (canonical and printable)))
+        return out
+
+    checked = 0
+    for n in range(3):
+        for chars in itertools.product(['a', '"', "\\", "/", "\x01", "b", "é"], repeat=n):
+            s = "".join(chars)
+            want = re.fullmatch(pattern, s) is not None
+            for parts in itertools.product(*[spellings(c) for c in chars]):
+                text = '"' + "".join(p for p, _ in parts) + '"'
+                ok = want and all(allowed for _, allowed in parts)
+                assert enc.matches(text.encode()) == ok, (text, canonical)
+                checked += 1
+    assert checked > 400
