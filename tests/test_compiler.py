@@ -359,11 +359,18 @@ def test_compiling_pauses_the_collector_and_restores_it():
         gc.enable()
 
 
+def _run_fresh(code: str) -> None:
+    """Run ``code`` in a fresh interpreter with the numba kernels; it must exit 0."""
+    import subprocess
+
+    env = {**__import__("os").environ, "STRUCTGEN_KERNELS": "numba"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
 def test_a_new_compiler_loads_every_mask_kernel_before_the_first_request():
     """In a fresh interpreter, making the first compiler calls every mask kernel the
     fills use (numba loads each on its first call), so no request pays for it."""
-    import subprocess
-
     code = (
         "import structgen\n"
         "from structgen.mask.kernels import numba_cpu as k\n"
@@ -374,17 +381,13 @@ def test_a_new_compiler_loads_every_mask_kernel_before_the_first_request():
         "missing = [n for n in names if not getattr(k, n).signatures]\n"
         "assert not missing, missing\n"
     )
-    env = {**__import__("os").environ, "STRUCTGEN_KERNELS": "numba"}
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
+    _run_fresh(code)
 
 
 def test_a_new_compiler_loads_the_dfa_kernels_with_the_types_compiles_use():
     """The DFA kernels Python calls are loaded when the first compiler is made, and
     compiling schemas that use each of them adds no second signature (a second one
     would be compiled, for seconds, inside a request)."""
-    import subprocess
-
     code = (
         "import structgen\n"
         "from structgen.automata import kernels_numba as k\n"
@@ -403,6 +406,4 @@ def test_a_new_compiler_loads_the_dfa_kernels_with_the_types_compiles_use():
         "twice = [f.__name__ for f in kernels if len(f.signatures) > 1]\n"
         "assert not twice, twice\n"
     )
-    env = {**__import__("os").environ, "STRUCTGEN_KERNELS": "numba"}
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
+    _run_fresh(code)

@@ -115,8 +115,9 @@ def literal_dfa(data: bytes) -> ByteDFA:
     """DFA accepting exactly the byte string ``data``, in normal form.  A chain is
     minimal and trimmed, and its normal form is the chain itself (states in order, a
     class per byte of ``data`` and one for every other byte, numbered by smallest
-    byte), so it is written directly (5 us instead of 10-15): schemas have thousands
-    of keys.  With a NUL byte the other bytes' class is not class 0: built generally."""
+    byte), so it is written directly: 4-7 us for a key instead of 8-12 (the key chains
+    built before) or 16-36 (the general construction); schemas have thousands of keys.
+    With a NUL byte the other bytes' class is not class 0: built generally."""
     data = bytes(data)
     n = len(data)
     if 0 in data:
