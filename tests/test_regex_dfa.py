@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from regex_strategies import regexes
 
 from structgen.automata import ops
 from structgen.automata.fsm import ByteDFA
@@ -653,3 +654,47 @@ def test_subset_construction_numba_equals_reference(pattern, flags):
     *rest, max_states = args
     if t_r.shape[0] > 1:  # one state short of the table: both report the overflow
         assert kn.subset_table(*rest, t_r.shape[0] - 1)[2] and kr.subset_table(*rest, t_r.shape[0] - 1)[2]
+
+
+# ------------------------------------------------------------------ the scanned-text parser
+
+
+_PARSER_EXTRA = [  # scoped flags, lazy and counted repeats, escapes, classes, nesting, empty branches
+    ("(?i:ab)c*?|x{2,}", 0), ("(?s:.)+(?-i:q)", re.I), ("(?:a|)(b|c){0,3}?d{4}e{1,}", 0), ("[^a-c]é\\.\\{x\\}", 0),
+    ("((a)|b)?", 0), ("\\d\\s[\\w-]", re.A), ("a|(?:)|", 0), ("😀{2}[😀-😃]", 0),
+]
+
+
+@pytest.mark.parametrize("pattern,flags", PATTERNS + _PARSER_EXTRA, ids=lambda v: repr(v)[:40] if isinstance(v, str) else None)
+def test_scanned_text_parses_as_interegular_parses_it(pattern, flags):
+    """The direct parser of the scanner's output gives interegular's very AST."""
+    import interegular
+
+    from structgen.automata import regex as rx
+
+    text = rx._scan(pattern, flags, rx.MAX_REPEAT).text
+    assert rx._ScannedParser(text).parse() == interegular.parse_pattern(text), text
+
+
+@settings(max_examples=150, derandomize=True, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+@given(regexes(["a", "b", "[0-9]", ".", "é", "\\.", "x{2}", "(?i:k)", "[^a]"],
+               kinds=["atom", "cat", "alt", "star", "plus", "opt", "count"], max_depth=3))
+def test_random_scanned_text_parses_as_interegular_parses_it(pattern):
+    import interegular
+
+    from structgen.automata import regex as rx
+
+    text = rx._scan(pattern, 0, rx.MAX_REPEAT).text
+    assert rx._ScannedParser(text).parse() == interegular.parse_pattern(text), text
+
+
+def test_text_the_scanner_does_not_write_goes_to_interegular():
+    import interegular
+
+    from structgen.automata import regex as rx
+
+    for text in ["[ab]", "a{", "(?=a)b", "a)", "\\d"]:
+        with pytest.raises(rx._NotScanned):
+            rx._ScannedParser(text).parse()
+    assert rx._parse_scanned("[ab]c") == interegular.parse_pattern("[ab]c")
+    assert rx._ScannedParser("a**").parse() == interegular.parse_pattern("a**")  # a repeat of a repeat, as it reads

@@ -14,7 +14,9 @@ must match).  Pipeline:
    only match at the start and ``$``/``\\Z`` that can only match at the end
    (both are no-ops under fullmatch; anywhere else they are unsupported), and
    bounds counted repeats (:class:`BudgetExceeded`).
-3. ``interegular.parse_pattern`` parses it; we walk its AST ourselves (instead of
+3. It is parsed into interegular's AST (by ``_ScannedParser``, which reads exactly the
+   scanner's output language and gives the AST ``interegular.parse_pattern`` gives,
+   in a third of the time; other text goes to interegular); we walk it ourselves (instead of
    ``Pattern.to_fsm``) and build a byte NFA: every character set becomes the
    well-formed UTF-8 byte-range sequences of its code points (the classic
    utf8-ranges split), so overlong forms, surrogates (U+D800..U+DFFF) and code
@@ -544,6 +546,127 @@ class _Scanner:
             self.pending_end = fr.pos
 
 
+class _NotScanned(Exception):
+    """Text the scanner does not write: parsed by interegular instead."""
+
+
+_SCANNED_FLAGS = frozenset("aiLmsux")
+
+
+class _ScannedParser:
+    """interegular's AST of the scanner's output, parsed directly (interegular's own
+    parser, a backtracking combinator parser, was the largest part of a first-time
+    pattern).  The scanner writes a small language: literals (ASCII letters and
+    digits, ``\\xHH``, code points from U+0100 on, class placeholders among them),
+    ``.``, ``|``, groups ``(`` ``(?:`` ``(?flags-flags:`` ``)``, and the quantifiers
+    ``* + ? {n} {n,} {n,m}``, each maybe lazy.  The result equals what
+    ``interegular.parse_pattern`` returns for such text (the tests compare them);
+    anything else raises :class:`_NotScanned` and goes to interegular."""
+
+    def __init__(self, text: str):
+        self.t, self.i, self.n = text, 0, len(text)
+
+    def parse(self):
+        p = self.pattern()
+        if self.i != self.n:
+            raise _NotScanned
+        return p.simplify()  # as interegular.parse_pattern does (unwraps single nested groups)
+
+    def pattern(self):
+        options = [self.conc()]
+        while self.i < self.n and self.t[self.i] == "|":
+            self.i += 1
+            options.append(self.conc())
+        return _ip.Pattern(tuple(options))
+
+    def conc(self):
+        parts = []
+        t, n = self.t, self.n
+        while self.i < n and t[self.i] not in "|)":
+            parts.append(self.obj())
+        return _ip._Concatenation(tuple(parts))
+
+    def obj(self):
+        t, i = self.t, self.i
+        c = t[i]
+        if c == "(":
+            if t.startswith("(?", i):
+                j = i + 2
+                k = j
+                while k < self.n and t[k] in _SCANNED_FLAGS:
+                    k += 1
+                added, removed = t[j:k], ""
+                if k < self.n and t[k] == "-":
+                    m = k + 1
+                    while m < self.n and t[m] in _SCANNED_FLAGS:
+                        m += 1
+                    removed, k = t[k + 1:m], m
+                    if not removed:
+                        raise _NotScanned
+                if k >= self.n or t[k] != ":":
+                    raise _NotScanned
+                self.i = k + 1
+                p = self.pattern()
+                if added or removed:
+                    p = p.with_flags(_ip._get_flags(added), _ip._get_flags(removed))
+            else:
+                self.i = i + 1
+                p = self.pattern()
+            if self.i >= self.n or t[self.i] != ")":
+                raise _NotScanned
+            self.i += 1
+            return self.repetition(p)
+        if c == "\\":
+            if t[i + 1:i + 2] != "x" or len(t) < i + 4:
+                raise _NotScanned
+            node = _ip._CharGroup(frozenset({chr(int(t[i + 2:i + 4], 16))}), False)
+            self.i = i + 4
+        elif c == ".":
+            node = _ip._DOT
+            self.i = i + 1
+        elif c in _ASCII_ALNUM or ord(c) >= 0x100:
+            node = _ip._CharGroup(frozenset({c}), False)
+            self.i = i + 1
+        else:
+            raise _NotScanned
+        return self.repetition(self.repetition(node))  # interegular's atom and obj both read one
+
+    def repetition(self, base):
+        t, i = self.t, self.i
+        if i >= self.n:
+            return base
+        c = t[i]
+        if c == "*":
+            lo, hi, i = 0, None, i + 1
+        elif c == "+":
+            lo, hi, i = 1, None, i + 1
+        elif c == "?":
+            lo, hi, i = 0, 1, i + 1
+        elif c == "{":
+            m = _SCANNED_REPEAT.match(t, i)
+            if m is None:
+                raise _NotScanned
+            lo = int(m.group(1) or 0)
+            hi = lo if m.group(2) is None else (int(m.group(3)) if m.group(3) else None)
+            i = m.end()
+        else:
+            return base
+        if i < self.n and t[i] == "?":  # lazy
+            i += 1
+        self.i = i
+        return _ip._Repeated(base, lo, hi)
+
+
+_SCANNED_REPEAT = re.compile(r"\{([0-9]*)(,([0-9]*))?\}")
+
+
+def _parse_scanned(text: str):
+    try:
+        return _ScannedParser(text).parse()
+    except _NotScanned:
+        return interegular.parse_pattern(text)
+
+
 def _scan(pattern: str, flags: int, max_repeat: int) -> _Scanner:
     reserved = {ord(c) for c in pattern if ord(c) >= _PLACEHOLDER_BASE}
     for _ in range(64):
@@ -794,7 +917,7 @@ def _build(pattern: str, max_states: int, flags: int, max_repeat: int) -> ByteDF
     text, gflags = scan.text, scan.global_flags
 
     try:
-        ast = interegular.parse_pattern(text)
+        ast = _parse_scanned(text)
     except _ip.Unsupported as err:
         raise _map_interegular_unsupported(err) from None
     except _ip.InvalidSyntax as err:  # valid for Python, but interegular cannot parse it
