@@ -16,7 +16,7 @@ must match).  Pipeline:
    bounds counted repeats (:class:`BudgetExceeded`).
 3. It is parsed into interegular's AST (by ``_ScannedParser``, which reads exactly the
    scanner's output language and gives the AST ``interegular.parse_pattern`` gives,
-   in a third of the time; other text goes to interegular); we walk it ourselves (instead of
+   in a third to a half of the time; other text goes to interegular); we walk it ourselves (instead of
    ``Pattern.to_fsm``) and build a byte NFA: every character set becomes the
    well-formed UTF-8 byte-range sequences of its code points (the classic
    utf8-ranges split), so overlong forms, surrogates (U+D800..U+DFFF) and code
