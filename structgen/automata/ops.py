@@ -88,9 +88,10 @@ def empty_dfa() -> ByteDFA:
     return _make(np.full((1, 1), -1, np.int32), np.zeros(256, np.uint8), np.zeros(1, bool))
 
 
-def expand(dfa: ByteDFA) -> np.ndarray:
-    """The ``S x 256`` int64 table of ``dfa`` (one column per byte, -1 = dead)."""
-    return np.asarray(dfa.trans, np.int64)[:, np.asarray(dfa.classes, np.intp)]
+def expand(dfa: ByteDFA, out: np.ndarray | None = None) -> np.ndarray:
+    """The ``S x 256`` int64 table of ``dfa`` (one column per byte, -1 = dead), written
+    into ``out`` (an int64 ``S x 256`` array or view) when given."""
+    return np.take(np.asarray(dfa.trans, np.int64), np.asarray(dfa.classes, np.intp), axis=1, out=out)
 
 
 def dfa_key(dfa: ByteDFA) -> tuple:
@@ -310,7 +311,7 @@ def renumber(dfa: ByteDFA) -> ByteDFA:
     compacting or minimising."""
     trans, accepting = _k().trim_table(readonly(dfa.trans, np.int32), readonly(dfa.accepting, np.bool_),
                                        int(dfa.start))
-    return ByteDFA(trans=_frozen(trans, np.int32), classes=dfa.classes, accepting=_frozen(accepting, bool), start=0)
+    return trimmed_dfa(trans, dfa.classes, accepting, 0)
 
 
 def trimmed_dfa(trans: np.ndarray, classes: np.ndarray, accepting: np.ndarray, start: int) -> ByteDFA:

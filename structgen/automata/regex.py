@@ -643,7 +643,7 @@ class _ScannedParser:
         elif c == "?":
             lo, hi, i = 0, 1, i + 1
         elif c == "{":
-            m = _SCANNED_REPEAT.match(t, i)
+            m = _REPEAT_RE.match(t, i)  # the scanner wrote it: ASCII digits
             if m is None:
                 raise _NotScanned
             lo = int(m.group(1) or 0)
@@ -656,8 +656,6 @@ class _ScannedParser:
         self.i = i
         return _ip._Repeated(base, lo, hi)
 
-
-_SCANNED_REPEAT = re.compile(r"\{([0-9]*)(,([0-9]*))?\}")
 
 
 def _parse_scanned(text: str):

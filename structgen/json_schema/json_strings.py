@@ -89,7 +89,7 @@ def encode_body(body: ByteDFA, *, quoted: bool = True, max_states: int = 400_000
     if quoted and canonical and minimal is None and _plain_body(body):
         return _quote_plain(body)
     T = np.empty((S + 1, 256), np.int64)  # row S: the dead state (index -1 wraps to it)
-    np.take(np.asarray(body.trans, np.int64), np.asarray(body.classes, np.intp), axis=1, out=T[:S])
+    ops.expand(body, out=T[:S])
     T[S] = -1
     L = _Layers(S)
     h = np.arange(16)
