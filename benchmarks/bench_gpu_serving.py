@@ -285,14 +285,10 @@ def run_llguidance(eng, schemas, trace, threads: int) -> dict:
 
 
 def versions() -> dict:
-    import importlib.metadata as md
+    from structgen.bench.env import version
 
     out = {"python": platform.python_version()}
-    for p in ("torch", "transformers", "tokenizers", "numpy", "numba", "llguidance"):
-        try:
-            out[p] = md.version(p)
-        except md.PackageNotFoundError:
-            out[p] = None
+    out.update({p: version(p) for p in ("torch", "transformers", "tokenizers", "numpy", "numba", "llguidance")})
     import structgen
     import torch
 
