@@ -578,18 +578,30 @@ def test_number_machine_rows_match_its_step():
         assert ops.dfa_key(fast) == ops.dfa_key(slow), (preds, integral)
 
 
-def test_unique_rows_matches_numpy_unique_axis0():
+@pytest.mark.parametrize("backend", ["numba", "reference"])
+def test_escape_layers_number_distinct_live_rows_by_first_occurrence(backend, monkeypatch):
     import numpy as np
 
-    from structgen.json_schema.json_strings import _unique_rows
+    from structgen.automata import ops
+    from structgen.automata.kernels import get_kernels
+    from structgen.json_schema.json_strings import _Layers
 
+    monkeypatch.setattr(ops, "_KERNELS", get_kernels(backend))
     rng = np.random.default_rng(0)
-    for n, k in [(1, 1), (100, 1), (50, 16), (1000, 4)]:
-        a = rng.integers(-1, 5, (n, k))
-        a[rng.random(n) < 0.1, 0] = -(2 ** 40)  # large negatives sort first too
-        u, inv = np.unique(a, axis=0, return_inverse=True)
-        u2, inv2 = _unique_rows(a)
-        assert np.array_equal(u, u2) and np.array_equal(np.asarray(inv).reshape(-1), inv2)
+    for n, k in [(1, 1), (100, 1), (50, 16), (1000, 4), (7, 3)]:
+        a = rng.integers(0, 4, (n, k))
+        a[rng.random(n) < 0.3] = -1  # dead rows
+        layers = _Layers(10)
+        ids = layers.cons(a.reshape(n, 1, k), "hex")
+        seen: dict = {}
+        want = [-1 if row == (-1,) * k else seen.setdefault(row, 10 + len(seen)) for row in map(tuple, a.tolist())]
+        assert ids.shape == (n, 1) and ids.reshape(-1).tolist() == want
+        if seen:
+            (start, uniq, kind), = layers.layers
+            assert (start, kind, layers.next) == (10, "hex", 10 + len(seen))
+            assert [tuple(r) for r in uniq.tolist()] == list(seen)
+        else:
+            assert layers.layers == [] and layers.next == 10
 
 
 def test_prune_objects_matches_all_pairs_definition():
