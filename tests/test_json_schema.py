@@ -626,3 +626,17 @@ def test_prune_objects_matches_all_pairs_definition():
                                      min_props=rng.randint(0, 1),
                                      evaluated=frozenset("a") if rng.random() < 0.1 else frozenset()))
         assert model._prune_objects(alts) == all_pairs(alts)
+
+
+def test_alternatives_hash_their_compared_fields():
+    """ObjAlt and ArrAlt keep their own (cached) hash: it must hash what eq compares."""
+    from dataclasses import fields
+
+    from structgen.json_schema import model
+
+    alts = [model.ObjAlt(), model.ObjAlt(names=(("a", model.TRUE),), required=frozenset({"a"}), max_props=3),
+            model.ArrAlt(), model.ArrAlt(prefix=(model.TRUE,), min_items=1, unique=True, where="#/x")]
+    for a in alts:
+        compared = tuple(getattr(a, f.name) for f in fields(a) if f.compare)
+        assert hash(a) == hash(compared) == hash(a)  # the second call reads the cache
+        assert a == type(a)(**{f.name: getattr(a, f.name) for f in fields(a)})

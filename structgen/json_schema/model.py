@@ -283,6 +283,13 @@ class ObjAlt:
     # ((keys DFA or None, formula), ...): some key in `keys` must be present with a value in `formula`
     exists: tuple = ()
 
+    def __hash__(self) -> int:  # kept (not the dataclass's): alternatives key memos, and formulas are deep tuples
+        h = self.__dict__.get("_hash")
+        if h is None:
+            h = self.__dict__["_hash"] = hash((self.names, self.regions, self.required, self.min_props,
+                                               self.max_props, self.evaluated, self.exists))
+        return h
+
     def name_map(self) -> dict:
         return dict(self.names)
 
@@ -438,6 +445,13 @@ class ArrAlt:
     eval_rest: bool = False
     eval_contains: tuple = ()  # formulas whose matching items are evaluated
     where: str = field(default="", compare=False)  # JSON pointer of uniqueItems (messages)
+
+    def __hash__(self) -> int:  # kept, as ObjAlt's
+        h = self.__dict__.get("_hash")
+        if h is None:
+            h = self.__dict__["_hash"] = hash((self.prefix, self.rest, self.min_items, self.max_items, self.contains,
+                                               self.unique, self.eval_prefix, self.eval_rest, self.eval_contains))
+        return h
 
     def item(self, i: int):
         return self.prefix[i] if i < len(self.prefix) else self.rest
