@@ -55,8 +55,9 @@ class _Layers:
         the rows).  The numbering does not reach a minimised result; a large one (not
         minimised) keeps it."""
         rows = np.asarray(rows)
-        ids, first = ops.number_rows(rows.reshape(-1, rows.shape[-1]))
-        uniq = rows.reshape(-1, rows.shape[-1])[first]
+        flat = rows.reshape(-1, rows.shape[-1])
+        ids, first = ops.number_rows(flat)
+        uniq = flat[first]
         live = uniq.max(axis=1) >= 0
         n_live = int(np.count_nonzero(live))
         new = np.full(len(first), -1, np.int64)

@@ -20,7 +20,7 @@ condition) :class:`Unsupported` is raised.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 
 from ..automata import ops
 from ..automata.finite import strings_dfa
@@ -263,6 +263,16 @@ def str_not(a: StrSet | None, where: str = "") -> StrSet | None:
 # ---------------------------------------------------------------- objects and arrays
 
 
+def _hash_once(self) -> int:
+    """The hash of an alternative's compared fields, computed once: alternatives key the
+    emitter's memos and hold deep formula tuples, which Python rehashes on every lookup.
+    (A dataclass keeps a ``__hash__`` set in its body.)"""
+    h = self.__dict__.get("_hash")
+    if h is None:
+        h = self.__dict__["_hash"] = hash(tuple([getattr(self, f.name) for f in fields(self) if f.compare]))
+    return h
+
+
 @dataclass(frozen=True)
 class Region:
     """Keys (decoded, UTF-8 DFA; None = any key) not among the explicit names."""
@@ -283,12 +293,7 @@ class ObjAlt:
     # ((keys DFA or None, formula), ...): some key in `keys` must be present with a value in `formula`
     exists: tuple = ()
 
-    def __hash__(self) -> int:  # kept (not the dataclass's): alternatives key memos, and formulas are deep tuples
-        h = self.__dict__.get("_hash")
-        if h is None:
-            h = self.__dict__["_hash"] = hash((self.names, self.regions, self.required, self.min_props,
-                                               self.max_props, self.evaluated, self.exists))
-        return h
+    __hash__ = _hash_once
 
     def name_map(self) -> dict:
         return dict(self.names)
@@ -446,12 +451,7 @@ class ArrAlt:
     eval_contains: tuple = ()  # formulas whose matching items are evaluated
     where: str = field(default="", compare=False)  # JSON pointer of uniqueItems (messages)
 
-    def __hash__(self) -> int:  # kept, as ObjAlt's
-        h = self.__dict__.get("_hash")
-        if h is None:
-            h = self.__dict__["_hash"] = hash((self.prefix, self.rest, self.min_items, self.max_items, self.contains,
-                                               self.unique, self.eval_prefix, self.eval_rest, self.eval_contains))
-        return h
+    __hash__ = _hash_once
 
     def item(self, i: int):
         return self.prefix[i] if i < len(self.prefix) else self.rest

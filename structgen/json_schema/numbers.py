@@ -338,7 +338,6 @@ class _Machine:
         return sorted(e for e in pts if -K <= e <= K)
 
     def _interval(self, st):
-        K = self.ecap
         pts = self._breakpoints(st)
         oks = [self._ok_exp(st, e) for e in pts]  # oks[i] holds on [pts[i], pts[i + 1])
         if not any(oks):

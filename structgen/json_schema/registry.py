@@ -117,7 +117,7 @@ class Registry:
         self.nodes: list[Node] = []
         self.by_loc: dict[tuple[str, str], Node] = {}
         self.resources: dict[str, _Resource] = {}
-        self.external = {urldefrag(k)[0]: v for k, v in (external or {}).items()}
+        self.external = {_defrag(k)[0]: v for k, v in (external or {}).items()}
         self.default_draft = default_draft
         self.uses_dynamic = False
         self.uses_unevaluated = False
@@ -170,7 +170,7 @@ class Registry:
                         anchor_from_id = sid[1:]
                     else:
                         new = resolve_uri(base, sid)
-                        base = urldefrag(new)[0]
+                        base = _defrag(new)[0]
                         res = base
                 node = self._new_node(sch, base, doc, ptr, dr, res)
                 if res not in self.resources:
@@ -294,7 +294,7 @@ class Registry:
         """``$dynamicRef`` (2020-12): static resolution, then the outermost resource
         in the dynamic ``scope`` declaring the same ``$dynamicAnchor``."""
         target = self.resolve(node, ref, where)
-        frag = urldefrag(resolve_uri(node.base, ref))[1]
+        frag = _defrag(resolve_uri(node.base, ref))[1]
         if not frag or frag.startswith("/"):
             return target
         tres = self.resources.get(target.resource)
