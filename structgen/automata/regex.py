@@ -57,8 +57,8 @@ import numpy as np
 
 from ..errors import BudgetExceeded, ConfigurationError, RegexError, Unsupported
 from . import charset, ops
-from .kernels import get_kernels
 from .fsm import ByteDFA
+from .kernels import get_kernels
 
 try:  # interegular is a hard dependency, but keep import errors readable
     import interegular
@@ -655,7 +655,6 @@ class _ScannedParser:
             i += 1
         self.i = i
         return _ip._Repeated(base, lo, hi)
-
 
 
 def _parse_scanned(text: str):
