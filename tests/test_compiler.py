@@ -213,7 +213,7 @@ def test_tiny_row_and_step_limits_never_fail_and_keep_masks_exact(backend):
     bounded = tiny.compile_grammar(NESTED, kernels=backend)
     assert bounded.parser.max_rows == 2
     assert mask_digests(bounded, docs) == mask_digests(reference, docs)
-    assert len(bounded._steps) <= 4 and len(bounded.parser._advance) <= 2
+    assert len(bounded._steps) <= 4 and len(bounded.parser.advanced) <= 2
     # rows are freed once no matcher or cache holds them; the unbounded memo keeps them all
     gc.collect()
     assert bounded.parser.num_rows < 40 < reference.parser.num_rows

@@ -153,12 +153,14 @@ class EarleyParser:
         self._closures: dict[int, tuple] = {}
         self._static: dict[int, _Static] = {}  # bitmask of predicted nonterminals -> part
         self._ids: dict[tuple, Row] = {}  # items -> row (the interning index, bounded by max_rows)
-        self._advance: dict[int, Row | int] = {}  # (terminals, row serial) packed in an int
+        # (terminals << 64 | row serial) -> the row ``advance`` returned (or DEAD); read
+        # directly by the mask loop, which advances a row per lexeme end it meets
+        self.advanced: dict[int, Row | int] = {}
         self._completed: dict[int, tuple] = {}  # (row serial, nonterminal) packed in an int: see _completions
         self._serials = itertools.count(1)  # atomic: threads never share a serial; 0 = "this row"
         accept0 = base[self.accept_rule]
         self._accepting = (accept0 + 1, (1 << shift) | (accept0 + 1))  # S' -> start . from here / the initial row
-        self.initial: Row = self._make_row([accept0], {})  # serial 1
+        self.initial: Row = self._make_row([accept0], None)  # serial 1
 
     def _nullable(self) -> frozenset[int]:
         """Nonterminals that derive the empty string (a worklist: linear in the grammar)."""
@@ -203,15 +205,17 @@ class EarleyParser:
         return part
 
     # --- rows -----------------------------------------------------------
-    def _make_row(self, kernel, rows: dict) -> Row:
-        """The row of the items ``kernel`` and their closure; ``rows``: serial -> row for
-        the rows the kernel's items point at (the row advanced and its origins; ``_find``
-        adds the ones met further back)."""
+    def _make_row(self, kernel: list, parent: Row | None) -> Row:
+        """The row of the items ``kernel`` (distinct; the list is consumed) and their
+        closure.  ``parent``: the row advanced, whose serial and origins' serials are
+        the origins of the kernel's items (None for the initial row, whose items have
+        none); rows further back, met through completions, are found by ``_find``."""
         nt, term_bit, steps_null = self._nt, self._term_bit, self._steps_null
         shift, pmask, completions = self.shift, self._pos_mask, self._completed
         items = set(kernel)
-        agenda = list(items)
+        agenda = kernel
         roots = allowed = 0
+        rows = None  # serial -> row, built on the first lookup past ``parent`` and its origins
         while agenda:
             it = agenda.pop()
             p = it & pmask
@@ -230,6 +234,8 @@ class EarleyParser:
                 lhs = self._lhs_at[p]
                 done = completions.get(o << 32 | lhs)
                 if done is None:
+                    if rows is None:
+                        rows = _rows_from(parent)
                     done = self._completions(rows.get(o) or _find(rows, o), lhs)
                 for nit in done:
                     if nit not in items:
@@ -243,17 +249,26 @@ class EarleyParser:
         accepts = acc_here in items or acc_initial in items
         # the rows the items point at, kept alive by this one (a lone one unwrapped: fewer
         # objects); sorted items group by origin, so no set is built to find them
-        serials = []
+        origins = []
         last = 0
         for it in key:
             o = it >> shift
             if o != last:
-                serials.append(o)
                 last = o
-        origins = tuple([rows.get(o) or _find(rows, o) for o in serials])
-        serial = next(self._serials)
-        row = Row(key, self._static_part(roots), allowed, accepts, serial,
-                  origins[0] if len(origins) == 1 else origins)
+                if o == parent.serial:
+                    origins.append(parent)
+                    continue
+                for r in _origin_rows(parent):
+                    if r.serial == o:
+                        origins.append(r)
+                        break
+                else:
+                    if rows is None:
+                        rows = _rows_from(parent)
+                    origins.append(rows.get(o) or _find(rows, o))
+        static = self._static.get(roots) or self._static_part(roots)
+        row = Row(key, static, allowed, accepts, next(self._serials),
+                  origins[0] if len(origins) == 1 else tuple(origins))
         if len(self._ids) >= self.max_rows:
             self._ids.clear()  # rows only the index held are freed
         self._ids[key] = row
@@ -277,7 +292,7 @@ class EarleyParser:
         """Row after scanning one lexeme that matched every terminal in the bitmask
         ``terminals`` (Earley takes all readings at once); DEAD if none fits."""
         key = terminals << 64 | row.serial  # one int (serials stay far below 2**64): no tuple for the collector
-        hit = self._advance.get(key)
+        hit = self.advanced.get(key)
         if hit is not None:
             return hit
         bits = terminals & row.allowed
@@ -288,19 +303,16 @@ class EarleyParser:
             kernel = [it + 1 if it > pmask else base | (it + 1)
                       for it in row.items if term_bit[it & pmask] & bits]
             kernel.extend([base | q for q in row.static.scanned(bits)])
-            rows = {row.serial: row}  # the rows the kernel's items point at: row and its origins
-            for o in _origin_rows(row):
-                rows[o.serial] = o
-            nxt = self._make_row(kernel, rows)
-        if len(self._advance) >= self.max_rows:
-            self._advance.clear()  # rows only the memo held are freed
-        self._advance[key] = nxt
+            nxt = self._make_row(kernel, row)
+        if len(self.advanced) >= self.max_rows:
+            self.advanced.clear()  # rows only the memo held are freed
+        self.advanced[key] = nxt
         return nxt
 
     def clear_cache(self) -> None:
         """Forget the transition and completion memos and the interning index (rows
         still held elsewhere stay valid; one reached again is rebuilt as a new row)."""
-        self._advance.clear()
+        self.advanced.clear()
         self._completed.clear()
         self._ids.clear()
 
@@ -313,6 +325,14 @@ class EarleyParser:
 def _origin_rows(row: Row) -> tuple:
     """The rows ``row``'s items point at (``origins`` holds a lone one unwrapped)."""
     return (row.origins,) if type(row.origins) is Row else row.origins
+
+
+def _rows_from(parent: Row) -> dict:
+    """``_find``'s index, seeded with ``parent`` and its origins."""
+    rows = {parent.serial: parent}
+    for o in _origin_rows(parent):
+        rows[o.serial] = o
+    return rows
 
 
 def _find(rows: dict, serial: int) -> Row:

@@ -333,6 +333,7 @@ class CompiledGrammar:
         # that starts a lexeme in the same parser row; its branches are the
         # terminal sets the lexemes matched, since that alone decides the next row.
         lexers, ignore, plans, after = self._lexers, self.ignore_mask, self._inner.data, self.after_lexeme
+        advanced, grammar_only = self.parser.advanced.get, ~ignore
         name, kernels = part and part.name, self._k.__name__
         # work items and plan keys are flat tuples of ints, bytes and arrays: the
         # garbage collector untracks those (nested tuples would stay on its lists)
@@ -350,11 +351,17 @@ class CompiledGrammar:
                 dense = True  # any word may be set
             elif len(idx):
                 n = or_words(bits, idx, words, touched, n)
-            term_sets = lex.term_sets
+            term_sets, serial = lex.term_sets, row.serial
             for b in range(2, len(plan), 4):  # branches: accepting class, events lo, hi, their key
-                nxt = after(row, term_sets[plan[b]])
-                if nxt != DEAD:
-                    work.append((nxt, 0, plan[b + 1], plan[b + 2], plan[b + 3]))
+                terms = term_sets[plan[b]]
+                # after_lexeme, its parser step read straight from the memo when known
+                # (the common case, and two calls fewer per lexeme end: ~10% of a cold mask)
+                nxt = advanced((terms & grammar_only) << 64 | serial)
+                if type(nxt) is not Row:  # unknown, dead or an ignored lexeme
+                    nxt = after(row, terms)
+                    if nxt == DEAD:
+                        continue
+                work.append((nxt, 0, plan[b + 1], plan[b + 2], plan[b + 3]))
         if self.can_end(state):
             n = or_words(bits, *self._eos_words, touched, n)
         return part, -1 if dense else n
