@@ -306,27 +306,25 @@ def _quoted_len(lo: int, hi: int | None, canonical: bool = False) -> ByteDFA:
     quote = int(chain.classes[0x22])
     ends = np.asarray(chain.accepting, bool)
     assert not (chain.trans[ends, quote] >= 0).any()  # between characters a quote is no character
-    if hi is not None and lo <= hi and np.count_nonzero(np.asarray(chain.classes) == quote) == 1:
-        # a bounded chain is minimal (see ops.ChainCutter) and so is this: the quote byte,
-        # alone in its class, keeps its column and gains the opening and closing transitions
-        # (renumbered, not minimised)
-        table = np.full((S + 2, C), -1, np.int32)  # 0: before the opening quote, S + 1: after the closing one
-        table[1:S + 1] = np.where(chain.trans >= 0, chain.trans + 1, -1)
-        table[0, quote] = chain.start + 1
-        table[1:S + 1, quote][ends] = S + 1
-        accepting = np.zeros(S + 2, bool)
-        accepting[S + 1] = True
+    # A bounded chain is minimal (see ops.ChainCutter) and so is the quoted one when the
+    # quote byte is alone in its class: it keeps its column and gains the opening and
+    # closing transitions (renumbered, not minimised).  Otherwise the quote byte gets a
+    # column of its own, a copy of its class's, and the result is minimised (large chains
+    # are near-minimal already: not past 5,000 states).
+    direct = hi is not None and lo <= hi and np.count_nonzero(np.asarray(chain.classes) == quote) == 1
+    col = quote if direct else C
+    # state 0: before the opening quote, S + 1: after the closing one
+    table = np.full((S + 2, C + (not direct)), -1, np.int32)
+    table[1:S + 1, :C] = np.where(chain.trans >= 0, chain.trans + 1, -1)
+    table[1:S + 1, col] = table[1:S + 1, quote]
+    table[0, col] = chain.start + 1
+    table[1:S + 1, col][ends] = S + 1
+    accepting = np.zeros(S + 2, bool)
+    accepting[S + 1] = True
+    if direct:
         return ops.renumber(ops.trimmed_dfa(table, chain.classes, accepting, 0))
     byte_class = np.array(chain.classes, np.uint8)
     byte_class[0x22] = C
-    table = np.full((S + 2, C + 1), -1, np.int32)  # 0: before the opening quote, S + 1: after the closing one
-    table[1:S + 1, :C] = np.where(chain.trans >= 0, chain.trans + 1, -1)
-    table[1:S + 1, C] = table[1:S + 1, quote]
-    table[0, C] = chain.start + 1
-    table[1:S + 1, C][ends] = S + 1
-    accepting = np.zeros(S + 2, bool)
-    accepting[S + 1] = True
-    # large chains are near-minimal already
     return ops.from_table(table, accepting, 0, minimal=S + 2 <= 5000, byte_class=byte_class)
 
 

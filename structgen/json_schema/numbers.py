@@ -31,7 +31,7 @@ import numpy as np
 
 from ..automata import ops
 from ..automata.fsm import ByteDFA
-from ..automata.kernels import get_kernels
+from ..automata.kernels import backend_name
 from ..automata.regex import regex_to_dfa
 from ..errors import BudgetExceeded
 
@@ -418,7 +418,7 @@ def _explore_bounds(preds, backend: str = "auto") -> ByteDFA:
     (:mod:`.numbers_numba`, 0.2-0.4 ms with the minimisation instead of 0.7-3 ms) unless the reference
     kernels are selected (``STRUCTGEN_KERNELS=reference``, or ``backend="reference"``)."""
     machine = _Machine(preds, "all", False, count_frac=False)
-    if get_kernels(backend).__name__ != _NUMBA_KERNELS:  # the DFA kernels' choice decides this one's too
+    if backend_name(backend) != "numba":  # the DFA kernels' choice decides this one's too
         return _explore(machine)
     from . import numbers_numba as nb
 
@@ -439,7 +439,6 @@ def _explore_bounds(preds, backend: str = "auto") -> ByteDFA:
 
 
 _RELS = ("ge", "gt", "le", "lt")  # the kernel's relation codes
-_NUMBA_KERNELS = "structgen.automata.kernels_numba"
 
 
 def load_kernel() -> None:

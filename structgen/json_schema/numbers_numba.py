@@ -225,7 +225,7 @@ def bounds_table(digits, t_zero, t_neg, t_mag, t_len, rel, pmin, pmax, ecap, max
         cur[:] = states[i]
         has_exp = cur[0] == 0 and (cur[1] == I0 or cur[1] == I or cur[1] == F) and _enter_exp(
             cur, n, t_zero, t_neg, t_mag, t_len, rel, ecap, exp_state, scratch)
-        # the (column, next state) pairs of this row, written by "emit" below
+        # the previous digit column's comparisons: a digit that compares alike shares its successor
         last_uniform, last0, last1 = False, 0, 0
         for col in range(WIDTH - 1):
             ok = False
