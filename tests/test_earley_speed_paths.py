@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import random
+import sys
 import weakref
 from pathlib import Path
 
@@ -78,6 +79,28 @@ def test_rows_are_collectable_and_serials_never_reused():
     for _ in range(50):
         again = p.advance(again, 0b01)
     assert again.serial > serial
+
+
+@pytest.mark.skipif(sys.implementation.name != "cpython", reason="CPython's cycle collector")
+def test_rows_leave_the_cycle_collector_and_free_by_reference_counting():
+    # rows point only at older rows, so they are untracked; a 50k-deep chain of them
+    # (each row's items point at the one before) still frees at once, collector off
+    p = EarleyParser(_grammar([("S", ("a", "S")), ("S", ("b",))]))
+    first = row = p.advance(p.initial, 0b01)
+    for _ in range(50_000):
+        row = p.advance(row, 0b01)
+    assert not gc.is_tracked(row) and not gc.is_tracked(first) and not gc.is_tracked(p.initial)
+    assert p.advance(row, 0b10).accepts
+    ref = weakref.ref(first)
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        del first, row
+        p.clear_cache()
+        assert ref() is None
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -13,7 +13,9 @@ new object): a constraint serving millions of tokens keeps a bounded set of
 rows and never fails mid-generation.  There is no index by serial: the row an
 item points at is found through ``origins`` from the row being advanced (a
 weak index cost two objects per row for the garbage collector to track).
-Rows hash and compare by identity; they have no order.
+Rows hash and compare by identity; they have no order.  Pointing only at
+older rows, they never form a cycle: on CPython they leave the cycle
+collector (see ``_gc_untracker``) and reference counting alone frees them.
 
 An item is one int, ``origin << shift | position``: ``position`` numbers the
 dotted rules (a rule's positions are consecutive, so moving the dot is ``+ 1``)
@@ -31,7 +33,9 @@ steps over it), so completion never needs the row under construction."""
 
 from __future__ import annotations
 
+import ctypes
 import itertools
+import sys
 
 from ..limits import DEFAULT_LIMITS
 from .ir import Grammar, bit_indices, proven_heads, symbol_term
@@ -86,6 +90,27 @@ class _Static:
                 self.scans.clear()
             self.scans[bits] = hit
         return hit
+
+
+def _gc_untracker():
+    """CPython's ``PyObject_GC_UnTrack`` (None elsewhere).  Rows point only at older rows
+    (``origins``), so they never form a cycle and reference counting frees every one;
+    the cycle collector need not traverse them.  Tracked, every row a mask fill
+    memoises (a cold grammar mask makes ~100-200) was traversed again by each
+    collection of the older generations, and their growth triggered those
+    collections: in a process holding torch's ~300k objects a full one costs
+    ~140 ms (one landed in the fills of each minilang replay)."""
+    if sys.implementation.name != "cpython":
+        return None
+    try:
+        fn = ctypes.pythonapi.PyObject_GC_UnTrack
+    except AttributeError:
+        return None
+    fn.argtypes, fn.restype = [ctypes.py_object], None
+    return fn
+
+
+_untrack = _gc_untracker()
 
 
 class Row:
@@ -269,6 +294,8 @@ class EarleyParser:
         static = self._static.get(roots) or self._static_part(roots)
         row = Row(key, static, allowed, accepts, next(self._serials),
                   origins[0] if len(origins) == 1 else tuple(origins))
+        if _untrack is not None:
+            _untrack(row)
         if len(self._ids) >= self.max_rows:
             self._ids.clear()  # rows only the index held are freed
         self._ids[key] = row
