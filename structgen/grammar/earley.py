@@ -99,7 +99,8 @@ def _gc_untracker():
     memoises (a cold grammar mask makes ~100-200) was traversed again by each
     collection of the older generations, and their growth triggered those
     collections: in a process holding torch's ~300k objects a full one costs
-    ~140 ms (one landed in the fills of each minilang replay)."""
+    ~140 ms (one landed in the fills of each minilang replay).  ``ctypes.pythonapi``
+    is a PyDLL: the call keeps the GIL, as the collector's lists require."""
     if sys.implementation.name != "cpython":
         return None
     try:
