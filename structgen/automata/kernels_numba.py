@@ -22,16 +22,21 @@ def _take_columns(table, which, n):
 
 
 @numba.njit(**_JIT)
+def _hash_ints(vals, n):
+    """FNV-style hash of ``vals[:n]`` (the open-addressing tables of row_ids and subset_table)."""
+    h = np.int64(n)
+    for k in range(n):
+        h = (h ^ vals[k]) * np.int64(0x100000001B3)
+    return h ^ (h >> 29)
+
+
+@numba.njit(**_JIT)
 def row_ids(rows, ids_out, first_out, table):
     n, w = rows.shape
     mask = table.shape[0] - 1
     n_first = 0
     for r in range(n):
-        h = np.int64(w)
-        for j in range(w):
-            h = (h ^ rows[r, j]) * np.int64(0x100000001B3)
-        h ^= h >> 29
-        slot = h & mask
+        slot = _hash_ints(rows[r], w) & mask
         while True:
             f = table[slot]
             if f < 0:
@@ -586,14 +591,6 @@ def _closure(seeds, n_seeds, eps_ptr, eps_tgt, important, mark, stamp, stack, ou
 
 
 @numba.njit(**_JIT)
-def _set_hash(vals, n):
-    h = np.int64(n)
-    for k in range(n):
-        h = (h ^ vals[k]) * np.int64(0x100000001B3)
-    return h ^ (h >> 29)
-
-
-@numba.njit(**_JIT)
 def subset_table(e_ptr, e_lo, e_hi, e_tgt, eps_ptr, eps_tgt, important, byte_class, n_cls, start, final,
                  max_states):
     nq = e_ptr.shape[0] - 1
@@ -617,7 +614,7 @@ def subset_table(e_ptr, e_lo, e_hi, e_tgt, eps_ptr, eps_tgt, important, byte_cla
     stamp = 1
     data[:n] = buf[:n]
     ptr[1] = n
-    h = _set_hash(buf, n)
+    h = _hash_ints(buf, n)
     hashes[0] = h
     slots[h & (cap - 1)] = 0
     count = 1
@@ -652,7 +649,7 @@ def subset_table(e_ptr, e_lo, e_hi, e_tgt, eps_ptr, eps_tgt, important, byte_cla
             n = _closure(seeds[lo:], count_c[c + 1] - lo, eps_ptr, eps_tgt, important, mark, stamp, stack, buf)
             if n == 0:
                 continue
-            h = _set_hash(buf, n)
+            h = _hash_ints(buf, n)
             slot = h & (cap - 1)
             found = -1
             while slots[slot] >= 0:
