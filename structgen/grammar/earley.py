@@ -193,7 +193,7 @@ class EarleyParser:
         known = self.grammar.meta.get("nullable")  # from prune_unproductive, for these very rules
         if known is not None and known[0] is self.grammar.rules:
             return known[1]
-        return frozenset(proven_heads(self.rules[:-1], frozenset())[0])  # a terminal is never empty
+        return frozenset(proven_heads(self.rules[:-1], frozenset())[2])
 
     def _prediction(self, x: int) -> tuple:
         """Every position predicted (origin: this row) in a row that predicts nonterminal ``x``."""

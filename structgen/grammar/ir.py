@@ -56,14 +56,14 @@ class Grammar:
         return cls([terminal], ["start"], [(0, (term_symbol(0),))], 0, source=terminal.source)
 
 
-def proven_heads(rules, allowed_terminals, *, nullable: bool = False) -> tuple:
+def proven_heads(rules, allowed_terminals) -> tuple[set[int], list[int], set[int]]:
     """The left-hand sides a worklist proves: a rule proves its head once every
     nonterminal of its right-hand side is proven and every terminal symbol of it
     is in ``allowed_terminals`` (a set of symbols).  Linear in the grammar (a
     fixpoint sweep is quadratic in the nesting depth).  Returns the proven set
-    and, per rule, 0 exactly when all its symbols are proven; with ``nullable``,
-    also the set proven by the rules without terminals (the nonterminals that
-    derive the empty string), from the same counts."""
+    and, per rule, 0 exactly when all its symbols are proven, and the set proven
+    by the rules without terminals (the nonterminals that derive the empty
+    string), from the same counts."""
     missing: list[int] = []  # per rule: nonterminal occurrences not yet proven, -1: never
     free: list[bool] = []  # per rule: no terminal symbol
     uses: dict[int, list[int]] = {}  # nonterminal -> the rules it occurs in, once per occurrence
@@ -88,11 +88,8 @@ def proven_heads(rules, allowed_terminals, *, nullable: bool = False) -> tuple:
                         uses[s] = [i]
                     else:
                         u.append(i)
-    empty = None
-    if nullable:
-        empty = _prove([m if f else -1 for m, f in zip(missing, free)], rules, uses)
-    proven = _prove(missing, rules, uses)
-    return (proven, missing) if not nullable else (proven, missing, empty)
+    empty = _prove([m if f else -1 for m, f in zip(missing, free)], rules, uses)
+    return _prove(missing, rules, uses), missing, empty
 
 
 def _prove(missing: list[int], rules, uses: dict) -> set[int]:
@@ -123,7 +120,7 @@ def prune_unproductive(grammar: Grammar) -> Grammar:
         return grammar
     productive_terms = {term_symbol(t) for t, term in enumerate(grammar.terminals)
                         if np.count_nonzero(term.dfa.accepting)}  # (ndarray.any costs 3x as much)
-    productive, missing, nullable = proven_heads(grammar.rules, productive_terms, nullable=True)
+    productive, missing, nullable = proven_heads(grammar.rules, productive_terms)
     if grammar.start not in productive:
         from ..errors import GrammarError
 
