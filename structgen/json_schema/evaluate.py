@@ -54,6 +54,7 @@ from .registry import D4, D6, D7, D2019, D2020, DEFAULT, Node, Registry, SchemaE
 from .support import hint
 
 _TYPE_NAMES = ("null", "boolean", "object", "array", "number", "string", "integer")
+_TYPE_SETS: dict = {}  # (type names, draft where it matters) -> TypeSets
 _OBJECT_KWS = ("properties", "patternProperties", "additionalProperties", "required", "propertyNames",
                "minProperties", "maxProperties")
 _OBJECT_PIECE_KWS = frozenset(_OBJECT_KWS + ("dependentRequired", "dependentSchemas", "dependencies"))
@@ -320,26 +321,33 @@ class Evaluator:
         return NumSet(num.number_dfa(integral=True), num.DOMAIN_EXP)
 
     def type_ts(self, t, draft, where) -> TypeSets:
-        names = t if isinstance(t, list) else [t]
-        ts = NONE
+        names = tuple(t) if isinstance(t, list) else (t,)
         for n in names:
             if n not in _TYPE_NAMES:
                 raise SchemaError(f"unknown type {n!r}", where=f"{where}/type")
-            if n == "null":
-                piece = TypeSets(null=True)
-            elif n == "boolean":
-                piece = TypeSets(booleans=frozenset({True, False}))
-            elif n == "number":
-                piece = TypeSets(number=NUM_ALL)
-            elif n == "integer":
-                piece = TypeSets(number=self.integer_numset(draft))
-            elif n == "string":
-                piece = TypeSets(string=STR_ALL)
-            elif n == "object":
-                piece = TypeSets(objects=(OBJ_ANY,))
-            else:
-                piece = TypeSets(arrays=(ARR_ANY,))
-            ts = ts_or(ts, piece)
+        key = (names, draft if "integer" in names else None)  # immutable results: shared by all schemas
+        ts = _TYPE_SETS.get(key)
+        if ts is None:
+            ts = NONE
+            for n in names:
+                if n == "null":
+                    piece = TypeSets(null=True)
+                elif n == "boolean":
+                    piece = TypeSets(booleans=frozenset({True, False}))
+                elif n == "number":
+                    piece = TypeSets(number=NUM_ALL)
+                elif n == "integer":
+                    piece = TypeSets(number=self.integer_numset(draft))
+                elif n == "string":
+                    piece = TypeSets(string=STR_ALL)
+                elif n == "object":
+                    piece = TypeSets(objects=(OBJ_ANY,))
+                else:
+                    piece = TypeSets(arrays=(ARR_ANY,))
+                ts = ts_or(ts, piece)
+            if len(_TYPE_SETS) > 1024:  # type lists are few; bounded anyway
+                _TYPE_SETS.clear()
+            _TYPE_SETS[key] = ts
         return ts
 
     # ------------------------------------------------------------------ strings

@@ -281,8 +281,12 @@ class LexerFactory:
         if n < 0:
             self._over_budget(ids)
         # a state's accepting components: its uint64 words, word w holding components 64w..64w+63
-        patterns = tuple(sum(v << (64 * w) for w, v in enumerate(words)) for words in acc[first].tolist())
-        accepting = acc.any(axis=1)
+        if acc.shape[1] == 1:  # up to 64 components (nearly all products): the word is the pattern
+            patterns = tuple(acc[first, 0].tolist())
+            accepting = acc[:, 0] != 0
+        else:
+            patterns = tuple(sum(v << (64 * w) for w, v in enumerate(words)) for words in acc[first].tolist())
+            accepting = acc.any(axis=1)
         return trans, classes, which, patterns, accepting, has_out, (live.reshape(-1) if len(ids) <= 64 else None)
 
     def _components(self, ids: list[int]) -> tuple:
@@ -312,7 +316,13 @@ def _empty_lexer() -> Lexer:
 def _terminal_sets(patterns, ids: list[int]) -> tuple[int, ...]:
     """Accepting patterns (bitmasks of positions in ``ids``) as bitmasks of terminals."""
     bit = [1 << j for j in ids]
-    return tuple(sum([bit[p] for p in bit_indices(pattern)]) for pattern in patterns)
+    out = []
+    for pattern in patterns:
+        if pattern & (pattern - 1) == 0:  # none or one component (most patterns)
+            out.append(bit[pattern.bit_length() - 1] if pattern else 0)
+        else:
+            out.append(sum([bit[p] for p in bit_indices(pattern)]))
+    return tuple(out)
 
 
 def _canonical(mask: int, trans: np.ndarray, classes: np.ndarray, acc_terms: list[int]) -> Lexer:
