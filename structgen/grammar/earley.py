@@ -40,10 +40,13 @@ import sys
 from ..limits import DEFAULT_LIMITS
 from .ir import Grammar, bit_indices, proven_heads, symbol_term
 
-__all__ = ["DEAD", "EarleyParser", "Row"]
+__all__ = ["ADVANCE_KEY_SHIFT", "DEAD", "EarleyParser", "Row"]
 
 #: the "no row" result of ``advance`` (no reading of the lexeme fits)
 DEAD = -1
+#: ``EarleyParser.advanced`` keys are ``terminals << ADVANCE_KEY_SHIFT | row serial``
+#: (one int: no tuple for the collector; serials stay far below 2**64)
+ADVANCE_KEY_SHIFT = 64
 
 # ``_nt`` of a position at the end of its rule / before a terminal: never a rule's
 # left-hand side (the augmented start rule's is -1), so completion never matches them
@@ -179,8 +182,8 @@ class EarleyParser:
         self._closures: dict[int, tuple] = {}
         self._static: dict[int, _Static] = {}  # bitmask of predicted nonterminals -> part
         self._ids: dict[tuple, Row] = {}  # items -> row (the interning index, bounded by max_rows)
-        # (terminals << 64 | row serial) -> the row ``advance`` returned (or DEAD); read
-        # directly by the mask loop, which advances a row per lexeme end it meets
+        # (terminals << ADVANCE_KEY_SHIFT | row serial) -> the row ``advance`` returned (or
+        # DEAD); read directly by the mask loop, which advances a row per lexeme end it meets
         self.advanced: dict[int, Row | int] = {}
         self._completed: dict[int, tuple] = {}  # (row serial, nonterminal) packed in an int: see _completions
         self._serials = itertools.count(1)  # atomic: threads never share a serial; 0 = "this row"
@@ -319,7 +322,7 @@ class EarleyParser:
     def advance(self, row: Row, terminals: int) -> Row | int:
         """Row after scanning one lexeme that matched every terminal in the bitmask
         ``terminals`` (Earley takes all readings at once); DEAD if none fits."""
-        key = terminals << 64 | row.serial  # one int (serials stay far below 2**64): no tuple for the collector
+        key = terminals << ADVANCE_KEY_SHIFT | row.serial
         hit = self.advanced.get(key)
         if hit is not None:
             return hit

@@ -316,7 +316,8 @@ def _quoted_len(lo: int, hi: int | None, canonical: bool = False) -> ByteDFA:
     # state 0: before the opening quote, S + 1: after the closing one
     table = np.full((S + 2, C + (not direct)), -1, np.int32)
     table[1:S + 1, :C] = np.where(chain.trans >= 0, chain.trans + 1, -1)
-    table[1:S + 1, col] = table[1:S + 1, quote]
+    if not direct:
+        table[1:S + 1, col] = table[1:S + 1, quote]
     table[0, col] = chain.start + 1
     table[1:S + 1, col][ends] = S + 1
     accepting = np.zeros(S + 2, bool)

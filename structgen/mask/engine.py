@@ -19,7 +19,7 @@ from functools import cached_property, lru_cache
 
 import numpy as np
 
-from ..grammar.earley import DEAD, EarleyParser, Row
+from ..grammar.earley import ADVANCE_KEY_SHIFT, DEAD, EarleyParser, Row
 from ..grammar.ir import Grammar, prune_unproductive
 from ..limits import Limits
 from ..report import CompileReport
@@ -333,7 +333,7 @@ class CompiledGrammar:
         # that starts a lexeme in the same parser row; its branches are the
         # terminal sets the lexemes matched, since that alone decides the next row.
         lexers, ignore, plans, after = self._lexers, self.ignore_mask, self._inner.data, self.after_lexeme
-        advanced, grammar_only = self.parser.advanced.get, ~ignore
+        advanced, grammar_only, key_shift = self.parser.advanced.get, ~ignore, ADVANCE_KEY_SHIFT
         name, kernels = part and part.name, self._k.__name__
         # work items and plan keys are flat tuples of ints, bytes and arrays: the
         # garbage collector untracks those (nested tuples would stay on its lists)
@@ -356,7 +356,7 @@ class CompiledGrammar:
                 terms = term_sets[plan[b]]
                 # after_lexeme, its parser step read straight from the memo when known
                 # (the common case, and two calls fewer per lexeme end: ~10% of a cold mask)
-                nxt = advanced((terms & grammar_only) << 64 | serial)
+                nxt = advanced((terms & grammar_only) << key_shift | serial)
                 if type(nxt) is not Row:  # unknown, dead or an ignored lexeme
                     nxt = after(row, terms)
                     if nxt == DEAD:
