@@ -104,6 +104,9 @@ def _load_kernels(vocab: Vocabulary, limits: Limits, kernels: str) -> None:
         warm.mask(state)
         warm.mask(warm.advance_bytes(state, b"a"))  # a projection
         warm.mask(warm.advance_bytes(state, b"d"))  # a single terminal
+        # events renumbered from a slice's trie: no token of a byte-level vocabulary has one
+        empty, one = np.zeros((2, 0), np.int32), np.zeros(1, np.int32)
+        get_kernels(kernels).events_to_full(empty, one, one, one, one, one)  # type: ignore[arg-type]
         from .automata import ops
         from .json_schema.numbers import load_kernel
 

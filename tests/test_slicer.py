@@ -242,3 +242,49 @@ def test_cached_masks_are_kept_compact_and_written_back_exactly_gpt2():
                     tensor[1].numpy().view(np.uint32)):
             assert np.array_equal(got, want)
     assert forms == {"dense", "slice", "zeros"}
+
+
+
+def _walk(c, lex, state, trie):
+    """``walk_grouped`` of ``lex`` from ``state`` over the whole of ``trie``: (events, groups)."""
+    from structgen.mask.engine import _walk_buffers
+
+    out = c._k.walk_grouped(lex.trans, lex.classes, lex.accepting, lex.acc_class, lex.live, lex.filter, state,
+                            trie.byte, trie.depth, trie.subtree_end, trie.tok_start, trie.tok_ids,
+                            np.zeros(1, np.int32), np.full(1, trie.num_nodes, np.int32),
+                            *_walk_buffers(c._trie, c.vocab.num_words))
+    return out[3], out[4]
+
+
+@pytest.mark.hf
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_rest_trie_events_renumbered_are_the_whole_tries_gpt2(backend):
+    """A walk over a slice's rest trie, its events renumbered (``events_to_full``), reports
+    exactly the events (ranges, merged runs, groups) of the same walk over the whole trie,
+    so the walks past them are shared by states with and without a slice."""
+    from tokenizers_fixture import gpt2
+
+    vocab = Vocabulary.from_tokenizer(gpt2())
+    checked = set()
+    for name in ("json", "csv", "regex"):
+        c = CompiledGrammar(WORKLOADS[name](vocab).grammar, vocab, kernels=backend)
+        states = _random_states(c, random.Random(4), walks=1, steps=8)
+        for prefix in PREFIXES:
+            m = c.matcher()
+            if m.accept_string(prefix):
+                states.append(m.state)
+        for row, s in states:
+            lex = c.lexer(row)
+            part = c._slicer.choose(lex, s)
+            if part is None:
+                continue
+            want_events, want_groups = _walk(c, lex, s, c._trie)
+            events, groups = _walk(c, lex, s, part.rest)
+            tr = c._trie
+            got_events, got_groups = c._k.events_to_full(events, groups, part.rest.subtree_end, part.full_node,
+                                                         tr.subtree_end, tr.depth)
+            assert np.array_equal(got_groups, want_groups), (name, row, s)
+            assert np.array_equal(got_events, want_events), (name, row, s)
+            if want_events.shape[1] > 1:
+                checked.add(part.name)
+    assert len(checked) >= 2, f"sliced states with events only for {checked}: renumbering barely tested"

@@ -323,8 +323,9 @@ class CompiledGrammar:
         bits, touched, _ = buffers
         n, dense = 0, False
         row, s = state
-        # A slice the lexer state loops on is allowed whole; the walks then run
-        # on the trie of the other tokens (event ranges index that trie).
+        # A slice the lexer state loops on is allowed whole; the state's own walk then
+        # runs on the trie of the other tokens (its events are renumbered as the whole
+        # trie's ranges, where the walks past them run: see _plan).
         part = self._slicer.choose(self.lexer(row), s)
         his = self._root_hi
         if part is not None:
@@ -342,9 +343,14 @@ class CompiledGrammar:
         while work:
             row, s, los, his, ranges = work.pop()
             lex = lexers.get(row.allowed | ignore) or self.lexer(row)
-            key = (kernels, lex.walk_key, s, ranges, name)
-            hit = plans.get(key)  # no recency update: plans are cheap to redo
-            plan = hit[0] if hit is not None else self._plan(key, lex, s, los, his, part)
+            if ranges:  # past a lexeme end: ranges of the whole trie (see _plan)
+                key = (kernels, lex.walk_key, s, ranges, None)
+                hit = plans.get(key)  # no recency update: plans are cheap to redo
+                plan = hit[0] if hit is not None else self._plan(key, lex, s, los, his, None)
+            else:
+                key = (kernels, lex.walk_key, s, ranges, name)
+                hit = plans.get(key)
+                plan = hit[0] if hit is not None else self._plan(key, lex, s, los, his, part)
             idx, words = plan[0], plan[1]
             if idx is None:
                 bits |= words
@@ -378,6 +384,12 @@ class CompiledGrammar:
         dense, idx, words, events, groups = self._k.walk_grouped(
             lex.trans, lex.classes, lex.accepting, lex.acc_class, lex.live, lex.filter, s, *self._trie_arrays(part),
             los, his, *_walk_buffers(self._trie, self.vocab.num_words))
+        if part is not None and len(groups) > 1:
+            # events as the whole trie's ranges: the walks past them are then shared by
+            # every state's mask, whichever slice (or none) its own walk took
+            tr = self._trie
+            events, groups = self._k.events_to_full(events, groups, part.rest.subtree_end, part.full_node,
+                                                    tr.subtree_end, tr.depth)
         plan: tuple = (None if dense else idx, words)
         groups = groups.tolist()
         n_groups = len(groups) // 2

@@ -66,6 +66,7 @@ class Slice:
     bits: np.ndarray  # uint32[num_words]
     rest: TokenTrie
     n_tokens: int
+    full_node: np.ndarray  # int32: the vocabulary trie's node of every ``rest`` node
 
 
 def build_slice(name: str, pattern: ByteDFA, vocab: Vocabulary, kernels) -> Slice:
@@ -96,7 +97,8 @@ def build_slice(name: str, pattern: ByteDFA, vocab: Vocabulary, kernels) -> Slic
     np.cumsum(rest_counts, out=tok_start[1:])
     rest = TokenTrie(trie.byte[keep], trie.depth[keep], kept_before[trie.subtree_end[keep]],
                      tok_start, trie.tok_ids[~sliced_entry])
-    return Slice(name, pattern, bits, rest, int(len(np.unique(ids))))
+    full_node = np.flatnonzero(keep).astype(np.int32)
+    return Slice(name, pattern, bits, rest, int(len(np.unique(ids))), full_node)
 
 
 class Slicer:

@@ -117,6 +117,37 @@ def walk_grouped(trans, classes, accepting, acc_class, live, allowed, start_stat
 
 
 @numba.njit(**_JIT_SHORT)
+def events_to_full(events, groups, rest_end, full_node, full_end, full_depth):
+    n_groups = groups.shape[0] // 2
+    n = events.shape[1]
+    count = 0
+    for j in range(n):
+        k = events[0, j]
+        while k < events[1, j]:
+            count += 1
+            k = rest_end[k]
+    out = np.empty((2, count), np.int32)
+    new_groups = groups.copy()
+    m = 0
+    for g in range(n_groups):
+        new_groups[n_groups + g] = m
+        first = m
+        for j in range(groups[n_groups + g], groups[n_groups + g + 1]):
+            k = events[0, j]
+            while k < events[1, j]:
+                f = full_node[k]
+                if m > first and out[1, m - 1] == f and full_depth[out[0, m - 1]] == full_depth[f]:
+                    out[1, m - 1] = full_end[f]
+                else:
+                    out[0, m] = f
+                    out[1, m] = full_end[f]
+                    m += 1
+                k = rest_end[k]
+    new_groups[2 * n_groups] = m
+    return out[:, :m].copy(), new_groups
+
+
+@numba.njit(**_JIT_SHORT)
 def or_words(bits, idx, words, touched, n):
     for j in range(idx.shape[0]):
         v = words[j]

@@ -96,6 +96,36 @@ def walk_grouped(trans, classes, accepting, acc_class, live, allowed, start_stat
     return dense, idx, words, events, np.array(group_class + starts + [n], np.int32)
 
 
+def events_to_full(events, groups, rest_end, full_node, full_end, full_depth):
+    """``walk_grouped``'s events over a slice's rest trie (``rest_end``: its subtree
+    ends) renumbered as the vocabulary trie's (``full_node``: the trie node of every rest
+    node; ``full_end``/``full_depth``: the trie's), each run of siblings split into its
+    nodes and merged again where they are siblings there too.  An event's subtree holds
+    no sliced token, so it is the same subtree in both tries; the events are those a
+    walk of the whole trie would report.  Returns (events, groups) in ``walk_grouped``'s
+    layout."""
+    n_groups = len(groups) // 2
+    lo_out: list[int] = []
+    hi_out: list[int] = []
+    new_groups = [int(c) for c in groups[:n_groups]]
+    starts = []
+    for g in range(n_groups):
+        starts.append(len(lo_out))
+        first = len(lo_out)
+        for j in range(groups[n_groups + g], groups[n_groups + g + 1]):
+            k = int(events[0, j])
+            while k < events[1, j]:
+                f = int(full_node[k])
+                if len(lo_out) > first and hi_out[-1] == f and full_depth[lo_out[-1]] == full_depth[f]:
+                    hi_out[-1] = int(full_end[f])
+                else:
+                    lo_out.append(f)
+                    hi_out.append(int(full_end[f]))
+                k = int(rest_end[k])
+    out = np.array([lo_out, hi_out], np.int32).reshape(2, len(lo_out))
+    return out, np.array(new_groups + starts + [len(lo_out)], np.int32)
+
+
 def take_words(out_bits, touched, n, words_out):
     """Move the ``n`` words of ``out_bits`` listed in ``touched`` into ``words_out``
     (in that order), leaving ``out_bits`` zeroed: a sparse walk's result."""
