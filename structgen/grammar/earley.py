@@ -10,9 +10,11 @@ lives while a matcher, a cache, the interning index or a later row (through
 ``origins``) holds it.  The index and the transition memo are bounded
 (``max_rows``; past it they restart, and a row reached again is rebuilt as a
 new object): a constraint serving millions of tokens keeps a bounded set of
-rows and never fails mid-generation.  There is no index by serial: the row an
-item points at is found through ``origins`` from the row being advanced (a
-weak index cost two objects per row for the garbage collector to track).
+rows and never fails mid-generation.  The row an item points at is read from
+a serial index of the rows the interning index holds (no row lives longer for
+it; a weak index cost two objects per row for the garbage collector to track),
+or, for a row older than the last restart, found through ``origins`` from the
+row being advanced.
 Rows hash and compare by identity; they have no order.  Pointing only at
 older rows, they never form a cycle: on CPython they leave the cycle
 collector (see ``_gc_untracker``) and reference counting alone frees them.
@@ -182,6 +184,9 @@ class EarleyParser:
         self._closures: dict[int, tuple] = {}
         self._static: dict[int, _Static] = {}  # bitmask of predicted nonterminals -> part
         self._ids: dict[tuple, Row] = {}  # items -> row (the interning index, bounded by max_rows)
+        # serial -> row for the rows of the index (it holds them already): an item's origin
+        # in one dict read; past a restart, rows older than it are found through origins
+        self._by_serial: dict[int, Row] = {}
         # (terminals << ADVANCE_KEY_SHIFT | row serial) -> the row ``advance`` returned (or
         # DEAD); read directly by the mask loop, which advances a row per lexeme end it meets
         self.advanced: dict[int, Row | int] = {}
@@ -240,7 +245,7 @@ class EarleyParser:
         the origins of the kernel's items (None for the initial row, whose items have
         none); rows further back, met through completions, are found by ``_find``."""
         nt, term_bit, steps_null = self._nt, self._term_bit, self._steps_null
-        shift, pmask, completions = self.shift, self._pos_mask, self._completed
+        shift, pmask, completions, by_serial = self.shift, self._pos_mask, self._completed, self._by_serial
         items = set(kernel)
         agenda = kernel
         roots = allowed = 0
@@ -263,9 +268,12 @@ class EarleyParser:
                 lhs = self._lhs_at[p]
                 done = completions.get(o << 32 | lhs)
                 if done is None:
-                    if rows is None:
-                        rows = _rows_from(parent)
-                    done = self._completions(rows.get(o) or _find(rows, o), lhs)
+                    orow = by_serial.get(o)
+                    if orow is None:
+                        if rows is None:
+                            rows = _rows_from(parent)
+                        orow = rows.get(o) or _find(rows, o)
+                    done = self._completions(orow, lhs)
                 for nit in done:
                     if nit not in items:
                         items.add(nit)
@@ -287,14 +295,12 @@ class EarleyParser:
                 if o == parent.serial:
                     origins.append(parent)
                     continue
-                for r in _origin_rows(parent):
-                    if r.serial == o:
-                        origins.append(r)
-                        break
-                else:
+                found = by_serial.get(o)
+                if found is None:
                     if rows is None:
                         rows = _rows_from(parent)
-                    origins.append(rows.get(o) or _find(rows, o))
+                    found = rows.get(o) or _find(rows, o)
+                origins.append(found)
         static = self._static.get(roots) or self._static_part(roots)
         row = Row(key, static, allowed, accepts, next(self._serials),
                   origins[0] if len(origins) == 1 else tuple(origins))
@@ -302,7 +308,9 @@ class EarleyParser:
             _untrack(row)
         if len(self._ids) >= self.max_rows:
             self._ids.clear()  # rows only the index held are freed
+            by_serial.clear()
         self._ids[key] = row
+        by_serial[row.serial] = row
         return row
 
     def _completions(self, orow: Row, lhs: int) -> tuple:
@@ -346,6 +354,7 @@ class EarleyParser:
         self.advanced.clear()
         self._completed.clear()
         self._ids.clear()
+        self._by_serial.clear()
 
     @property
     def num_rows(self) -> int:
