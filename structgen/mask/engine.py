@@ -327,9 +327,7 @@ class CompiledGrammar:
         # runs on the trie of the other tokens (its events are renumbered as the whole
         # trie's ranges, where the walks past them run: see _plan).
         part = self._slicer.choose(self.lexer(row), s)
-        his = self._root_hi
-        if part is not None:
-            his = np.full(1, part.rest.num_nodes, np.int32)
+        his = self._root_hi if part is None else part.rest_hi
         # Level by level: one walk (a plan, see _plan) covers every trie range
         # that starts a lexeme in the same parser row; its branches are the
         # terminal sets the lexemes matched, since that alone decides the next row.
@@ -361,9 +359,11 @@ class CompiledGrammar:
             for b in range(2, len(plan), 4):  # branches: accepting class, events lo, hi, their key
                 terms = term_sets[plan[b]]
                 # after_lexeme, its parser step read straight from the memo when known
-                # (the common case, and two calls fewer per lexeme end: ~10% of a cold mask)
-                nxt = advanced((terms & grammar_only) << key_shift | serial)
-                if type(nxt) is not Row:  # unknown, dead or an ignored lexeme
+                # (the common case, and two calls fewer per lexeme end: ~10% of a cold mask);
+                # an ignored lexeme (no grammar terminal: whitespace) leaves the row as it is
+                grammar_terms = terms & grammar_only
+                nxt = advanced(grammar_terms << key_shift | serial) if grammar_terms else row
+                if type(nxt) is not Row:  # unknown or dead
                     nxt = after(row, terms)
                     if nxt == DEAD:
                         continue

@@ -22,6 +22,7 @@ from __future__ import annotations
 import threading
 import weakref
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -67,6 +68,11 @@ class Slice:
     rest: TokenTrie
     n_tokens: int
     full_node: np.ndarray  # int32: the vocabulary trie's node of every ``rest`` node
+
+    @cached_property
+    def rest_hi(self) -> np.ndarray:
+        """``[rest.num_nodes]``: the end of a walk over the whole rest trie."""
+        return np.full(1, self.rest.num_nodes, np.int32)
 
 
 def build_slice(name: str, pattern: ByteDFA, vocab: Vocabulary, kernels) -> Slice:
