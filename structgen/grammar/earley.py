@@ -243,7 +243,8 @@ class EarleyParser:
         """The row of the items ``kernel`` (distinct; the list is consumed) and their
         closure.  ``parent``: the row advanced, whose serial and origins' serials are
         the origins of the kernel's items (None for the initial row, whose items have
-        none); rows further back, met through completions, are found by ``_find``."""
+        none); rows further back, met through completions, are read from the serial index
+        (or, older than its last restart, found by ``_find``)."""
         nt, term_bit, steps_null = self._nt, self._term_bit, self._steps_null
         shift, pmask, completions, by_serial = self.shift, self._pos_mask, self._completed, self._by_serial
         items = set(kernel)

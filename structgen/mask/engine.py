@@ -341,14 +341,10 @@ class CompiledGrammar:
         while work:
             row, s, los, his, ranges = work.pop()
             lex = lexers.get(row.allowed | ignore) or self.lexer(row)
-            if ranges:  # past a lexeme end: ranges of the whole trie (see _plan)
-                key = (kernels, lex.walk_key, s, ranges, None)
-                hit = plans.get(key)  # no recency update: plans are cheap to redo
-                plan = hit[0] if hit is not None else self._plan(key, lex, s, los, his, None)
-            else:
-                key = (kernels, lex.walk_key, s, ranges, name)
-                hit = plans.get(key)
-                plan = hit[0] if hit is not None else self._plan(key, lex, s, los, his, part)
+            own = not ranges  # the state's own walk; the others' ranges are the whole trie's (see _plan)
+            key = (kernels, lex.walk_key, s, ranges, name if own else None)
+            hit = plans.get(key)  # no recency update: plans are cheap to redo
+            plan = hit[0] if hit is not None else self._plan(key, lex, s, los, his, part if own else None)
             idx, words = plan[0], plan[1]
             if idx is None:
                 bits |= words
