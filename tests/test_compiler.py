@@ -375,7 +375,7 @@ def test_a_new_compiler_loads_every_mask_kernel_before_the_first_request():
         "import structgen\n"
         "from structgen.mask.kernels import numba_cpu as k\n"
         "names = ['walk_grouped', 'or_words', 'take_mask', 'expand_mask', 'slice_cover', 'trie_states',\n"
-        "         'canonical_product', 'narrow_classes', 'single_lexer', 'events_to_full']\n"
+        "         'canonical_product', 'narrow_classes', 'single_lexer', 'events_to_full', 'trie_pure']\n"
         "assert not any(getattr(k, n).signatures for n in names)\n"
         "structgen.GrammarCompiler(structgen.Vocabulary.byte_level())\n"
         "missing = [n for n in names if not getattr(k, n).signatures]\n"

@@ -11,7 +11,7 @@ import pytest
 from structgen import Vocabulary, compile_grammar, compile_json_schema, compile_regex, load_grammar
 from structgen.mask.engine import CompiledGrammar
 from structgen.mask.kernels import get_kernels
-from structgen.mask.slicer import DEFAULT_SLICES, Slicer, build_slice
+from structgen.mask.slicer import DEFAULT_SLICES, LOOP_MEMBERS, Slicer, build_slice
 from structgen.automata.regex import regex_to_dfa
 
 BACKENDS = ["numba", "reference"]
@@ -249,8 +249,10 @@ def _walk(c, lex, state, trie):
     """``walk_grouped`` of ``lex`` from ``state`` over the whole of ``trie``: (events, groups)."""
     from structgen.mask.engine import _walk_buffers
 
-    out = c._k.walk_grouped(lex.trans, lex.classes, lex.accepting, lex.acc_class, lex.live, lex.filter, state,
-                            trie.byte, trie.depth, trie.subtree_end, trie.tok_start, trie.tok_ids,
+    pure = c._k.trie_pure(trie.byte, trie.subtree_end, LOOP_MEMBERS)
+    out = c._k.walk_grouped(lex.trans, lex.classes, lex.accepting, lex.acc_class, lex.live, lex.filter, lex.loops,
+                            LOOP_MEMBERS, state, trie.byte, trie.depth, trie.subtree_end, trie.tok_start,
+                            trie.tok_ids, pure,
                             np.zeros(1, np.int32), np.full(1, trie.num_nodes, np.int32),
                             *_walk_buffers(c._trie, c.vocab.num_words))
     return out[3], out[4]

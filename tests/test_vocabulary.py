@@ -57,6 +57,12 @@ def test_specials_padding_and_fingerprint():
         pass
 
 
+def _loops(n_states):
+    from structgen.mask.kernels import LOOPS_UNKNOWN
+
+    return np.full(n_states, LOOPS_UNKNOWN, np.uint8)
+
+
 def test_walk_kernels_agree_on_random_tries_and_dfas():
     """numba walk_trie vs its pure-Python twin on random tries, lexers and ranges."""
     from structgen.mask.kernels import numba_cpu, reference
@@ -77,6 +83,18 @@ def test_walk_kernels_agree_on_random_tries_and_dfas():
         allowed = np.uint64(trial % 2 * rng.randrange(1, 4))
         if trial % 4 == 0:
             live = None  # a plain lexer: the kernels' filter-free specialization
+        # pure subtrees: random byte classes over the alphabet; a state loops on those
+        # whose bytes all lead back to it (the walks skip such subtrees, see walk_trie)
+        member = np.zeros(256, np.uint8)
+        member[list(alphabet)] = [rng.randrange(128) for _ in alphabet]
+        pure = numba_cpu.trie_pure(trie.byte, trie.subtree_end, member)
+        assert pure.tolist() == reference.trie_pure(trie.byte, trie.subtree_end, member).tolist()
+        for i in range(trie.num_nodes):  # the bits by definition: every byte strictly below in the class
+            below = [member[b] for b in trie.byte[i + 1:trie.subtree_end[i]]]
+            assert pure[i] == (0 if not below else np.bitwise_and.reduce(below + [np.uint8(0x7F)]))
+        if trial % 3 == 0:  # a state looping on a class of its own
+            loop_state = rng.randrange(n_states)
+            trans[loop_state, classes[list(alphabet)]] = loop_state
         # ranges: the whole trie, or a run of root-level siblings
         roots = [i for i in range(trie.num_nodes) if trie.depth[i] == 1]
         a = rng.randrange(len(roots))
@@ -85,23 +103,27 @@ def test_walk_kernels_agree_on_random_tries_and_dfas():
                          (np.array([lo], np.int32), np.array([hi], np.int32))):
             start = trial % n_states
             out = []
-            for k in (numba_cpu, reference):
+            for k, node_pure in ((numba_cpu, pure), (reference, pure), (reference, np.zeros_like(pure))):
                 bits = np.zeros(3, np.uint32)
                 ev = [np.zeros(trie.num_nodes + 1, np.int32) for _ in range(3)]
                 touched = np.full(3, -1, np.int32)
-                n, n_words = k.walk_trie(trans, classes, accepting, live, allowed, start, trie.byte, trie.depth,
-                                         trie.subtree_end, trie.tok_start, trie.tok_ids, los, his, bits, *ev,
-                                         np.empty(trie.max_depth + 2, np.int32), touched)
+                n, n_words = k.walk_trie(trans, classes, accepting, live, allowed, _loops(n_states), member, start,
+                                         trie.byte, trie.depth, trie.subtree_end, trie.tok_start, trie.tok_ids,
+                                         node_pure, los, his, bits, *ev, np.empty(trie.max_depth + 2, np.int32),
+                                         touched)
                 assert sorted(touched[:n_words].tolist()) == np.flatnonzero(bits).tolist()
                 out.append((bits.tolist(), [e[:n].tolist() for e in ev], touched[:n_words].tolist()))
             assert out[0] == out[1]
+            # skipping pure subtrees changes only the order words are first touched in
+            assert out[1][:2] == out[2][:2] and sorted(out[1][2]) == sorted(out[2][2])
             if live is not None and allowed:  # the filter walks as the table with the filtered transitions cut would
                 cut = np.where((trans >= 0) & (live[np.maximum(trans, 0)] & allowed != 0), trans, -1).astype(np.int32)
                 bits, ev = np.zeros(3, np.uint32), [np.zeros(trie.num_nodes + 1, np.int32) for _ in range(3)]
                 touched = np.full(3, -1, np.int32)
-                n, n_words = reference.walk_trie(cut, classes, accepting, live, np.uint64(0), start, trie.byte,
-                                                 trie.depth, trie.subtree_end, trie.tok_start, trie.tok_ids, los, his,
-                                                 bits, *ev, np.empty(trie.max_depth + 2, np.int32), touched)
+                n, n_words = reference.walk_trie(cut, classes, accepting, live, np.uint64(0), _loops(n_states),
+                                                 member, start, trie.byte, trie.depth, trie.subtree_end,
+                                                 trie.tok_start, trie.tok_ids, pure, los, his, bits, *ev,
+                                                 np.empty(trie.max_depth + 2, np.int32), touched)
                 assert (bits.tolist(), [e[:n].tolist() for e in ev], touched[:n_words].tolist()) == out[0]
             # walk_grouped: the same walk taken out of the buffers, events grouped by class
             bits_want, (ev_lo, ev_hi, ev_st), touched_want = out[0]
@@ -111,8 +133,8 @@ def test_walk_kernels_agree_on_random_tries_and_dfas():
                 scratch = np.zeros(3 if trial % 2 else 64, np.uint32)  # 64: sparse results
                 bufs = [np.zeros(trie.num_nodes + 1, np.int32) for _ in range(3)]
                 dense, idx, words, events, groups = k.walk_grouped(
-                    trans, classes, accepting, acc_class, live, allowed, start, trie.byte, trie.depth,
-                    trie.subtree_end, trie.tok_start, trie.tok_ids, los, his, scratch, *bufs,
+                    trans, classes, accepting, acc_class, live, allowed, _loops(n_states), member, start, trie.byte,
+                    trie.depth, trie.subtree_end, trie.tok_start, trie.tok_ids, pure, los, his, scratch, *bufs,
                     np.empty(trie.max_depth + 2, np.int32), np.full(len(scratch), -1, np.int32))
                 assert not scratch.any()  # left zeroed for the next walk
                 if dense:

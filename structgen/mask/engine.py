@@ -28,7 +28,7 @@ from .bitmask import token_bitset, write_row
 from .completion import CompletionCache
 from .kernels import get_kernels
 from .lexer import Lexer, LexerFactory
-from .slicer import Slice, slicer_for
+from .slicer import LOOP_MEMBERS, Slice, slicer_for
 from .lru import ByteLRU
 
 State = tuple[Row, int]  # (earley row, lexer state)
@@ -378,8 +378,8 @@ class CompiledGrammar:
         the bytes naming ``los``/``his`` (b"" for the whole trie), slice name), so shared
         by every constraint of the compiler: equal ``walk_key``, equal walks and classes."""
         dense, idx, words, events, groups = self._k.walk_grouped(
-            lex.trans, lex.classes, lex.accepting, lex.acc_class, lex.live, lex.filter, s, *self._trie_arrays(part),
-            los, his, *_walk_buffers(self._trie, self.vocab.num_words))
+            lex.trans, lex.classes, lex.accepting, lex.acc_class, lex.live, lex.filter, lex.loops, LOOP_MEMBERS, s,
+            *self._trie_arrays(part), los, his, *_walk_buffers(self._trie, self.vocab.num_words))
         if part is not None and len(groups) > 1:
             # events as the whole trie's ranges: the walks past them are then shared by
             # every state's mask, whichever slice (or none) its own walk took
@@ -398,8 +398,8 @@ class CompiledGrammar:
         return plan
 
     def _trie_arrays(self, part: Slice | None) -> tuple:
-        tr = self._trie if part is None else part.rest
-        return tr.byte, tr.depth, tr.subtree_end, tr.tok_start, tr.tok_ids
+        tr, pure = (self._trie, self._slicer.pure) if part is None else (part.rest, part.rest_pure)
+        return tr.byte, tr.depth, tr.subtree_end, tr.tok_start, tr.tok_ids, pure
 
     # --- forced continuations ------------------------------------------------
     def viable_bytes(self, state: State) -> np.ndarray:

@@ -13,7 +13,7 @@ from ..automata.ops import readonly
 from ..errors import BudgetExceeded
 from ..grammar.ir import Terminal, bit_indices
 from ..limits import DEFAULT_LIMITS
-from .kernels import get_kernels
+from .kernels import LOOPS_UNKNOWN, get_kernels
 from .lru import ByteLRU
 
 
@@ -43,11 +43,12 @@ class Lexer:
     # a plain class, not a frozen dataclass: its __init__ sets a dozen attributes
     # through object.__setattr__, ~3 us of every lexer build; nothing mutates a lexer
     __slots__ = ("mask", "trans", "classes", "accepting", "has_out", "acc_class", "term_sets", "walk_key",
-                 "live", "allowed", "filter", "base_key", "__dict__")
+                 "live", "allowed", "filter", "base_key", "loops", "__dict__")
 
     def __init__(self, mask: int, trans: np.ndarray, classes: np.ndarray, accepting: np.ndarray,
                  has_out: np.ndarray | None, acc_class: np.ndarray, term_sets: tuple[int, ...], walk_key: bytes,
-                 live: np.ndarray | None = None, allowed: int = 0, base_key: bytes | None = None):
+                 live: np.ndarray | None = None, allowed: int = 0, base_key: bytes | None = None,
+                 loops: np.ndarray | None = None):
         self.mask = mask
         self.trans = trans  # int32[S, C]
         self.classes = classes  # uint8[256]
@@ -61,6 +62,9 @@ class Lexer:
         self.allowed = allowed
         self.filter = np.uint64(allowed)
         self.base_key = base_key  # a projection's: the walk key of its superset product
+        # uint8[S]: the byte classes each state loops on, filled in by the trie walks
+        # (see walk_trie); one per table, shared by its projections
+        self.loops = _new_loops(len(trans)) if loops is None else loops
 
     def step(self, state: int, byte: int) -> int:
         """The state after ``byte`` (-1: dead)."""
@@ -205,18 +209,19 @@ class LexerFactory:
             walk_key = hashlib.blake2b(key[1], digest_size=16, person=b"lexer").digest()
             product = self._single(ids[0]) if len(ids) == 1 else self._canonical_product(ids)
             # projections read the accepting patterns as uint64 (projectable: at most 64 components)
-            product += (walk_key, None if product[6] is None else np.array(product[3], np.uint64))
+            product += (walk_key, None if product[6] is None else np.array(product[3], np.uint64),
+                        _new_loops(len(product[0])))
             live_bytes = 0 if product[6] is None else 8 * len(product[0])
             _PRODUCTS.put(key, product, product[0].nbytes + product[2].nbytes * 3 + live_bytes + 256)
         else:
             product = hit[0]
             if len(ids) > 1 and len(product[0]) > self.max_states:  # built under a larger budget: as a build
                 self._over_budget(ids)
-        trans, classes, which, patterns, accepting, has_out, live, walk_key, _ = product
+        trans, classes, which, patterns, accepting, has_out, live, walk_key, _, loops = product
         term_sets = _terminal_sets(patterns, ids)
         if live is not None:
             self._projectable[mask] = (product, {j: p for p, j in enumerate(ids)}, term_sets)
-        return Lexer(mask, trans, classes, accepting, has_out, which, term_sets, walk_key)
+        return Lexer(mask, trans, classes, accepting, has_out, which, term_sets, walk_key, loops=loops)
 
     def _superset(self, mask: int):
         """The smallest product built for a superset of ``mask`` (None if none): in an
@@ -242,7 +247,7 @@ class LexerFactory:
         few dozen keys), in fresh pages: in the fills around p99, about 4 of their 10
         page faults.  Several states may share an image: the automaton is equivalent
         to the product of ``mask``, only not minimal."""
-        trans_b, classes, which_b, _, _, _, live, walk_key_b, patterns = product
+        trans_b, classes, which_b, _, _, _, live, walk_key_b, patterns, loops = product
         allowed = 0  # the components mask allows (its bits: fewer than ids, and no shifts of the wide mask)
         for j in bit_indices(mask):
             allowed |= 1 << position[j]
@@ -254,7 +259,7 @@ class LexerFactory:
         walk_key = hashlib.blake2b(walk_key_b + allowed.to_bytes(8, "little"), digest_size=16,
                                    person=b"projection").digest()
         return Lexer(mask, trans_b, classes, accepting, None, acc_class, term_sets, walk_key, live, allowed,
-                     walk_key_b)
+                     walk_key_b, loops)
 
     def _single(self, j: int):
         """One terminal needs no product: its own DFA behind a fresh start state
@@ -304,6 +309,10 @@ class LexerFactory:
     def _over_budget(self, ids: list[int]):
         names = ", ".join(self.terminals[t].name for t in ids[:8])
         raise BudgetExceeded(f"lexer for terminals {{{names}...}} exceeds {self.max_states} states")
+
+
+def _new_loops(num_states: int) -> np.ndarray:
+    return np.full(num_states, LOOPS_UNKNOWN, np.uint8)
 
 
 @functools.lru_cache(maxsize=1)

@@ -15,6 +15,11 @@ read by the pattern), so the rest trie holds that subtree whole.
 
 Slices are built once per vocabulary (and kernel backend), when its first
 grammar is compiled, and shared by every grammar over that vocabulary.
+
+Inside a walk the same holds for a subtree: a node whose bytes below are all in
+one of the ``LOOP_CLASSES`` (the trie's ``pure`` bits), reached in a lexer state
+that loops on that class, allows its subtree whole without entering it (see
+``walk_trie``).  Those bits are made here too, once per trie.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from ..automata.regex import regex_to_dfa
 from ..vocab.vocabulary import TokenTrie, Vocabulary
 from .lexer import Lexer
 
-__all__ = ["DEFAULT_SLICES", "Slice", "Slicer", "slicer_for", "MIN_SLICE_TOKENS"]
+__all__ = ["DEFAULT_SLICES", "LOOP_CLASSES", "Slice", "Slicer", "slicer_for", "MIN_SLICE_TOKENS"]
 
 _NO_FILTER = np.uint64(0)  # slice_cover's filter for a lexer read as it is
 
@@ -51,6 +56,30 @@ DEFAULT_SLICES: tuple[tuple[str, str], ...] = (
     ("whitespace", r"[ \t\n\r]*"),
 )
 
+# Byte classes lexer states loop on, for the walks' pure subtrees (at most 7: one
+# uint8 per trie node).  ASCII only: a UTF-8 lexer state does not loop on a lead byte.
+LOOP_CLASSES: tuple[tuple[str, bytes], ...] = (
+    ("identifier", bytes(b for b in range(128) if chr(b).isalnum() or b == ord("_"))),
+    ("json_string", bytes(b for b in range(0x20, 0x80) if b not in b'"\\')),
+    ("line", bytes(b for b in range(128) if b not in b"\n\r")),
+    ("digits", b"0123456789"),
+    ("lower", bytes(range(ord("a"), ord("z") + 1))),
+    ("letters", bytes(b for b in range(128) if chr(b).isalpha())),
+    ("whitespace", b" \t\n\r"),
+)
+
+
+def _members(classes) -> np.ndarray:
+    """uint8[256]: bit ``p`` of byte ``b`` set iff ``b`` is in class ``p``."""
+    member = np.zeros(256, np.uint8)
+    for p, (_, members) in enumerate(classes):
+        member[list(members)] |= np.uint8(1 << p)
+    return member  # writeable, as the walks' other arrays: read-only is another numba signature
+
+
+LOOP_MEMBERS = _members(LOOP_CLASSES)
+
+
 # A slice smaller than this (tokens, fraction of the text tokens) is not worth its rest trie.
 MIN_SLICE_TOKENS = 64
 MIN_SLICE_FRACTION = 0.05
@@ -68,6 +97,7 @@ class Slice:
     rest: TokenTrie
     n_tokens: int
     full_node: np.ndarray  # int32: the vocabulary trie's node of every ``rest`` node
+    rest_pure: np.ndarray  # uint8: ``rest``'s pure bits (see the module docstring)
 
     @cached_property
     def rest_hi(self) -> np.ndarray:
@@ -104,7 +134,8 @@ def build_slice(name: str, pattern: ByteDFA, vocab: Vocabulary, kernels) -> Slic
     rest = TokenTrie(trie.byte[keep], trie.depth[keep], kept_before[trie.subtree_end[keep]],
                      tok_start, trie.tok_ids[~sliced_entry])
     full_node = np.flatnonzero(keep).astype(np.int32)
-    return Slice(name, pattern, bits, rest, int(len(np.unique(ids))), full_node)
+    return Slice(name, pattern, bits, rest, int(len(np.unique(ids))), full_node,
+                 kernels.trie_pure(rest.byte, rest.subtree_end, LOOP_MEMBERS))
 
 
 class Slicer:
@@ -129,6 +160,7 @@ class Slicer:
         self._choice: dict[tuple[bytes, int], str | None] = {}
         self._base: dict[tuple[bytes, int], tuple[str | None, int]] = {}  # see _projected
         self._lock = threading.Lock()
+        self.pure = kernels.trie_pure(vocab.trie.byte, vocab.trie.subtree_end, LOOP_MEMBERS)
         # Built now, once per vocabulary (like its trie), so that no mask pays for
         # it; a slice too small to shorten walks is dropped (its walk dies early anyway).
         n_text = sum(1 for b in vocab.token_bytes if b)

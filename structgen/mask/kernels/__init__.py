@@ -14,6 +14,9 @@ from ...errors import ConfigurationError
 Backend = Literal["auto", "numba", "reference"]
 _MODULES = {"numba": ".numba_cpu", "reference": ".reference"}
 
+# A lexer's ``loops`` entry not computed yet (see ``walk_trie``; the byte classes use bits 0-6).
+LOOPS_UNKNOWN = 0x80
+
 
 _LOADED: dict[str, ModuleType] = {}
 

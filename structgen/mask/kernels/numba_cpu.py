@@ -5,6 +5,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from . import LOOPS_UNKNOWN
 from ...automata.kernels_numba import number_rows, row_ids  # noqa: F401  (one numbering for DFA and lexer classes)
 
 _JIT = dict(cache=True, nogil=True, boundscheck=False)
@@ -26,8 +27,17 @@ def _filtered(t, live, allowed):
 
 
 @numba.njit(**_JIT)
-def walk_trie(trans, classes, accepting, live, allowed, start_state, node_byte, node_depth, subtree_end,
-              tok_start, tok_ids, los, his, out_bits, ev_lo, ev_hi, ev_state, stack, touched):
+def _loops_of(trans, classes, member, t):
+    cut = 0
+    for b in range(256):
+        if trans[t, classes[b]] != t:
+            cut |= member[b]
+    return np.uint8(~cut & 0x7F)
+
+
+@numba.njit(**_JIT)
+def walk_trie(trans, classes, accepting, live, allowed, loops, member, start_state, node_byte, node_depth,
+              subtree_end, tok_start, tok_ids, node_pure, los, his, out_bits, ev_lo, ev_hi, ev_state, stack, touched):
     n_events = 0
     n_touched = 0
     one = np.uint32(1)
@@ -45,14 +55,22 @@ def walk_trie(trans, classes, accepting, live, allowed, start_state, node_byte, 
             t = _filtered(trans[s, classes[node_byte[i]]], live, allowed)
             if t >= 0:
                 stack[d + 1] = t
-                for k in range(tok_start[i], tok_start[i + 1]):
+                nxt = i + 1
+                pure = node_pure[i]
+                if pure != 0:
+                    lp = loops[t]
+                    if lp == LOOPS_UNKNOWN:
+                        lp = loops[t] = _loops_of(trans, classes, member, t)
+                    if lp & pure:  # t loops on every byte below: the subtree's tokens all stay in t
+                        nxt = subtree_end[i]
+                for k in range(tok_start[i], tok_start[nxt]):
                     tid = tok_ids[k]
                     w = tid >> 5
                     if out_bits[w] == 0:
                         touched[n_touched] = w
                         n_touched += 1
                     out_bits[w] |= one << np.uint32(tid & 31)
-                i += 1
+                i = nxt
             else:
                 end = subtree_end[i]
                 if accepting[s]:
@@ -68,12 +86,31 @@ def walk_trie(trans, classes, accepting, live, allowed, start_state, node_byte, 
     return n_events, n_touched
 
 
+@numba.njit(**_JIT)
+def trie_pure(node_byte, subtree_end, member):
+    n = node_byte.shape[0]
+    out = np.zeros(n, np.uint8)
+    for i in range(n - 1, -1, -1):
+        end = subtree_end[i]
+        if end == i + 1:
+            continue  # a leaf: nothing below to skip
+        acc = 0x7F
+        j = i + 1
+        while j < end:
+            below = out[j] if subtree_end[j] > j + 1 else 0x7F
+            acc &= member[node_byte[j]] & below
+            j = subtree_end[j]
+        out[i] = acc
+    return out
+
+
 @numba.njit(**_JIT_SHORT)
-def walk_grouped(trans, classes, accepting, acc_class, live, allowed, start_state, node_byte, node_depth,
-                 subtree_end, tok_start, tok_ids, los, his, scratch, ev_lo, ev_hi, ev_state, stack, touched):
-    n, n_touched = walk_trie(trans, classes, accepting, live, allowed, start_state, node_byte, node_depth,
-                             subtree_end, tok_start, tok_ids, los, his, scratch, ev_lo, ev_hi, ev_state, stack,
-                             touched)
+def walk_grouped(trans, classes, accepting, acc_class, live, allowed, loops, member, start_state, node_byte,
+                 node_depth, subtree_end, tok_start, tok_ids, node_pure, los, his, scratch, ev_lo, ev_hi, ev_state,
+                 stack, touched):
+    n, n_touched = walk_trie(trans, classes, accepting, live, allowed, loops, member, start_state, node_byte,
+                             node_depth, subtree_end, tok_start, tok_ids, node_pure, los, his, scratch, ev_lo, ev_hi,
+                             ev_state, stack, touched)
     dense = n_touched * 4 > scratch.shape[0]
     if dense:
         idx = np.empty(0, np.int32)

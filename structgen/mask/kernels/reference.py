@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import LOOPS_UNKNOWN
 from ...automata.kernels_reference import number_rows, row_ids  # noqa: F401  (one numbering for DFA and lexer classes)
 
 
@@ -14,8 +15,37 @@ def _filtered(t, live, allowed) -> int:
     return -1 if t < 0 or (live is not None and allowed and not int(live[t]) & int(allowed)) else t
 
 
-def walk_trie(trans, classes, accepting, live, allowed, start_state, node_byte, node_depth, subtree_end,
-              tok_start, tok_ids, los, his, out_bits, ev_lo, ev_hi, ev_state, stack, touched):
+def loops_of(trans, classes, member, t) -> int:
+    """The byte classes (bits of ``member[b]``, see ``trie_pure``) every byte of which
+    leads lexer state ``t`` back to itself."""
+    cut = 0
+    for b in range(256):
+        if trans[t, classes[b]] != t:
+            cut |= int(member[b])
+    return ~cut & 0x7F
+
+
+def trie_pure(node_byte, subtree_end, member):
+    """Per trie node, the byte classes (bit ``p`` set in ``member[b]`` when byte ``b`` is
+    in class ``p``; bits 0-6) that hold every byte below the node: a walk that reaches it
+    in a state looping on such a class allows its whole subtree (leaves: 0)."""
+    n = len(node_byte)
+    out = np.zeros(n, np.uint8)
+    for i in reversed(range(n)):
+        end = int(subtree_end[i])
+        if end == i + 1:
+            continue
+        acc, j = 0x7F, i + 1
+        while j < end:  # the children
+            below = int(out[j]) if subtree_end[j] > j + 1 else 0x7F
+            acc &= int(member[node_byte[j]]) & below
+            j = int(subtree_end[j])
+        out[i] = acc
+    return out
+
+
+def walk_trie(trans, classes, accepting, live, allowed, loops, member, start_state, node_byte, node_depth,
+              subtree_end, tok_start, tok_ids, node_pure, los, his, out_bits, ev_lo, ev_hi, ev_state, stack, touched):
     """DFS over the trie node ranges ``[los[r], his[r])``, each a subtree or a run
     of siblings, in one lexer starting at ``start_state`` in every range.
 
@@ -29,6 +59,10 @@ def walk_trie(trans, classes, accepting, live, allowed, start_state, node_byte, 
     to ``touched`` (so the caller reads the few it needs, not the whole mask).
     ``live`` not None and ``allowed`` nonzero filter the lexer (a projection, see
     ``Lexer``): a step into a state ``t`` with ``live[t] & allowed == 0`` is dead.
+    A node whose subtree's bytes are all in a class (``node_pure``, see
+    ``trie_pure``) that its state loops on (``loops[t]``, filled in on first use:
+    ``LOOPS_UNKNOWN`` until then, see ``loops_of``) allows its whole subtree without
+    entering it: no byte below leaves the state, so no event is lost.
     Returns (number of events, number of touched words)."""
     n_events = n_touched = 0
     for lo, hi in zip(los, his):
@@ -44,13 +78,19 @@ def walk_trie(trans, classes, accepting, live, allowed, start_state, node_byte, 
             t = _filtered(trans[s, classes[node_byte[i]]], live, allowed)
             if t >= 0:
                 stack[d + 1] = t
-                for k in range(tok_start[i], tok_start[i + 1]):
+                nxt = i + 1
+                if node_pure[i]:
+                    if loops[t] == LOOPS_UNKNOWN:
+                        loops[t] = loops_of(trans, classes, member, t)
+                    if loops[t] & node_pure[i]:
+                        nxt = int(subtree_end[i])
+                for k in range(tok_start[i], tok_start[nxt]):  # the node's tokens (and its subtree's, if pure)
                     tid = int(tok_ids[k])
                     if not out_bits[tid >> 5]:
                         touched[n_touched] = tid >> 5
                         n_touched += 1
                     out_bits[tid >> 5] |= np.uint32(1 << (tid & 31))
-                i += 1
+                i = nxt
             else:
                 end = subtree_end[i]
                 if accepting[s]:
@@ -64,8 +104,9 @@ def walk_trie(trans, classes, accepting, live, allowed, start_state, node_byte, 
     return n_events, n_touched
 
 
-def walk_grouped(trans, classes, accepting, acc_class, live, allowed, start_state, node_byte, node_depth,
-                 subtree_end, tok_start, tok_ids, los, his, scratch, ev_lo, ev_hi, ev_state, stack, touched):
+def walk_grouped(trans, classes, accepting, acc_class, live, allowed, loops, member, start_state, node_byte,
+                 node_depth, subtree_end, tok_start, tok_ids, node_pure, los, his, scratch, ev_lo, ev_hi, ev_state,
+                 stack, touched):
     """``walk_trie`` with its results taken out of the scratch buffers (left zeroed) and
     its events grouped by the accepting class of their state (``acc_class``): returns
     (dense, idx, words, events, groups).  ``dense`` when over a quarter of the words
@@ -74,9 +115,9 @@ def walk_grouped(trans, classes, accepting, acc_class, live, allowed, start_stat
     event; with G groups, ``groups`` holds their classes (ascending), then where each
     starts in ``events``, then n: group g is ``events[:, groups[G + g]:groups[G + g + 1]]``,
     in walk order.  (Few arrays: numba returns each at a cost.)"""
-    n, n_touched = walk_trie(trans, classes, accepting, live, allowed, start_state, node_byte, node_depth,
-                             subtree_end, tok_start, tok_ids, los, his, scratch, ev_lo, ev_hi, ev_state, stack,
-                             touched)
+    n, n_touched = walk_trie(trans, classes, accepting, live, allowed, loops, member, start_state, node_byte,
+                             node_depth, subtree_end, tok_start, tok_ids, node_pure, los, his, scratch, ev_lo, ev_hi,
+                             ev_state, stack, touched)
     dense = n_touched * 4 > len(scratch)
     if dense:
         idx, words = np.empty(0, np.int32), scratch.copy()
