@@ -290,3 +290,40 @@ def test_rest_trie_events_renumbered_are_the_whole_tries_gpt2(backend):
             if want_events.shape[1] > 1:
                 checked.add(part.name)
     assert len(checked) >= 2, f"sliced states with events only for {checked}: renumbering barely tested"
+
+
+def _walk_plain_and_pure(c, lex, state, trie, pure):
+    """``walk_trie`` of ``lex`` from ``state`` over the whole of ``trie`` with the
+    pure-subtree bits ``pure``: (bits, events) as lists."""
+    nw = c.vocab.num_words
+    bits, ev = np.zeros(nw, np.uint32), [np.zeros(trie.num_nodes + 1, np.int32) for _ in range(3)]
+    n, _ = c._k.walk_trie(lex.trans, lex.classes, lex.accepting, lex.live, lex.filter, lex.loops, LOOP_MEMBERS,
+                          state, trie.byte, trie.depth, trie.subtree_end, trie.tok_start, trie.tok_ids, pure,
+                          np.zeros(1, np.int32), np.full(1, trie.num_nodes, np.int32), bits, *ev,
+                          np.empty(trie.max_depth + 2, np.int32), np.empty(nw, np.int32))
+    return bits.tolist(), [e[:n].tolist() for e in ev]
+
+
+@pytest.mark.hf
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_pure_subtree_skips_equal_the_plain_walk_gpt2(backend):
+    """A walk that allows a pure subtree whole (its bytes all in a class its state loops
+    on) allows the same tokens and reports the same events as the walk entering it,
+    from states of JSON, CSV, arithmetic and regex grammars (projections included), and
+    the skip is taken: some state met at a pure node loops on its class."""
+    from tokenizers_fixture import gpt2
+
+    vocab = Vocabulary.from_tokenizer(gpt2())
+    looping = 0
+    for name in ("json", "csv", "regex", "arithmetic"):
+        compiled = compile_grammar(load_grammar(name), vocab) if name == "arithmetic" else WORKLOADS[name](vocab)
+        c = CompiledGrammar(compiled.grammar, vocab, kernels=backend)
+        tr = c._trie
+        pure = c._k.trie_pure(tr.byte, tr.subtree_end, LOOP_MEMBERS)
+        none = np.zeros_like(pure)
+        states = _random_states(c, random.Random(5), walks=1, steps=6 if backend == "reference" else 12)
+        for row, s in states:
+            lex = c.lexer(row)
+            assert _walk_plain_and_pure(c, lex, s, tr, pure) == _walk_plain_and_pure(c, lex, s, tr, none), (name, s)
+            looping += int(((lex.loops & 0x7F) != 0).sum())
+    assert looping > 0, "no walk met a looping state at a pure node: the skip went untested"
