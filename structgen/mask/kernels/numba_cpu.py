@@ -27,7 +27,7 @@ def _filtered(t, live, allowed):
 
 
 @numba.njit(**_JIT)
-def _loops_of(trans, classes, member, t):
+def loops_of(trans, classes, member, t):
     cut = 0
     for b in range(256):
         if trans[t, classes[b]] != t:
@@ -60,7 +60,7 @@ def walk_trie(trans, classes, accepting, live, allowed, loops, member, start_sta
                 if pure != 0:
                     lp = loops[t]
                     if lp == LOOPS_UNKNOWN:
-                        lp = loops[t] = _loops_of(trans, classes, member, t)
+                        lp = loops[t] = loops_of(trans, classes, member, t)
                     if lp & pure:  # t loops on every byte below: the subtree's tokens all stay in t
                         nxt = subtree_end[i]
                 for k in range(tok_start[i], tok_start[nxt]):
