@@ -245,11 +245,11 @@ def test_cached_masks_are_kept_compact_and_written_back_exactly_gpt2():
 
 
 
-def _walk(c, lex, state, trie):
-    """``walk_grouped`` of ``lex`` from ``state`` over the whole of ``trie``: (events, groups)."""
+def _walk(c, lex, state, trie, pure):
+    """``walk_grouped`` of ``lex`` from ``state`` over the whole of ``trie`` (its pure-subtree
+    bits ``pure``): (events, groups)."""
     from structgen.mask.engine import _walk_buffers
 
-    pure = c._k.trie_pure(trie.byte, trie.subtree_end, LOOP_MEMBERS)
     out = c._k.walk_grouped(lex.trans, lex.classes, lex.accepting, lex.acc_class, lex.live, lex.filter, lex.loops,
                             LOOP_MEMBERS, state, trie.byte, trie.depth, trie.subtree_end, trie.tok_start,
                             trie.tok_ids, pure,
@@ -280,8 +280,8 @@ def test_rest_trie_events_renumbered_are_the_whole_tries_gpt2(backend):
             part = c._slicer.choose(lex, s)
             if part is None:
                 continue
-            want_events, want_groups = _walk(c, lex, s, c._trie)
-            events, groups = _walk(c, lex, s, part.rest)
+            want_events, want_groups = _walk(c, lex, s, c._trie, c._slicer.pure)
+            events, groups = _walk(c, lex, s, part.rest, part.rest_pure)
             tr = c._trie
             got_events, got_groups = c._k.events_to_full(events, groups, part.rest.subtree_end, part.full_node,
                                                          tr.subtree_end, tr.depth)
@@ -318,8 +318,7 @@ def test_pure_subtree_skips_equal_the_plain_walk_gpt2(backend):
     for name in ("json", "csv", "regex", "arithmetic"):
         compiled = compile_grammar(load_grammar(name), vocab) if name == "arithmetic" else WORKLOADS[name](vocab)
         c = CompiledGrammar(compiled.grammar, vocab, kernels=backend)
-        tr = c._trie
-        pure = c._k.trie_pure(tr.byte, tr.subtree_end, LOOP_MEMBERS)
+        tr, pure = c._trie, c._slicer.pure
         none = np.zeros_like(pure)
         states = _random_states(c, random.Random(5), walks=1, steps=6 if backend == "reference" else 12)
         for row, s in states:

@@ -105,8 +105,9 @@ class Slice:
         return np.full(1, self.rest.num_nodes, np.int32)
 
 
-def build_slice(name: str, pattern: ByteDFA, vocab: Vocabulary, kernels) -> Slice:
-    """Split ``vocab``'s trie by ``pattern`` (see the module docstring)."""
+def build_slice(name: str, pattern: ByteDFA, vocab: Vocabulary, kernels, min_tokens: float = 0) -> Slice | None:
+    """Split ``vocab``'s trie by ``pattern`` (see the module docstring); None, with no
+    rest trie built, when the slice has fewer than ``min_tokens`` tokens."""
     trie = vocab.trie
     n = trie.num_nodes
     states = np.empty(n, np.int32)
@@ -117,6 +118,9 @@ def build_slice(name: str, pattern: ByteDFA, vocab: Vocabulary, kernels) -> Slic
     entry_node = np.repeat(np.arange(n), counts)  # trie node of every tok_ids entry
     sliced_entry = in_slice[entry_node]
     ids = trie.tok_ids[sliced_entry].astype(np.int64)
+    n_tokens = int(len(np.unique(ids)))
+    if n_tokens < min_tokens:
+        return None
     bits = np.zeros(vocab.num_words, np.uint32)
     np.bitwise_or.at(bits, ids >> 5, (np.uint32(1) << (ids & 31).astype(np.uint32)))
     bits.flags.writeable = False
@@ -134,7 +138,7 @@ def build_slice(name: str, pattern: ByteDFA, vocab: Vocabulary, kernels) -> Slic
     rest = TokenTrie(trie.byte[keep], trie.depth[keep], kept_before[trie.subtree_end[keep]],
                      tok_start, trie.tok_ids[~sliced_entry])
     full_node = np.flatnonzero(keep).astype(np.int32)
-    return Slice(name, pattern, bits, rest, int(len(np.unique(ids))), full_node,
+    return Slice(name, pattern, bits, rest, n_tokens, full_node,
                  kernels.trie_pure(rest.byte, rest.subtree_end, LOOP_MEMBERS))
 
 
@@ -166,8 +170,9 @@ class Slicer:
         n_text = sum(1 for b in vocab.token_bytes if b)
         keep = []
         for p, name in enumerate(self.names):
-            sl = build_slice(name, self.patterns[name], vocab, kernels)
-            if sl.n_tokens >= max(MIN_SLICE_TOKENS, MIN_SLICE_FRACTION * n_text):
+            sl = build_slice(name, self.patterns[name], vocab, kernels,
+                             min_tokens=max(MIN_SLICE_TOKENS, MIN_SLICE_FRACTION * n_text))
+            if sl is not None:
                 self._slices[name] = sl
                 keep.append(p)
         # largest first: the first pattern that covers a state is the slice to use
