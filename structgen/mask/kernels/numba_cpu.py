@@ -351,6 +351,37 @@ def lexer_product(table, own, comp_off, start, trans_out, offsets, pool_comp, po
         return -2
     vec_p = np.empty(k, np.int32)
     vec_r = np.empty(k, np.int32)
+    # A state of one live component (most states: inside one literal or key) steps by
+    # that component's own classes, fewer than the product's (a key's DFA has two or
+    # three, a product of many keys dozens): per component, its own classes in order
+    # of their first product class (so states are made in the scan order) and the
+    # product classes reading each.
+    grp_oc = np.empty((k, n_cls), np.int32)
+    grp_end = np.empty((k, n_cls), np.int32)
+    grp_cls = np.empty((k, n_cls), np.int32)
+    n_grp = np.zeros(k, np.int32)
+    rank = np.full(table.shape[1], -1, np.int32)
+    for p in range(k):
+        g = 0
+        for c in range(n_cls):
+            oc = own[p, c]
+            if rank[oc] < 0:
+                rank[oc] = g
+                grp_oc[p, g] = oc
+                grp_end[p, g] = 0
+                g += 1
+            grp_end[p, rank[oc]] += 1
+        n_grp[p] = g
+        for j in range(1, g):
+            grp_end[p, j] += grp_end[p, j - 1]
+        for c in range(n_cls - 1, -1, -1):  # counting sort, stable: classes ascending per group
+            j = rank[own[p, c]]
+            grp_end[p, j] -= 1
+            grp_cls[p, grp_end[p, j]] = c
+        for j in range(g):  # back to end offsets
+            grp_end[p, j] = grp_end[p, j + 1] if j + 1 < g else n_cls
+        for j in range(g):
+            rank[grp_oc[p, j]] = -1
     for p in range(k):
         pool_comp[p] = p
         pool_row[p] = start[p]
@@ -361,6 +392,35 @@ def lexer_product(table, own, comp_off, start, trans_out, offsets, pool_comp, po
     while head < n:
         lo = offsets[head]
         hi = offsets[head + 1]
+        if hi - lo == 1:
+            p = pool_comp[lo]
+            r = pool_row[lo]
+            for c in range(n_cls):
+                trans_out[head, c] = -1
+            a = 0
+            for j in range(n_grp[p]):
+                b = grp_end[p, j]
+                q = table[r, grp_oc[p, j]]
+                if q >= 0:
+                    rr = comp_off[p] + q
+                    found = single[rr]
+                    if found < 0:
+                        if n >= cap:
+                            return -1
+                        e = offsets[n]
+                        if e + 1 > pool_cap:
+                            return -2
+                        pool_comp[e] = p
+                        pool_row[e] = rr
+                        offsets[n + 1] = e + 1
+                        single[rr] = n
+                        found = n
+                        n += 1
+                    for i in range(a, b):
+                        trans_out[head, grp_cls[p, i]] = found
+                a = b
+            head += 1
+            continue
         for c in range(n_cls):
             m = 0
             for i in range(lo, hi):
