@@ -357,29 +357,28 @@ def lexer_product(table, own, comp_off, start, trans_out, offsets, pool_comp, po
     # of their first product class (so states are made in the scan order) and the
     # product classes reading each.
     grp_oc = np.empty((k, n_cls), np.int32)
-    grp_end = np.empty((k, n_cls), np.int32)
+    grp_start = np.zeros((k, n_cls + 1), np.int32)  # group j's classes: grp_cls[p, start[j]:start[j + 1]]
     grp_cls = np.empty((k, n_cls), np.int32)
     n_grp = np.zeros(k, np.int32)
     rank = np.full(table.shape[1], -1, np.int32)
+    fill = np.empty(n_cls + 1, np.int32)
     for p in range(k):
         g = 0
-        for c in range(n_cls):
+        for c in range(n_cls):  # number the own classes by first product class; count their classes
             oc = own[p, c]
             if rank[oc] < 0:
                 rank[oc] = g
                 grp_oc[p, g] = oc
-                grp_end[p, g] = 0
                 g += 1
-            grp_end[p, rank[oc]] += 1
+            grp_start[p, rank[oc] + 1] += 1
         n_grp[p] = g
-        for j in range(1, g):
-            grp_end[p, j] += grp_end[p, j - 1]
-        for c in range(n_cls - 1, -1, -1):  # counting sort, stable: classes ascending per group
+        for j in range(g):
+            grp_start[p, j + 1] += grp_start[p, j]
+        fill[:g] = grp_start[p, :g]
+        for c in range(n_cls):  # classes ascending within each group
             j = rank[own[p, c]]
-            grp_end[p, j] -= 1
-            grp_cls[p, grp_end[p, j]] = c
-        for j in range(g):  # back to end offsets
-            grp_end[p, j] = grp_end[p, j + 1] if j + 1 < g else n_cls
+            grp_cls[p, fill[j]] = c
+            fill[j] += 1
         for j in range(g):
             rank[grp_oc[p, j]] = -1
     for p in range(k):
@@ -397,9 +396,7 @@ def lexer_product(table, own, comp_off, start, trans_out, offsets, pool_comp, po
             r = pool_row[lo]
             for c in range(n_cls):
                 trans_out[head, c] = -1
-            a = 0
             for j in range(n_grp[p]):
-                b = grp_end[p, j]
                 q = table[r, grp_oc[p, j]]
                 if q >= 0:
                     rr = comp_off[p] + q
@@ -416,9 +413,8 @@ def lexer_product(table, own, comp_off, start, trans_out, offsets, pool_comp, po
                         single[rr] = n
                         found = n
                         n += 1
-                    for i in range(a, b):
+                    for i in range(grp_start[p, j], grp_start[p, j + 1]):
                         trans_out[head, grp_cls[p, i]] = found
-                a = b
             head += 1
             continue
         for c in range(n_cls):

@@ -296,7 +296,9 @@ def lexer_product(table, own, comp_off, start, trans_out, offsets, pool_comp, po
     state ``s``'s pairs are ``pool_comp`` / ``pool_row`` at ``offsets[s]`` ..
     ``offsets[s + 1]``.  ``index`` (a power-of-two int32 hash table of sets) and
     ``single`` (int32[rows]: the state made of that row alone), both filled with
-    -1, are the numba kernel's lookup tables (unused here).  Returns the number
+    -1, are the numba kernel's lookup tables (unused here; the kernel also steps a
+    state of one live component by that component's own classes, each class group at
+    once, which makes the same states in the same order).  Returns the number
     of states, -1 when more than ``trans_out`` holds are reachable, -2 when the
     pool is too small."""
     cap, n_cls = trans_out.shape
