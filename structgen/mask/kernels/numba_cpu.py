@@ -342,6 +342,22 @@ def apply_bitmask(logits, bitmask, vocab_size):
 
 
 @numba.njit(**_JIT)
+def _new_product_state(n, cap, vec_p, vec_r, m, offsets, pool_comp, pool_row):
+    """Append state ``n`` (the pairs ``vec_p[:m]`` / ``vec_r[:m]``) to ``lexer_product``'s
+    pool: ``n``, or -1 when ``cap`` states are made already, -2 when the pool is full."""
+    if n >= cap:
+        return -1
+    a = offsets[n]
+    if a + m > pool_comp.shape[0]:
+        return -2
+    for j in range(m):
+        pool_comp[a + j] = vec_p[j]
+        pool_row[a + j] = vec_r[j]
+    offsets[n + 1] = a + m
+    return n
+
+
+@numba.njit(**_JIT)
 def lexer_product(table, own, comp_off, start, trans_out, offsets, pool_comp, pool_row, index, single):
     cap, n_cls = trans_out.shape
     k = start.shape[0]
@@ -402,16 +418,11 @@ def lexer_product(table, own, comp_off, start, trans_out, offsets, pool_comp, po
                     rr = comp_off[p] + q
                     found = single[rr]
                     if found < 0:
-                        if n >= cap:
-                            return -1
-                        e = offsets[n]
-                        if e + 1 > pool_cap:
-                            return -2
-                        pool_comp[e] = p
-                        pool_row[e] = rr
-                        offsets[n + 1] = e + 1
+                        vec_p[0], vec_r[0] = p, rr
+                        found = _new_product_state(n, cap, vec_p, vec_r, 1, offsets, pool_comp, pool_row)
+                        if found < 0:
+                            return found
                         single[rr] = n
-                        found = n
                         n += 1
                     for i in range(grp_start[p, j], grp_start[p, j + 1]):
                         trans_out[head, grp_cls[p, i]] = found
@@ -455,20 +466,13 @@ def lexer_product(table, own, comp_off, start, trans_out, offsets, pool_comp, po
                             break
                     slot = (slot + 1) & mask
             if found < 0:
-                if n >= cap:
-                    return -1
-                a = offsets[n]
-                if a + m > pool_cap:
-                    return -2
-                for j in range(m):
-                    pool_comp[a + j] = vec_p[j]
-                    pool_row[a + j] = vec_r[j]
-                offsets[n + 1] = a + m
+                found = _new_product_state(n, cap, vec_p, vec_r, m, offsets, pool_comp, pool_row)
+                if found < 0:
+                    return found
                 if m == 1:
                     single[vec_r[0]] = n
                 else:
                     index[slot] = n
-                found = n
                 n += 1
             trans_out[head, c] = found
         head += 1
