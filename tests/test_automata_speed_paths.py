@@ -211,3 +211,23 @@ def test_encoded_ascii_body_accepts_exactly_the_json_spellings_of_its_strings(ca
                 assert enc.matches(text.encode()) == ok, (text, canonical)
                 checked += 1
     assert checked > 400
+
+
+def test_ecma_patterns_parsed_once_keep_errors_and_modes_apart():
+    """pattern_dfa keeps each pattern's parse (per search mode): a pattern that does not
+    parse raises every time, naming the place of that call, and a kept parse serves
+    the same language as a fresh one."""
+    from structgen.errors import Unsupported
+    from structgen.json_schema import ecma_regex
+
+    for where in ("#/a/pattern", "#/b/pattern"):
+        with pytest.raises(Unsupported) as err:
+            ecma_regex.pattern_dfa("(?<=x)y", where=where)
+        assert where in str(err.value)
+    p = "^(?!ab)[a-c]{2}|x$"
+    search, full = ecma_regex.pattern_dfa(p), ecma_regex.pattern_dfa(p, search=False)
+    assert search.matches(b"bcz") and not full.matches(b"bcz") and not search.matches(b"abz")
+    assert search.matches(b"zzx") and not full.matches(b"zzx") and full.matches(b"x")
+    ecma_regex._TRANSLATIONS.clear()
+    ecma_regex._pattern_dfa.cache_clear()
+    assert ops.dfa_key(ecma_regex.pattern_dfa(p)) == ops.dfa_key(search)

@@ -460,15 +460,41 @@ def translate(pattern: str, *, where: str = "", search: bool = True) -> str:
     ECMA pattern matches (``search``: anywhere; else as a full match).  Patterns
     with anchors inside groups come back in *sentinel form*: the language of
     ``START + s + END`` for the strings ``s`` (see :func:`pattern_dfa`)."""
+    kind, text, _ = _translation(pattern, search, where)
+    if kind == "lookaheads":
+        raise Unsupported("pattern lookahead", "only directly after a leading '^' (compiled by pattern_dfa)",
+                          where=where)
+    return text
+
+
+_TRANSLATIONS: dict = {}
+
+
+def _translation(pattern: str, search: bool, where: str) -> tuple:
+    """The pattern parsed once (schemas repeat patterns; a long one costs ~0.3 ms a
+    parse): ``("plain", text, None)``, ``("sentinel", text, None)`` (see
+    :func:`translate`) or ``("lookaheads", alternatives, lookaheads)`` (see
+    :func:`_with_lookaheads`).  Kept per (pattern, search); a pattern that does not
+    parse raises, naming ``where``, every time."""
+    key = (pattern, search)
+    hit = _TRANSLATIONS.get(key)
+    if hit is None:
+        hit = _translate(pattern, where, search)
+        if len(_TRANSLATIONS) > 4096:
+            _TRANSLATIONS.clear()
+        _TRANSLATIONS[key] = hit
+    return hit
+
+
+def _translate(pattern: str, where: str, search: bool) -> tuple:
     try:
         p = _Parser(pattern, where)
         alts = p.top()
-        if p.lookaheads:
-            raise Unsupported("pattern lookahead", "only directly after a leading '^' (compiled by pattern_dfa)",
-                              where=where)
     except _Anchors:
         text = _Parser(pattern, where, sentinels=True).top()[0][1]
-        return "\x00SENTINEL" + "(?s:.*)(?:" + text + ")(?s:.*)"
+        return "sentinel", "(?s:.*)(?:" + text + ")(?s:.*)", None
+    if p.lookaheads:
+        return "lookaheads", alts, tuple(p.lookaheads)
     # alternatives with the same unanchored ends share them (.*(?:a|b).* rather than
     # .*a.*|.*b.*: the same language, and every .* copy would be alive at once while
     # determinising, each with its own UTF-8 decoding states)
@@ -478,18 +504,19 @@ def translate(pattern: str, *, where: str = "", search: bool = True) -> str:
         post = "" if (a_end or not search) else "(?s:.*)"
         groups.setdefault((pre, post), []).append(text)
     out = [pre + "(?:" + "|".join(texts) + ")" + post for (pre, post), texts in groups.items()]
-    return out[0] if len(out) == 1 else "(?:" + "|".join(out) + ")"
+    return "plain", out[0] if len(out) == 1 else "(?:" + "|".join(out) + ")", None
 
 
 @functools.lru_cache(maxsize=2048)
 def _pattern_dfa(pattern: str, search: bool, max_states: int) -> ByteDFA:
-    text = translate(pattern, search=search)
-    if not text.startswith("\x00SENTINEL"):
+    """The DFA of a pattern :func:`_translation` parsed already (plain or sentinel form)."""
+    kind, text, _ = _translation(pattern, search, "")
+    if kind == "plain":
         return trusted_regex_to_dfa(text, max_states=max_states)
     import numpy as np
 
     from ..automata import ops
-    d = trusted_regex_to_dfa(text[len("\x00SENTINEL"):], max_states=max_states)
+    d = trusted_regex_to_dfa(text, max_states=max_states)
     q0 = d.walk(chr(SENT_START).encode())
     end = chr(SENT_END).encode()
     acc = np.array([d.walk(end, q) >= 0 and bool(d.accepting[d.walk(end, q)]) for q in range(d.num_states)])
@@ -500,20 +527,16 @@ def _pattern_dfa(pattern: str, search: bool, max_states: int) -> ByteDFA:
     return ops.intersect(shifted, plain)
 
 
-def _with_lookaheads(pattern: str, where: str, search: bool, max_states: int):
+def _with_lookaheads(alts, lookaheads, where: str, search: bool, max_states: int):
     """``^(?=X)(?!Y)rest`` alternatives: rest intersected with / minus ``X.*``."""
     from ..automata import ops
 
-    p = _Parser(pattern, where)
-    alts = p.top()
-    if not p.lookaheads:
-        return None
     out = None
     for k, (a_start, text, a_end) in enumerate(alts):
         pre = "" if (a_start or not search) else "(?s:.*)"
         post = "" if (a_end or not search) else "(?s:.*)"
         d = trusted_regex_to_dfa(pre + "(?:" + text + ")" + post, max_states=max_states)
-        for neg, inner, idx in p.lookaheads:
+        for neg, inner, idx in lookaheads:
             if idx != k:
                 continue
             q = _Parser(inner, where)
@@ -529,13 +552,9 @@ def _with_lookaheads(pattern: str, where: str, search: bool, max_states: int):
 
 def pattern_dfa(pattern: str, *, where: str = "", search: bool = True, max_states: int = 20_000) -> ByteDFA:
     """Body DFA (UTF-8 bytes of the decoded string) of an ECMA-262 ``pattern``."""
-    try:
-        la = _with_lookaheads(pattern, where, search, max_states)
-    except _Anchors:
-        la = None
-    if la is not None:
-        return la
-    translate(pattern, where=where, search=search)  # raises with the pointer if unsupported
+    kind, alts, lookaheads = _translation(pattern, search, where)  # raises with the pointer if unsupported
+    if kind == "lookaheads":
+        return _with_lookaheads(alts, lookaheads, where, search, max_states)
     try:
         return _pattern_dfa(pattern, search, max_states)
     except BudgetExceeded as exc:
