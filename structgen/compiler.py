@@ -322,8 +322,10 @@ def _options_text(opt) -> str:
 
 
 def _ir_bytes(grammar: Grammar) -> int:
-    """Approximate size of a grammar IR (terminal automata dominate)."""
-    return sum(t.dfa.trans.nbytes + 256 for t in grammar.terminals) + 64 * len(grammar.rules) + 1024
+    """Approximate size of a grammar IR (terminal automata dominate; a lazy terminal
+    not built yet is counted as a short literal's)."""
+    return (sum(t.dfa.trans.nbytes + 256 if t.built else 512 for t in grammar.terminals)
+            + 64 * len(grammar.rules) + 1024)
 
 
 # One default compiler per vocabulary fingerprint (the most recent few), for the

@@ -640,3 +640,29 @@ def test_alternatives_hash_their_compared_fields():
         compared = tuple(getattr(a, f.name) for f in fields(a) if f.compare)
         assert hash(a) == hash(compared) == hash(a)  # the second call reads the cache
         assert a == type(a)(**{f.name: getattr(a, f.name) for f in fields(a)})
+
+
+def test_key_terminals_are_built_when_a_lexer_first_allows_them():
+    """Declared keys are lazy terminals: none is built by the compile or the first
+    mask, a lexer that allows them builds them, and their automata are those of the
+    eager construction (a pickle carries them as plain terminals)."""
+    import pickle
+
+    from structgen.automata import ops
+    from structgen.grammar.ir import LazyTerminal
+    from structgen.json_schema.json_strings import quoted_literals
+
+    schema = {"type": "object", "properties": {"name": {"type": "string"}, "über": {"type": "integer"}},
+              "required": ["name"]}
+    c = compile_json_schema(schema, V)
+    lazy = [t for t in c.grammar.terminals if isinstance(t, LazyTerminal)]
+    assert sorted(t.source for t in lazy) == ["name", "über"] and not any(t.built for t in lazy)
+    m = c.matcher()
+    assert m.accept_string('{') and not any(t.built for t in lazy)  # "{": no key allowed yet
+    assert m.accept_string('"name": "x", "über": 1}') and m.can_terminate()
+    assert all(t.built for t in lazy)
+    for t in lazy:  # escapes="canonical" (the default)
+        assert ops.dfa_key(t.dfa) == ops.dfa_key(quoted_literals((t.source,), canonical=True)), t.name
+    copy = pickle.loads(pickle.dumps(c.grammar))
+    assert not any(isinstance(t, LazyTerminal) for t in copy.terminals)
+    assert [ops.dfa_key(t.dfa) for t in copy.terminals] == [ops.dfa_key(t.dfa) for t in c.grammar.terminals]

@@ -25,6 +25,44 @@ class Terminal:
     dfa: ByteDFA
     source: str = ""  # the regex or literal it came from (for messages)
 
+    @property
+    def built(self) -> bool:
+        """Is the DFA there?  (A :class:`LazyTerminal`'s is built on first use.)"""
+        return True
+
+    def has_strings(self) -> bool:
+        """Does the terminal match some string?"""
+        return bool(np.count_nonzero(self.dfa.accepting))  # (ndarray.any costs 3x as much)
+
+
+class LazyTerminal(Terminal):
+    """A terminal whose DFA is built by ``build()`` on first use (a lexer that allows
+    it, a pickle).  ``build`` must not fail and must give a DFA that matches some
+    string: a schema's key literals are the case (a schema declares hundreds of keys,
+    and the first mask reads none of them)."""
+
+    def __init__(self, name: str, build, source: str = ""):
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "source", source)
+        object.__setattr__(self, "_build", build)
+
+    @property
+    def dfa(self) -> ByteDFA:  # type: ignore[override]
+        d = self.__dict__.get("_dfa")
+        if d is None:  # two threads may both build it: the same automaton, either is kept
+            d = self.__dict__["_dfa"] = self._build()
+        return d
+
+    @property
+    def built(self) -> bool:
+        return "_dfa" in self.__dict__
+
+    def has_strings(self) -> bool:
+        return True
+
+    def __reduce__(self):
+        return Terminal, (self.name, self.dfa, self.source)
+
 
 @dataclass(eq=False)
 class Grammar:
@@ -118,8 +156,7 @@ def prune_unproductive(grammar: Grammar) -> Grammar:
     empty string uses, since such rules hold only nullable, so productive, symbols)."""
     if grammar.meta.get("pruned"):
         return grammar
-    productive_terms = {term_symbol(t) for t, term in enumerate(grammar.terminals)
-                        if np.count_nonzero(term.dfa.accepting)}  # (ndarray.any costs 3x as much)
+    productive_terms = {term_symbol(t) for t, term in enumerate(grammar.terminals) if term.has_strings()}
     productive, missing, nullable = proven_heads(grammar.rules, productive_terms)
     if grammar.start not in productive:
         from ..errors import GrammarError

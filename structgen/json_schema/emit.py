@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
+from functools import partial
 from itertools import combinations
 
 from ..automata import ops
@@ -21,7 +22,7 @@ from ..automata.finite import enumerate_strings, max_length
 from ..automata.fsm import ByteDFA
 from ..automata.regex import literal_dfa, regex_to_dfa
 from ..errors import BudgetExceeded, Unsupported
-from ..grammar.ir import Grammar, Terminal, term_symbol
+from ..grammar.ir import Grammar, LazyTerminal, Terminal, term_symbol
 from . import numbers as num
 from .json_strings import ANY_STRING, encoded_length_chain, quoted, quoted_literals
 from .model import FALSE, ArrAlt, ObjAlt, TypeSets, _length_body, f_and, f_not
@@ -242,7 +243,7 @@ class Emitter:
         if hit is not None:
             return hit
         q = quoted(body, canonical=self.canon)
-        if exclude:
+        if exclude:  # built at once (a lazy one cost a fresh process's fills ~7 % at p99: one product per object)
             q = ops.product(q, quoted_literals(exclude, canonical=self.canon), "diff", minimal=False,
                             max_states=400_000, sinks_only=body is None)
         t = None if ops.is_empty(q) else self.terminal(q, name)
@@ -250,10 +251,23 @@ class Emitter:
         return t
 
     def name_terminal(self, name: str) -> int:
+        """The terminal of a declared key (every JSON spelling of it)."""
         hit = self._misc.get(("key", name))
         if hit is None:
-            hit = self._misc[("key", name)] = self.terminal(quoted_literals([name], canonical=self.canon), "KEY")
+            hit = self._misc[("key", name)] = self.lazy_terminal(
+                partial(quoted_literals, (name,), canonical=self.canon), "KEY", name)
         return hit
+
+    def lazy_terminal(self, build, name: str, source: str = "") -> int:
+        """A terminal whose DFA ``build()`` makes when a lexer first allows it (see
+        :class:`~structgen.grammar.ir.LazyTerminal`: it must not fail nor be empty).
+        Most keys of a schema are not read before the first mask, nor ever in the
+        branches a document does not take.  Not merged with equal automata."""
+        t = len(self.terminals)
+        self.terminals.append(LazyTerminal(f"{name}_{t}", build, source))
+        if len(self.terminals) > self.opt.max_terminals:
+            self.check_budget()
+        return term_symbol(t)
 
     def object(self, alt: ObjAlt, depth: int):
         key = (alt, depth if self.opt.max_recursion_depth is not None else 0)

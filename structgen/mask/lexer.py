@@ -180,8 +180,7 @@ class LexerFactory:
         self.terminals = terminals
         self._k = get_kernels() if kernels is None else kernels
         self.max_states = max_states
-        self.dfas = [t.dfa for t in terminals]
-        self._digests: list = [None] * len(self.dfas)  # content digest of every terminal's DFA, on first use
+        self._digests: list = [None] * len(terminals)  # content digest of every terminal's DFA, on first use
         # mask -> (product, each terminal's component, the lexer's term sets): see _superset
         self._projectable: dict[int, tuple] = {}
 
@@ -195,7 +194,7 @@ class LexerFactory:
         digests = self._digests
         for j in ids:
             if digests[j] is None:
-                digests[j] = dfa_digest(self.dfas[j])
+                digests[j] = dfa_digest(self.terminals[j].dfa)
         ids.sort(key=digests.__getitem__)
         key = (self._k.__name__, b"".join([digests[j] for j in ids]))
         hit = _PRODUCTS.get(key)
@@ -264,7 +263,7 @@ class LexerFactory:
     def _single(self, j: int):
         """One terminal needs no product: its own DFA behind a fresh start state
         (in the form of ``_canonical_product``'s result)."""
-        d = self.dfas[j]
+        d = self.terminals[j].dfa
         trans, accepting, has_out = self._k.single_lexer(readonly(d.trans, np.int32), int(d.start),
                                                          readonly(d.accepting, np.bool_))
         classes = np.array(d.classes, np.uint8)  # writeable, as the kernels' outputs: read-only is another numba type
@@ -299,7 +298,8 @@ class LexerFactory:
         concatenated, their shapes, start states, byte classes and accepting flags (a
         few C-level concatenations: copying each DFA into a stacked table from Python
         cost a product ~1 us per component, and the stack's growth new pages)."""
-        dfas = [self.dfas[j] for j in ids]
+        terminals = self.terminals
+        dfas = [terminals[j].dfa for j in ids]
         return (np.concatenate([d.trans.ravel() for d in dfas], dtype=np.int32),
                 np.array([d.trans.shape for d in dfas], np.int64),
                 np.array([d.start for d in dfas], np.int64),
