@@ -113,10 +113,7 @@ class Emitter:
         key = ops.dfa_key(dfa)
         t = self._term_index.get(key)
         if t is None:
-            t = self._term_index[key] = len(self.terminals)
-            self.terminals.append(Terminal(f"{name}_{t}", dfa, source))
-            if len(self.terminals) > self.opt.max_terminals:
-                self.check_budget()
+            t = self._term_index[key] = self._add(Terminal, name, dfa, source)
         return term_symbol(t)
 
     def nt(self, name: str) -> int:
@@ -260,14 +257,17 @@ class Emitter:
 
     def lazy_terminal(self, build, name: str, source: str = "") -> int:
         """A terminal whose DFA ``build()`` makes when a lexer first allows it (see
-        :class:`~structgen.grammar.ir.LazyTerminal`: it must not fail nor be empty).
-        Most keys of a schema are not read before the first mask, nor ever in the
+        :class:`~structgen.grammar.ir.LazyTerminal`: it must not fail nor be empty):
+        most keys of a schema are not read before the first mask, nor ever in the
         branches a document does not take.  Not merged with equal automata."""
+        return term_symbol(self._add(LazyTerminal, name, build, source))
+
+    def _add(self, kind, name: str, dfa_or_build, source: str) -> int:
         t = len(self.terminals)
-        self.terminals.append(LazyTerminal(f"{name}_{t}", build, source))
-        if len(self.terminals) > self.opt.max_terminals:
+        self.terminals.append(kind(f"{name}_{t}", dfa_or_build, source))
+        if t >= self.opt.max_terminals:
             self.check_budget()
-        return term_symbol(t)
+        return t
 
     def object(self, alt: ObjAlt, depth: int):
         key = (alt, depth if self.opt.max_recursion_depth is not None else 0)
