@@ -271,9 +271,7 @@ class EarleyParser:
                 if done is None:
                     orow = by_serial.get(o)
                     if orow is None:
-                        if rows is None:
-                            rows = _rows_from(parent)
-                        orow = rows.get(o) or _find(rows, o)
+                        orow, rows = _older(parent, rows, o)
                     done = self._completions(orow, lhs)
                 for nit in done:
                     if nit not in items:
@@ -298,9 +296,7 @@ class EarleyParser:
                     continue
                 found = by_serial.get(o)
                 if found is None:
-                    if rows is None:
-                        rows = _rows_from(parent)
-                    found = rows.get(o) or _find(rows, o)
+                    found, rows = _older(parent, rows, o)
                 origins.append(found)
         static = self._static.get(roots) or self._static_part(roots)
         row = Row(key, static, allowed, accepts, next(self._serials),
@@ -366,6 +362,15 @@ class EarleyParser:
 def _origin_rows(row: Row) -> tuple:
     """The rows ``row``'s items point at (``origins`` holds a lone one unwrapped)."""
     return (row.origins,) if type(row.origins) is Row else row.origins
+
+
+def _older(parent: Row, rows: dict | None, serial: int) -> tuple[Row, dict]:
+    """The row named ``serial`` that the serial index no longer holds (older than its
+    last restart), found through origins from ``parent``; ``rows``: that search's
+    index so far (None: not started), returned for the row build's next lookup."""
+    if rows is None:
+        rows = _rows_from(parent)
+    return rows.get(serial) or _find(rows, serial), rows
 
 
 def _rows_from(parent: Row) -> dict:
