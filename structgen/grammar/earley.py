@@ -151,36 +151,37 @@ class EarleyParser:
     def __init__(self, grammar: Grammar, *, max_rows: int = DEFAULT_LIMITS.max_earley_rows):
         self.grammar = grammar
         self.max_rows = max_rows
+        # The tables are tuples: holding ints (None, bools) only, the garbage collector
+        # stops tracking them at its first pass, where lists (and dicts) would be
+        # traversed by every collection of their generation (a big schema's have
+        # thousands of entries each: ~1/4 of a compile's and its fills' collection time).
         # augmented start rule S' -> start, appended last
-        self.rules = list(grammar.rules) + [(-1, (grammar.start,))]
+        self.rules = (*grammar.rules, (-1, (grammar.start,)))
         self.accept_rule = len(self.rules) - 1
         self.nullable = self._nullable()
         # dotted positions: rule r's are base[r] .. base[r] + len(rhs)
         base, rhs_at, lhs_at = [], [], []
-        by_lhs: dict[int, list[int]] = {}
+        by_lhs: list[list[int]] = [[] for _ in grammar.nonterminals]
         for lhs, rhs in self.rules:
             b = len(rhs_at)
             base.append(b)
-            got = by_lhs.get(lhs)
-            if got is None:
-                by_lhs[lhs] = [b]
-            else:
-                got.append(b)
+            if lhs >= 0:  # the augmented rule is never predicted
+                by_lhs[lhs].append(b)
             rhs_at.extend(rhs)
             rhs_at.append(None)
             lhs_at.extend([lhs] * (len(rhs) + 1))
-        del by_lhs[-1]  # the augmented rule is never predicted
-        self._rhs_at = rhs_at
-        self._lhs_at = lhs_at
+        self._rhs_at = rhs_at = tuple(rhs_at)
+        self._lhs_at = tuple(lhs_at)
         # per position, what the closure needs in one list read each (a terminal
         # symbol x is terminal -x - 1: see ir.symbol_term)
-        self._nt = [(_COMPLETE if x is None else x if x >= 0 else _TERMINAL) for x in rhs_at]
-        self._term_bit = [(1 << (-x - 1)) if x is not None and x < 0 else 0 for x in rhs_at]
+        self._nt = tuple([(_COMPLETE if x is None else x if x >= 0 else _TERMINAL) for x in rhs_at])
+        self._term_bit = tuple([(1 << (-x - 1)) if x is not None and x < 0 else 0 for x in rhs_at])
         nullable = self.nullable
-        self._steps_null = [x is not None and x in nullable for x in rhs_at] if nullable else [False] * len(rhs_at)
+        self._steps_null = tuple([x is not None and x in nullable for x in rhs_at]) if nullable \
+            else (False,) * len(rhs_at)
         self.shift = shift = max(1, len(rhs_at).bit_length())
         self._pos_mask = (1 << shift) - 1
-        self.by_lhs = {k: tuple(v) for k, v in by_lhs.items()}
+        self.by_lhs = tuple(map(tuple, by_lhs))  # nonterminal -> the first positions of its rules
         self._closures: dict[int, tuple] = {}
         self._static: dict[int, _Static] = {}  # bitmask of predicted nonterminals -> part
         self._ids: dict[tuple, Row] = {}  # items -> row (the interning index, bounded by max_rows)
@@ -210,7 +211,7 @@ class EarleyParser:
             return hit
         nt, steps_null, by_lhs = self._nt, self._steps_null, self.by_lhs
         seen_nt = {x}
-        agenda = list(by_lhs.get(x, ()))
+        agenda = list(by_lhs[x])
         items = set(agenda)
         while agenda:
             p = agenda.pop()
@@ -219,7 +220,7 @@ class EarleyParser:
                 continue
             if y not in seen_nt:
                 seen_nt.add(y)
-                for q in by_lhs.get(y, ()):
+                for q in by_lhs[y]:
                     if q not in items:
                         items.add(q)
                         agenda.append(q)

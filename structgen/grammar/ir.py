@@ -71,11 +71,16 @@ class Grammar:
 
     terminals: list[Terminal]
     nonterminals: list[str]
-    rules: list[tuple[int, tuple[int, ...]]]
+    rules: tuple[tuple[int, tuple[int, ...]], ...]  # (a list is taken, as a tuple)
     start: int
     ignore: tuple[int, ...] = ()
     source: str = ""
     meta: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        # a tuple: its entries (ints, tuples of ints) let the garbage collector stop
+        # tracking it, where a list is traversed by every collection of its generation
+        self.rules = tuple(self.rules)
 
     def symbol_name(self, s: int) -> str:
         return self.terminals[symbol_term(s)].name if s < 0 else self.nonterminals[s]
