@@ -231,3 +231,30 @@ def test_ecma_patterns_parsed_once_keep_errors_and_modes_apart():
     ecma_regex._TRANSLATIONS.clear()
     ecma_regex._pattern_dfa.cache_clear()
     assert ops.dfa_key(ecma_regex.pattern_dfa(p)) == ops.dfa_key(search)
+
+
+@pytest.mark.parametrize("schema", [
+    {},
+    {"type": "object", "properties": {"a": {"type": "string"}}},
+    {"type": "array", "items": {"type": "object", "properties": {"x": {"type": "integer"}}, "required": ["x"]}},
+    # "any object" emitted before any value: the template's memo entry is there, so emitted directly
+    {"type": "object", "properties": {"a": {"type": "object"}, "b": {}, "c": {"type": "array"}}},
+    {"type": "object", "properties": {"a": {"enum": ["x", 1]}}, "additionalProperties": {"type": "integer"},
+     "patternProperties": {"^p": {}}},
+])
+@pytest.mark.parametrize("whitespace", ["flexible", "compact"])
+def test_any_value_replayed_from_its_template_is_the_emitted_grammar(schema, whitespace, monkeypatch):
+    """Replaying "any JSON value" (emit._AnyValue) gives the grammar direct emission gives:
+    same terminals (automata and names), same rules, same start; nonterminal names aside."""
+    from structgen.json_schema import emit
+    from structgen.json_schema.compile import schema_to_grammar
+
+    def grammar(replays):
+        monkeypatch.setattr(emit.Emitter, "replays", replays)
+        return schema_to_grammar(schema, whitespace=whitespace)
+    direct, replayed = grammar(False), grammar(True)
+    assert replayed.rules == direct.rules and replayed.start == direct.start
+    assert len(replayed.nonterminals) == len(direct.nonterminals)
+    assert [(t.name, ops.dfa_key(t.dfa)) for t in replayed.terminals] == \
+           [(t.name, ops.dfa_key(t.dfa)) for t in direct.terminals]
+    assert replayed.meta["nullable"][1] == direct.meta["nullable"][1]

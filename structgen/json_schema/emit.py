@@ -22,10 +22,10 @@ from ..automata.finite import enumerate_strings, max_length
 from ..automata.fsm import ByteDFA
 from ..automata.regex import literal_dfa, regex_to_dfa
 from ..errors import BudgetExceeded, Unsupported
-from ..grammar.ir import Grammar, LazyTerminal, Terminal, term_symbol
+from ..grammar.ir import Grammar, LazyTerminal, Terminal, symbol_term, term_symbol
 from . import numbers as num
 from .json_strings import ANY_STRING, encoded_length_chain, quoted, quoted_literals
-from .model import FALSE, ArrAlt, ObjAlt, TypeSets, _length_body, f_and, f_not
+from .model import FALSE, TRUE, ArrAlt, ObjAlt, TypeSets, _length_body, f_and, f_not
 from .support import hint
 
 CHUNK = 64
@@ -61,7 +61,59 @@ class _LazyNonterminals:
                 self.em.check_budget()
 
 
+class _AnyValue:
+    """The rules of "any JSON value" (``value(TRUE)``: every open object's undeclared
+    values), emitted once per options and replayed into each emitter that needs them,
+    instead of emitted again per schema (~45 us, its generic object and array
+    machinery).  Replayed only where direct emission would make exactly these rules:
+    no memo entry it made is in the emitter already; its terminals go through
+    ``terminal`` (merged with equal automata, as emission would), its nonterminals
+    are appended in its order (so the grammar is the one emission gives, names aside)."""
+
+    __slots__ = ("n_terms", "terms", "names", "rules", "memo", "root")
+
+    def __init__(self, evaluator, options):
+        em = Emitter(evaluator, options)
+        self.n_terms, n_nts = len(em.terminals), len(em.nonterminals)
+        assert n_nts == 0 and not em.rules  # (an emitter starts with terminals only)
+        before = {m: set(getattr(em, m)) for m in _MEMOS}
+        em.replays = False
+        self.root = em.value(TRUE)
+        self.terms = [(t.name.rsplit("_", 1)[0], t.dfa, t.source) for t in em.terminals[self.n_terms:]]
+        if any(type(t) is not Terminal for t in em.terminals[self.n_terms:]):
+            raise Unsupported("any-value template", "a lazy terminal")  # (not the case today)
+        self.names = list(em.nonterminals)
+        self.rules = list(em.rules)
+        self.memo = [(m, k, v) for m in _MEMOS for k, v in getattr(em, m).items() if k not in before[m]]
+
+    def replay(self, em: "Emitter") -> int | None:
+        """Add the rules to ``em``: the nonterminal of any value (None: emit directly)."""
+        for m, k, _ in self.memo:
+            if k in getattr(em, m):
+                return None
+        n_terms, off = self.n_terms, len(em.nonterminals)
+        terms = [em.terminal(dfa, name, source) for name, dfa, source in self.terms]
+
+        def sym(s):
+            if s >= 0:
+                return s + off
+            t = symbol_term(s)
+            return s if t < n_terms else terms[t - n_terms]
+        em.nonterminals.extend(self.names)
+        em.rules.extend([(lhs + off, tuple([sym(x) for x in rhs])) for lhs, rhs in self.rules])
+        em.check_budget()
+        for m, k, v in self.memo:
+            getattr(em, m)[k] = v if v is None else sym(v)
+        return self.root + off
+
+
+_MEMOS = ("_values", "_objects", "_arrays", "_misc")
+_ANY_VALUES: dict = {}  # options -> _AnyValue
+
+
 class Emitter:
+    replays = True  # any value from its template (see _AnyValue; not in the template's own emitter)
+
     def __init__(self, evaluator, options):
         self.ev = evaluator
         self.opt = options
@@ -133,6 +185,10 @@ class Emitter:
         hit = self._values.get(key)
         if hit is not None:
             return hit
+        if f == TRUE and limit is None and self.replays:
+            nt = self._any_value()
+            if nt is not None:
+                return nt
         nt = self._values[key] = self.nt(f"value{len(self._values)}")
         ts = self.ev.eval(f)
         scalars = []
@@ -165,6 +221,18 @@ class Emitter:
                 if a is not None:
                     self.rule(nt, a)
         return nt
+
+    def _any_value(self) -> int | None:
+        """``value(TRUE)`` replayed from its template (see :class:`_AnyValue`), or None."""
+        try:
+            template = _ANY_VALUES.get(self.opt)
+        except TypeError:  # options that do not hash (a registry): emit directly
+            return None
+        if template is None:
+            if len(_ANY_VALUES) >= 16:
+                _ANY_VALUES.clear()
+            template = _ANY_VALUES[self.opt] = _AnyValue(self.ev, self.opt)
+        return template.replay(self)
 
     # ------------------------------------------------------------------ strings
     def string(self, st):
