@@ -154,7 +154,8 @@ class EarleyParser:
         # The tables are tuples: holding ints (None, bools) only, the garbage collector
         # stops tracking them at its first pass, where lists (and dicts) would be
         # traversed by every collection of their generation (a big schema's have
-        # thousands of entries each: ~1/4 of a compile's and its fills' collection time).
+        # thousands of entries each; a full collection of 150 compiled constraints took
+        # twice as long with lists).
         # augmented start rule S' -> start, appended last
         self.rules = (*grammar.rules, (-1, (grammar.start,)))
         self.accept_rule = len(self.rules) - 1

@@ -80,14 +80,16 @@ class _AnyValue:
         em.replays = False
         self.root = em.value(TRUE)
         self.terms = [(t.name.rsplit("_", 1)[0], t.dfa, t.source) for t in em.terminals[self.n_terms:]]
-        if any(type(t) is not Terminal for t in em.terminals[self.n_terms:]):
-            raise Unsupported("any-value template", "a lazy terminal")  # (not the case today)
         self.names = list(em.nonterminals)
         self.rules = list(em.rules)
         self.memo = [(m, k, v) for m in _MEMOS for k, v in getattr(em, m).items() if k not in before[m]]
+        if any(type(t) is not Terminal for t in em.terminals[self.n_terms:]):
+            self.memo = None  # a lazy terminal is never merged, so not replayed (none today): emit directly
 
     def replay(self, em: "Emitter") -> int | None:
         """Add the rules to ``em``: the nonterminal of any value (None: emit directly)."""
+        if self.memo is None:
+            return None
         for m, k, _ in self.memo:
             if k in getattr(em, m):
                 return None
