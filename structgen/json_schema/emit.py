@@ -70,7 +70,7 @@ class _AnyValue:
     ``terminal`` (merged with equal automata, as emission would), its nonterminals
     are appended in its order (so the grammar is the one emission gives, names aside)."""
 
-    __slots__ = ("n_terms", "terms", "names", "rules", "memo", "root")
+    __slots__ = ("memo", "n_terms", "names", "root", "rules", "terms")
 
     def __init__(self, evaluator, options):
         em = Emitter(evaluator, options)
@@ -86,7 +86,7 @@ class _AnyValue:
         if any(type(t) is not Terminal for t in em.terminals[self.n_terms:]):
             self.memo = None  # a lazy terminal is never merged, so not replayed (none today): emit directly
 
-    def replay(self, em: "Emitter") -> int | None:
+    def replay(self, em: Emitter) -> int | None:
         """Add the rules to ``em``: the nonterminal of any value (None: emit directly)."""
         if self.memo is None:
             return None
