@@ -355,6 +355,59 @@ def test_single_lexer_twins_agree():
         assert np.array_equal(has_out, (out >= 0).any(axis=1))
 
 
+def test_literal_kernels_twins_agree_and_equal_the_literal_dfa():
+    """``literal_tables`` and ``literal_lexer`` (numba and pure Python) make from the
+    bytes alone the arrays of ``literal_dfa`` and of ``single_lexer`` of it."""
+    from structgen.automata.regex import literal_dfa
+    from structgen.mask.kernels import numba_cpu, reference
+
+    rng = random.Random(21)
+    for _ in range(60):
+        body = "".join(rng.choice("ab~ xyz09_.") for _ in range(rng.randint(0, 30)))
+        data = b'"' + body.encode() + b'"'
+        got = [k.literal_lexer(np.frombuffer(data, np.uint8)) for k in (numba_cpu, reference)]
+        for a, b in zip(*got):
+            assert np.array_equal(a, b) and a.dtype == b.dtype
+        d = literal_dfa(data)
+        trans, accepting, has_out = reference.single_lexer(d.trans, d.start, d.accepting)
+        for a, b in zip(got[0], (trans, d.classes, accepting, has_out)):
+            assert np.array_equal(a, b), body
+        tables = [k.literal_tables(np.frombuffer(data, np.uint8)) for k in (numba_cpu, reference)]
+        for a, b, c in zip(*tables, (d.trans, d.classes, d.accepting)):
+            assert np.array_equal(a, b) and a.dtype == b.dtype and np.array_equal(a, c), body
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_key_lexers_from_literals_equal_those_from_the_key_dfas(backend):
+    """A schema's keys carry their one spelling (canonical escapes; none with every
+    escape accepted); lexers of keys (alone, or in products with other terminals) are
+    made from it, never building the keys' DFAs, and equal those made from the DFAs."""
+    from structgen.grammar.ir import LazyTerminal, Terminal
+
+    vocab = Vocabulary.from_strings(["a", "b", backend])  # a vocabulary per test: no compile cache hit
+    kernels = get_kernels(backend)
+    terms = compile_json_schema(SCHEMA, vocab).grammar.terminals
+    keys = [j for j, t in enumerate(terms) if isinstance(t, LazyTerminal)]
+    assert len(keys) == len(SCHEMA["properties"])
+    assert all(terms[j].literal == b'"' + terms[j].source.encode() + b'"' and not terms[j].built for j in keys)
+    plain = [Terminal(t.name, t._build(), t.source) if j in keys else t for j, t in enumerate(terms)]
+    _PRODUCTS.clear()
+    factory = LexerFactory(terms, kernels=kernels)
+    for j in keys:
+        got, want = factory.build(1 << j), LexerFactory(plain, kernels=kernels).build(1 << j)
+        assert np.array_equal(got.trans, want.trans) and np.array_equal(got.classes, want.classes)
+        assert got.acc_terms == want.acc_terms and got.walk_key != want.walk_key  # another key: no sharing
+    assert not any(terms[j].built for j in keys)
+    rbrace = next(j for j, t in enumerate(terms) if t.name.startswith("RBRACE"))
+    for mask in ((1 << keys[0]) | (1 << keys[1]), sum(1 << j for j in keys) | 1 << rbrace):
+        got, want = LexerFactory(terms, kernels=kernels).build(mask), LexerFactory(plain, kernels=kernels).build(mask)
+        assert np.array_equal(got.trans, want.trans) and np.array_equal(got.classes, want.classes)
+        assert got.acc_terms == want.acc_terms and _equivalent(got, _plain_lexer(plain, mask))
+    assert not any(terms[j].built for j in keys)
+    every = compile_json_schema(SCHEMA, vocab, escapes="all").grammar.terminals
+    assert all(t.literal is None for t in every if isinstance(t, LazyTerminal))
+
+
 def test_product_components_twins_agree():
     """numba and pure-Python ``product_components`` on random pools of up to 130
     components (bitmasks of one to three uint64 words)."""

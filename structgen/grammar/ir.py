@@ -5,6 +5,7 @@ Symbols are ints: ``>= 0`` is a nonterminal id, ``< 0`` is terminal ``-(s+1)``."
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 
@@ -24,6 +25,9 @@ class Terminal:
     name: str
     dfa: ByteDFA
     source: str = ""  # the regex or literal it came from (for messages)
+    #: the one byte string the terminal matches, where known without its DFA (see
+    #: :class:`LazyTerminal`), else None
+    literal: ClassVar[bytes | None] = None
 
     @property
     def built(self) -> bool:
@@ -39,12 +43,18 @@ class LazyTerminal(Terminal):
     """A terminal whose DFA is built by ``build()`` on first use (a lexer that allows
     it, a pickle).  ``build`` must not fail and must give a DFA that matches some
     string: a schema's key literals are the case (a schema declares hundreds of keys,
-    and the first mask reads none of them)."""
+    and the first mask reads none of them).
 
-    def __init__(self, name: str, build, source: str = ""):
+    ``literal``: the one byte string ``build()``'s DFA matches, if it is one (a key
+    with a single spelling): a lexer of this terminal alone is then made from the
+    bytes, and the DFA is built only for a lexer of several terminals."""
+
+    def __init__(self, name: str, build, source: str = "", literal: bytes | None = None):
         object.__setattr__(self, "name", name)
         object.__setattr__(self, "source", source)
         object.__setattr__(self, "_build", build)
+        if literal is not None:
+            object.__setattr__(self, "literal", bytes(literal))
 
     @property
     def dfa(self) -> ByteDFA:  # type: ignore[override]

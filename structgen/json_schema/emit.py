@@ -24,7 +24,7 @@ from ..automata.regex import literal_dfa, regex_to_dfa
 from ..errors import BudgetExceeded, Unsupported
 from ..grammar.ir import Grammar, LazyTerminal, Terminal, symbol_term, term_symbol
 from . import numbers as num
-from .json_strings import ANY_STRING, encoded_length_chain, quoted, quoted_literals
+from .json_strings import ANY_STRING, encoded_length_chain, quoted, quoted_literal_bytes, quoted_literals
 from .model import FALSE, TRUE, ArrAlt, ObjAlt, TypeSets, _length_body, f_and, f_not
 from .support import hint
 
@@ -322,19 +322,21 @@ class Emitter:
         hit = self._misc.get(("key", name))
         if hit is None:
             hit = self._misc[("key", name)] = self.lazy_terminal(
-                partial(quoted_literals, (name,), canonical=self.canon), "KEY", name)
+                partial(quoted_literals, (name,), canonical=self.canon), "KEY", name,
+                quoted_literal_bytes(name, self.canon))
         return hit
 
-    def lazy_terminal(self, build, name: str, source: str = "") -> int:
+    def lazy_terminal(self, build, name: str, source: str = "", literal: bytes | None = None) -> int:
         """A terminal whose DFA ``build()`` makes when a lexer first allows it (see
         :class:`~structgen.grammar.ir.LazyTerminal`: it must not fail nor be empty):
         most keys of a schema are not read before the first mask, nor ever in the
         branches a document does not take.  Not merged with equal automata."""
-        return term_symbol(self._add(LazyTerminal, name, build, source))
+        return term_symbol(self._add(LazyTerminal, name, build, source, literal))
 
-    def _add(self, kind, name: str, dfa_or_build, source: str) -> int:
+    def _add(self, kind, name: str, *args) -> int:
+        """A new terminal ``kind(name_index, *args)``; its index."""
         t = len(self.terminals)
-        self.terminals.append(kind(f"{name}_{t}", dfa_or_build, source))
+        self.terminals.append(kind(f"{name}_{t}", *args))
         if t >= self.opt.max_terminals:
             self.check_budget()
         return t

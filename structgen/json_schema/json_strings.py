@@ -375,6 +375,12 @@ def quoted_literals(strings, suffix: ByteDFA | None = None, canonical: bool = Fa
     return hit
 
 
+def quoted_literal_bytes(string: str, canonical: bool) -> bytes | None:
+    """The one quoted spelling of ``string`` (``quoted_literals((string,), canonical=...)``
+    accepts it alone) if it has only one: canonical escapes and only plain characters."""
+    return b'"' + string.encode() + b'"' if canonical and _PLAIN.fullmatch(string) else None
+
+
 def _plain_literals(strings) -> ByteDFA:
     """:func:`_quoted_literals` (canonical, no suffix) of strings of :data:`_PLAIN_BYTES`
     characters: each character is its own byte, so the trie of the strings is the

@@ -161,6 +161,17 @@ def dfa_digest(dfa) -> bytes:
     return d
 
 
+def _terminal_digest(terminal: Terminal) -> bytes:
+    """The content digest that keys a terminal's automaton in products: a literal's
+    from its bytes (its DFA unbuilt), any other's from its DFA (``dfa_digest``).  A
+    literal's chain gets another digest than the same chain built as a DFA: only
+    sharing between the two is lost, never a digest shared by two automata."""
+    literal = terminal.literal
+    if literal is not None:
+        return hashlib.blake2b(literal, digest_size=12, person=b"literal").digest()
+    return dfa_digest(terminal.dfa)
+
+
 class LexerFactory:
     """Builds the lexer of any allowed-terminal set of one grammar.
 
@@ -194,7 +205,7 @@ class LexerFactory:
         digests = self._digests
         for j in ids:
             if digests[j] is None:
-                digests[j] = dfa_digest(self.terminals[j].dfa)
+                digests[j] = _terminal_digest(self.terminals[j])
         ids.sort(key=digests.__getitem__)
         key = (self._k.__name__, b"".join([digests[j] for j in ids]))
         hit = _PRODUCTS.get(key)
@@ -262,11 +273,17 @@ class LexerFactory:
 
     def _single(self, j: int):
         """One terminal needs no product: its own DFA behind a fresh start state
-        (in the form of ``_canonical_product``'s result)."""
-        d = self.terminals[j].dfa
-        trans, accepting, has_out = self._k.single_lexer(readonly(d.trans, np.int32), int(d.start),
-                                                         readonly(d.accepting, np.bool_))
-        classes = np.array(d.classes, np.uint8)  # writeable, as the kernels' outputs: read-only is another numba type
+        (in the form of ``_canonical_product``'s result); a literal's, from its bytes
+        (no DFA: a schema's keys are read one at a time, and their DFAs and digests
+        cost a fresh key's lexer ~3/4 of its ~40 us)."""
+        t = self.terminals[j]
+        if t.literal is not None:
+            trans, classes, accepting, has_out = self._k.literal_lexer(np.frombuffer(t.literal, np.uint8))
+        else:
+            d = t.dfa
+            trans, accepting, has_out = self._k.single_lexer(readonly(d.trans, np.int32), int(d.start),
+                                                             readonly(d.accepting, np.bool_))
+            classes = np.array(d.classes, np.uint8)  # writeable, as the kernels' outputs: read-only is another numba type
         return trans, classes, accepting.astype(np.int32), (0, 1), accepting, has_out, None
 
     def _canonical_product(self, ids: list[int]):
@@ -297,14 +314,23 @@ class LexerFactory:
         """``canonical_product``'s view of the DFAs of ``ids``: their tables raveled and
         concatenated, their shapes, start states, byte classes and accepting flags (a
         few C-level concatenations: copying each DFA into a stacked table from Python
-        cost a product ~1 us per component, and the stack's growth new pages)."""
-        terminals = self.terminals
-        dfas = [terminals[j].dfa for j in ids]
-        return (np.concatenate([d.trans.ravel() for d in dfas], dtype=np.int32),
-                np.array([d.trans.shape for d in dfas], np.int64),
-                np.array([d.start for d in dfas], np.int64),
-                np.concatenate([d.classes for d in dfas], dtype=np.uint8),
-                np.concatenate([d.accepting for d in dfas], dtype=np.bool_))
+        cost a product ~1 us per component, and the stack's growth new pages).  A
+        literal's tables are made from its bytes (~2 us, where building its DFA cost
+        ~20 us in a fill: an object's optional keys are a product of literals)."""
+        terminals, literal_tables = self.terminals, self._k.literal_tables
+        tables = []
+        for j in ids:
+            t = terminals[j]
+            if t.literal is not None:
+                tables.append((*literal_tables(np.frombuffer(t.literal, np.uint8)), 0))
+            else:
+                d = t.dfa
+                tables.append((d.trans, d.classes, d.accepting, d.start))
+        return (np.concatenate([tb[0].ravel() for tb in tables], dtype=np.int32),
+                np.array([tb[0].shape for tb in tables], np.int64),
+                np.array([tb[3] for tb in tables], np.int64),
+                np.concatenate([tb[1] for tb in tables], dtype=np.uint8),
+                np.concatenate([tb[2] for tb in tables], dtype=np.bool_))
 
     def _over_budget(self, ids: list[int]):
         names = ", ".join(self.terminals[t].name for t in ids[:8])

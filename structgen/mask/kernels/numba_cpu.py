@@ -520,6 +520,33 @@ def single_lexer(trans, start, accepting):
 
 
 @numba.njit(**_JIT)
+def literal_tables(data):
+    n = data.shape[0]
+    seen = np.zeros(256, np.bool_)
+    for i in range(n):
+        seen[data[i]] = True
+    classes = np.zeros(256, np.uint8)
+    c = 0
+    for b in range(256):
+        if seen[b]:
+            c += 1
+            classes[b] = c
+    trans = np.full((n + 1, c + 1), -1, np.int32)
+    for i in range(n):
+        trans[i, classes[data[i]]] = i + 1
+    accepting = np.zeros(n + 1, np.bool_)
+    accepting[n] = True
+    return trans, classes, accepting
+
+
+@numba.njit(**_JIT)
+def literal_lexer(data):
+    trans, classes, accepting = literal_tables(data)
+    out, acc, has_out = single_lexer(trans, 0, accepting)
+    return out, classes, acc, has_out
+
+
+@numba.njit(**_JIT)
 def product_components(offsets, comp, rows, acc_all, live, acc):
     one = np.uint64(1)
     live[:] = 0
