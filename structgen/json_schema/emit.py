@@ -24,7 +24,13 @@ from ..automata.regex import literal_dfa, regex_to_dfa
 from ..errors import BudgetExceeded, Unsupported
 from ..grammar.ir import Grammar, LazyTerminal, Terminal, symbol_term, term_symbol
 from . import numbers as num
-from .json_strings import ANY_STRING, encoded_length_chain, quoted, quoted_literal_bytes, quoted_literals
+from .json_strings import (
+    ANY_STRING,
+    encoded_length_chain,
+    quoted,
+    quoted_literal_bytes,
+    quoted_literals,
+)
 from .model import FALSE, TRUE, ArrAlt, ObjAlt, TypeSets, _length_body, f_and, f_not
 from .support import hint
 
