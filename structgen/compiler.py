@@ -107,9 +107,7 @@ def _load_kernels(vocab: Vocabulary, limits: Limits, kernels: str) -> None:
         # events renumbered from a slice's trie: no token of a byte-level vocabulary has one
         empty, one = np.zeros((2, 0), np.int32), np.zeros(1, np.int32)
         get_kernels(kernels).events_to_full(empty, one, one, one, one, one)  # type: ignore[arg-type]
-        key = np.frombuffer(b'"key"', np.uint8)  # a JSON key's lexer, and its tables in products
-        get_kernels(kernels).literal_lexer(key)
-        get_kernels(kernels).literal_tables(key)
+        get_kernels(kernels).literal_tables(np.frombuffer(b'"key"', np.uint8))  # a JSON key's tables
         from .automata import ops
         from .json_schema.numbers import load_kernel
 

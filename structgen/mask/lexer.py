@@ -271,19 +271,23 @@ class LexerFactory:
         return Lexer(mask, trans_b, classes, accepting, None, acc_class, term_sets, walk_key, live, allowed,
                      walk_key_b, loops)
 
-    def _single(self, j: int):
-        """One terminal needs no product: its own DFA behind a fresh start state
-        (in the form of ``_canonical_product``'s result); a literal's, from its bytes
-        (no DFA: a schema's keys are read one at a time, and their DFAs and digests
-        cost a fresh key's lexer ~3/4 of its ~40 us)."""
+    def _tables(self, j: int) -> tuple:
+        """Terminal ``j``'s automaton as (trans, classes, accepting, start): a literal's
+        made from its bytes (~2 us, where building its DFA cost ~20 us in a fill, and its
+        content digest ~10 more: a schema's keys are literals), any other's its DFA's."""
         t = self.terminals[j]
         if t.literal is not None:
-            trans, classes, accepting, has_out = self._k.literal_lexer(np.frombuffer(t.literal, np.uint8))
-        else:
-            d = t.dfa
-            trans, accepting, has_out = self._k.single_lexer(readonly(d.trans, np.int32), int(d.start),
-                                                             readonly(d.accepting, np.bool_))
-            classes = np.array(d.classes, np.uint8)  # writeable, as the kernels' outputs: read-only is another numba type
+            return (*self._k.literal_tables(np.frombuffer(t.literal, np.uint8)), 0)
+        d = t.dfa
+        return d.trans, d.classes, d.accepting, d.start
+
+    def _single(self, j: int):
+        """One terminal needs no product: its own automaton behind a fresh start state
+        (in the form of ``_canonical_product``'s result)."""
+        trans, classes, accepting, start = self._tables(j)
+        trans, accepting, has_out = self._k.single_lexer(readonly(trans, np.int32), int(start),
+                                                         readonly(accepting, np.bool_))
+        classes = np.array(classes, np.uint8)  # writeable, as the kernels' outputs: read-only is another numba type
         return trans, classes, accepting.astype(np.int32), (0, 1), accepting, has_out, None
 
     def _canonical_product(self, ids: list[int]):
@@ -311,21 +315,12 @@ class LexerFactory:
         return trans, classes, which, patterns, accepting, has_out, (live.reshape(-1) if len(ids) <= 64 else None)
 
     def _components(self, ids: list[int]) -> tuple:
-        """``canonical_product``'s view of the DFAs of ``ids``: their tables raveled and
-        concatenated, their shapes, start states, byte classes and accepting flags (a
-        few C-level concatenations: copying each DFA into a stacked table from Python
-        cost a product ~1 us per component, and the stack's growth new pages).  A
-        literal's tables are made from its bytes (~2 us, where building its DFA cost
-        ~20 us in a fill: an object's optional keys are a product of literals)."""
-        terminals, literal_tables = self.terminals, self._k.literal_tables
-        tables = []
-        for j in ids:
-            t = terminals[j]
-            if t.literal is not None:
-                tables.append((*literal_tables(np.frombuffer(t.literal, np.uint8)), 0))
-            else:
-                d = t.dfa
-                tables.append((d.trans, d.classes, d.accepting, d.start))
+        """``canonical_product``'s view of the automata of ``ids`` (see ``_tables``): their
+        tables raveled and concatenated, their shapes, start states, byte classes and
+        accepting flags (a few C-level concatenations: copying each DFA into a stacked
+        table from Python cost a product ~1 us per component, and the stack's growth new
+        pages)."""
+        tables = [self._tables(j) for j in ids]
         return (np.concatenate([tb[0].ravel() for tb in tables], dtype=np.int32),
                 np.array([tb[0].shape for tb in tables], np.int64),
                 np.array([tb[3] for tb in tables], np.int64),

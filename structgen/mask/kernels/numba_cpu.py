@@ -540,13 +540,6 @@ def literal_tables(data):
 
 
 @numba.njit(**_JIT)
-def literal_lexer(data):
-    trans, classes, accepting = literal_tables(data)
-    out, acc, has_out = single_lexer(trans, 0, accepting)
-    return out, classes, acc, has_out
-
-
-@numba.njit(**_JIT)
 def product_components(offsets, comp, rows, acc_all, live, acc):
     one = np.uint64(1)
     live[:] = 0

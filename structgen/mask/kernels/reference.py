@@ -6,6 +6,7 @@ import numpy as np
 
 from . import LOOPS_UNKNOWN
 from ...automata.kernels_reference import number_rows, row_ids  # noqa: F401  (one numbering for DFA and lexer classes)
+from ...automata.regex import literal_dfa
 
 
 def _filtered(t, live, allowed) -> int:
@@ -380,27 +381,12 @@ def single_lexer(trans, start, accepting):
 
 
 def literal_tables(data):
-    """The DFA accepting exactly the bytes ``data`` (uint8[n], no NUL) as
-    ``automata.regex.literal_dfa`` writes it, from the bytes alone: (trans, classes,
-    accepting), state i after i bytes; class 0 every byte not in ``data``, class i its
-    i-th smallest byte."""
-    data = bytes(np.asarray(data, np.uint8))
-    used = sorted(set(data))
-    classes = np.zeros(256, np.uint8)
-    classes[used] = np.arange(1, len(used) + 1)
-    trans = np.full((len(data) + 1, len(used) + 1), -1, np.int32)
-    for i, b in enumerate(data):
-        trans[i, classes[b]] = i + 1
-    accepting = np.zeros(len(data) + 1, bool)
-    accepting[-1] = True
-    return trans, classes, accepting
-
-
-def literal_lexer(data):
-    """``single_lexer`` of ``literal_tables(data)``: (trans, classes, accepting, has_out)."""
-    trans, classes, accepting = literal_tables(data)
-    out, acc, has_out = single_lexer(trans, 0, accepting)
-    return out, classes, acc, has_out
+    """The DFA accepting exactly the bytes ``data`` (uint8[n], no NUL), as
+    :func:`~structgen.automata.regex.literal_dfa` writes it (state i after i bytes;
+    class 0 every byte not in ``data``, class i its i-th smallest byte): (trans,
+    classes, accepting), writeable, as the numba kernel's."""
+    d = literal_dfa(bytes(np.asarray(data, np.uint8)))
+    return np.array(d.trans, np.int32), np.array(d.classes, np.uint8), np.array(d.accepting, bool)
 
 
 def product_components(offsets, comp, rows, acc_all, live, acc):
