@@ -43,7 +43,11 @@ _NO_FILTER = np.uint64(0)  # slice_cover's filter for a lexer read as it is
 # The byte classes lexers loop on.  Each pattern must be prefix-closed (``[...]*``
 # or ``[...]{0,n}``) so that its trimmed DFA reads exactly the prefixes of its strings.
 # The bounded JSON string slices cover the interior of a string with a length
-# budget left (``maxLength``, a counted pattern), where no state loops.
+# budget left (``maxLength``, a counted pattern), where no state loops.  The
+# ``utf8_`` slices read well-formed UTF-8 (as a Unicode-aware lexer does) beside
+# some ASCII: they cover string states that exclude an ASCII byte the JSON string
+# slice holds (a pattern's ``[^#]``), whose rest trie would otherwise be every
+# non-ASCII token.
 DEFAULT_SLICES: tuple[tuple[str, str], ...] = (
     ("line", r"[^\n\r]*"),
     ("json_string", r'[^"\\\x00-\x1f]*'),
@@ -51,6 +55,8 @@ DEFAULT_SLICES: tuple[tuple[str, str], ...] = (
     ("json_string_8", r'[^"\\\x00-\x1f]{0,8}'),
     ("identifier", r"[A-Za-z0-9_]*"),
     ("words", r"[A-Za-z ]*"),
+    ("utf8_alnum", r"(?:[A-Za-z0-9_ ]|[^\x00-\x7f])*"),
+    ("utf8_letters", r"(?:[A-Za-z ]|[^\x00-\x7f])*"),
     ("lower", r"[a-z]*"),
     ("digits", r"[0-9]*"),
     ("whitespace", r"[ \t\n\r]*"),
