@@ -129,7 +129,7 @@ def _same_masks(make, vocab, backend, seed):
     return used
 
 
-PREFIXES = ['["ab', '{"name": "Ada L', '{"tags": ["x', "name: 12.ab", "ab cd"]
+PREFIXES = ['["ab', '{"name": "Ada L', '{"tags": ["x', "name: 12.ab", "ab cd", '{"p": "ab', '{"q": "ab']
 
 WORKLOADS = {
     "json": lambda v: compile_grammar(load_grammar("json"), v),
@@ -138,6 +138,9 @@ WORKLOADS = {
         "type": "object", "properties": {"name": {"type": "string"}, "tags": {"type": "array", "items": {
             "type": "string", "maxLength": 5}}, "n": {"type": "integer"}}, "required": ["name"]}, v),
     "regex": lambda v: compile_regex(r"[a-z ]+: [0-9]{2,}(\.[A-Za-z_]+)?", v),
+    # strings that exclude an ASCII byte the JSON-string slice holds: the utf8_ slices'
+    "pattern": lambda v: compile_json_schema({"type": "object", "properties": {
+        "p": {"type": "string", "pattern": "^[^#]*$"}, "q": {"type": "string", "pattern": "^[^#0-9]*$"}}}, v),
 }
 
 
@@ -150,6 +153,8 @@ def test_sliced_masks_equal_unsliced_gpt2(workload):
     used = _same_masks(lambda: WORKLOADS[workload](vocab), vocab, "numba", seed=5)
     if workload in ("json", "schema", "regex"):
         assert used - {None}, "no state used a slice: the test would not test slicing"
+    if workload == "pattern":
+        assert {"utf8_alnum", "utf8_letters"} <= used, used
 
 
 @pytest.mark.hf
