@@ -191,7 +191,7 @@ class LexerFactory:
         self.terminals = terminals
         self._k = get_kernels() if kernels is None else kernels
         self.max_states = max_states
-        self._digests: list = [None] * len(terminals)  # content digest of every terminal's DFA, on first use
+        self._digests: list = [None] * len(terminals)  # each terminal's _terminal_digest, on first use
         # mask -> (product, each terminal's component, the lexer's term sets): see _superset
         self._projectable: dict[int, tuple] = {}
 
