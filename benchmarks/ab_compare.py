@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Compare this work tree with another revision in one process, interleaved.
 
-    python benchmarks/ab_compare.py BASE_REV [--workload maskbench|grammars] [--reps 6] [--limit 8]
+    python benchmarks/ab_compare.py BASE_REV [--workload maskbench|grammars|regexes] [--reps 6] [--limit 8]
 
 On a shared box the time of one run moves by 10-40 % from run to run, so two
 separate benchmark runs cannot show a 5 % change.  Here ``BASE_REV``'s
@@ -80,6 +80,12 @@ def work_items(workload: str, tok, limit: int) -> list[tuple[str, object, list[l
         return [("grammar", (REPO / "grammars" / f"{name}.lark").read_text(encoding="utf-8"),
                  [tok.encode(s, add_special_tokens=False) for s in SAMPLES[name]["valid"]])
                 for name in ("json", "sql_select", "arithmetic", "minilang")]
+    if workload == "regexes":  # bench_mask's regexes and their samples
+        sys.path.insert(0, str(REPO / "benchmarks"))
+        from bench_mask import REGEXES
+
+        return [("regex", pattern, [tok.encode(t, add_special_tokens=False) for t in texts])
+                for pattern, texts in REGEXES.values()]
     from structgen.bench.env import default_data_dir
     from structgen.bench.maskbench import list_schemas, select
     from structgen.bench.replay import STYLES, serialise
@@ -102,6 +108,8 @@ def replay(compiler, bitmask, item):
     try:
         if kind == "schema":
             compiled = compiler.compile_json_schema(source, whitespace="flexible")
+        elif kind == "regex":
+            compiled = compiler.compile_regex(source)
         else:
             compiled = compiler.compile_grammar(source)
     except Exception:  # noqa: BLE001  (either version may not support it)
@@ -123,7 +131,7 @@ def replay(compiler, bitmask, item):
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("base", help="git revision to compare with (e.g. HEAD, a commit)")
-    ap.add_argument("--workload", choices=("maskbench", "grammars"), default="maskbench")
+    ap.add_argument("--workload", choices=("maskbench", "grammars", "regexes"), default="maskbench")
     ap.add_argument("--reps", type=int, default=6)
     ap.add_argument("--limit", type=int, default=8, help="MaskBench schemas per subset")
     ap.add_argument("--tokenizer", default="deepseek")

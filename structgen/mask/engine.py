@@ -363,6 +363,8 @@ class CompiledGrammar:
                     nxt = after(row, terms)
                     if nxt == DEAD:
                         continue
+                if not nxt.allowed | ignore:  # nothing may follow (a regex's end): no token goes on past it
+                    continue
                 work.append((nxt, 0, plan[b + 1], plan[b + 2], plan[b + 3]))
         if self.can_end(state):
             n = or_words(bits, *self._eos_words, touched, n)
