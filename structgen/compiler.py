@@ -89,7 +89,8 @@ def _load_kernels(vocab: Vocabulary, limits: Limits, kernels: str) -> None:
     """Load the numba kernels of compiling and masking once per process, when the
     first compiler is made, rather than inside the first request (numba reads
     each from its disk cache on first call: 5-20 ms each, the numeric bounds kernel
-    and the DFA kernels that no grammar's first masks call included)."""
+    and the DFA kernels that no grammar's first masks call included), and the one
+    process-wide table most schemas need (the integers' number language)."""
     from .mask.kernels import get_kernels
 
     backend = get_kernels(kernels).__name__  # type: ignore[arg-type]
