@@ -7,8 +7,9 @@ On a shared box the time of one run moves by 10-40 % from run to run, so two
 separate benchmark runs cannot show a 5 % change.  Here ``BASE_REV``'s
 ``structgen/`` is exported (``git archive``) as a package named
 ``structgen_base`` and both versions run in one process: per repetition each
-gets a fresh compiler, and every work item (a MaskBench schema, or a shipped
-grammar) is compiled and replayed by both, in alternating order, so a slow
+gets a fresh compiler, and every work item (a MaskBench schema, a shipped
+grammar, or one of bench_mask's regexes) is compiled and replayed by both, in
+alternating order, so a slow
 patch of the machine hits both.  The collector is off during the replays (it
 would charge one version for the other's objects); page faults (minor, from
 ``getrusage``) are counted per version, since a fresh process pays one per new
