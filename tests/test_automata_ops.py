@@ -250,8 +250,10 @@ def test_kernels_numba_matches_reference(seed):
         tb = np.vstack([np.where(t2 < 0, S2, t2), np.full((1, C), S2)]).astype(np.int32)
         for mode in range(4):
             cap = int(rng.integers(1, 100))
-            x, y = kn.product_bfs(ta, tb, st, 0, mode, cap), kr.product_bfs(ta, tb, st, 0, mode, cap)
-            assert all(u.shape == v.shape and (u == v).all() for u, v in zip(x, y))
+            y = kr.product_bfs(ta, tb, st, 0, mode, cap)
+            for bfs in (kn.product_bfs, kn._product_bfs_direct, kn._product_bfs_hashed):  # both pair indexes
+                x = bfs(ta, tb, st, 0, mode, cap)
+                assert all(u.shape == v.shape and (u == v).all() for u, v in zip(x, y))
         for minimal in (False, True):
             bc = rng.integers(0, C, 256).astype(np.uint8)
             bc[:C] = np.arange(C)  # every column used

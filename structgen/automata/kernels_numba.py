@@ -357,8 +357,72 @@ def minimize_table(trans0, accepting0, start):
     return _bfs_renumber(q, qacc, live, blk[0])
 
 
+#: product_bfs indexes pairs in a flat array up to this many pairs (4 MB), by hashing beyond
+_DIRECT_PAIRS = 1 << 20
+
+
+@numba.njit(**_JIT)
+def _product_bfs_direct(ta, tb, start_a, start_b, mode, max_states):
+    """product_bfs with pair ids in a flat ``(Sa + 1) * (Sb + 1)`` array (a read per
+    edge instead of a probe: ~3x faster on the few-hundred-state products of schemas)."""
+    sink_a = ta.shape[0] - 1
+    sink_b = tb.shape[0] - 1
+    K = ta.shape[1]
+    W = np.int64(sink_b + 1)
+    index = np.full((sink_a + 1) * W, -1, np.int32)
+    cap = 64
+    pa = np.empty(cap, np.int64)
+    pb = np.empty(cap, np.int64)
+    ids = np.empty((cap, K), np.int32)
+    pa[0], pb[0] = start_a, start_b
+    index[start_a * W + start_b] = 0
+    n = 1
+    k = 0
+    while k < n:
+        a, b = pa[k], pb[k]
+        for c in range(K):
+            na, nb_ = ta[a, c], tb[b, c]
+            if mode == 0:
+                alive = na != sink_a and nb_ != sink_b
+            elif mode == 2:
+                alive = na != sink_a
+            else:
+                alive = na != sink_a or nb_ != sink_b
+            if not alive:
+                ids[k, c] = -1
+                continue
+            code = na * W + nb_
+            v = index[code]
+            if v >= 0:
+                ids[k, c] = v
+                continue
+            if n >= max_states:
+                return np.empty((0, K), np.int32), pa[:0], pb[:0]
+            if n == cap:
+                cap *= 2
+                pa2 = np.empty(cap, np.int64)
+                pb2 = np.empty(cap, np.int64)
+                ids2 = np.empty((cap, K), np.int32)
+                pa2[:n], pb2[:n], ids2[:n] = pa, pb, ids[:n]
+                pa, pb, ids = pa2, pb2, ids2
+            index[code] = n
+            pa[n], pb[n] = na, nb_
+            ids[k, c] = n
+            n += 1
+        k += 1
+    return ids[:n].copy(), pa[:n].copy(), pb[:n].copy()
+
+
 @numba.njit(**_JIT)
 def product_bfs(ta, tb, start_a, start_b, mode, max_states):
+    if np.int64(ta.shape[0]) * tb.shape[0] <= _DIRECT_PAIRS:
+        return _product_bfs_direct(ta, tb, start_a, start_b, mode, max_states)
+    return _product_bfs_hashed(ta, tb, start_a, start_b, mode, max_states)
+
+
+@numba.njit(**_JIT)
+def _product_bfs_hashed(ta, tb, start_a, start_b, mode, max_states):
+    """product_bfs with pair ids in an open-addressing table (products of large automata)."""
     sink_a = ta.shape[0] - 1
     sink_b = tb.shape[0] - 1
     K = ta.shape[1]
