@@ -241,6 +241,12 @@ def test_kernels_numba_matches_reference(seed):
         assert len({(p, q) for p, q in zip(bn.tolist(), br.tolist())}) == len(set(bn.tolist())) == len(set(br.tolist()))
         if not (t < 0).any():
             assert len(set(bn.tolist())) == _moore_classes(t, acc)
+        rows = t[rng.integers(0, S, 3 * S)]  # repeated rows, some of -1 only
+        rows[rng.random(3 * S) < 0.2] = -1
+        first_id = int(rng.integers(0, 50))
+        x, y = kn.number_live_rows(rows, first_id), kr.number_live_rows(rows, first_id)
+        assert x[0].dtype == y[0].dtype == np.int64 and (x[0] == y[0]).all()
+        assert x[1].dtype == y[1].dtype == np.int32 and x[1].shape == y[1].shape and (x[1] == y[1]).all()
         t256 = t[:, rng.integers(0, C, 256)]
         x, y = kn.compact_classes(t256), kr.compact_classes(t256)
         assert x[0].shape == y[0].shape and (x[0] == y[0]).all() and (x[1] == y[1]).all()

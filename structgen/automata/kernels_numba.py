@@ -70,6 +70,35 @@ def number_rows(rows):
 
 
 @numba.njit(**_JIT)
+def number_live_rows(rows, first_id):
+    """Rows with a non-negative entry numbered ``first_id, first_id + 1, ...`` by first
+    occurrence (equal rows share a number), rows of -1 only numbered -1: (every row's
+    number, the distinct numbered rows in number order)."""
+    n, w = rows.shape
+    ids, first = number_rows(rows)
+    m = first.shape[0]
+    new = np.full(m, -1, np.int64)
+    keep = np.empty(m, np.int64)
+    n_live = 0
+    for u in range(m):
+        r = first[u]
+        for j in range(w):
+            if rows[r, j] >= 0:
+                new[u] = first_id + n_live
+                keep[n_live] = r
+                n_live += 1
+                break
+    out = np.empty(n, np.int64)
+    for r in range(n):
+        out[r] = new[ids[r]]
+    uniq = np.empty((n_live, w), np.int32)
+    for u in range(n_live):
+        for j in range(w):
+            uniq[u, j] = rows[keep[u], j]
+    return out, uniq
+
+
+@numba.njit(**_JIT)
 def _compact_columns(table):
     """Distinct columns in order of first occurrence: ``(table', column -> class)``."""
     ids, first = number_rows(np.ascontiguousarray(table.T))

@@ -38,6 +38,18 @@ def number_rows(rows):
     return ids, first[:m]
 
 
+def number_live_rows(rows, first_id):
+    """Rows with a non-negative entry numbered ``first_id, first_id + 1, ...`` by first
+    occurrence (equal rows share a number), rows of -1 only numbered -1: (every row's
+    number, the distinct numbered rows in number order)."""
+    ids, first = number_rows(rows)
+    uniq = rows[first]
+    live = uniq.max(axis=1, initial=-1) >= 0
+    new = np.full(len(first), -1, np.int64)
+    new[live] = first_id + np.arange(np.count_nonzero(live))
+    return new[ids], np.ascontiguousarray(uniq[live], np.int32)
+
+
 def compact_classes(trans256: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Coarsest byte partition of an ``S x 256`` table (bytes with identical
     columns share a class), classes numbered by their smallest byte."""

@@ -130,6 +130,7 @@ def load_kernels() -> None:
     normalize(b)  # finish
     compact_classes(np.full((1, 256), -1))
     number_rows(np.zeros((1, 1), np.int32))
+    number_live_rows(np.zeros((1, 1), np.int32), 0)
     _product(b, a, "diff", False, 16, True)  # product_table, drop_sinks, compact_bytes (not memoised)
 
 
@@ -151,6 +152,13 @@ def number_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Number the distinct rows of the ``int32[n, w]`` matrix ``rows`` by first
     occurrence: (every row's number, the first row of every number)."""
     return _k().number_rows(np.ascontiguousarray(rows, np.int32))
+
+
+def number_live_rows(rows: np.ndarray, first_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """Number the distinct rows of the ``int32[n, w]`` matrix ``rows`` that have an entry
+    >= 0 ``first_id, first_id + 1, ...`` by first occurrence, rows of -1 only -1:
+    (every row's number, int64; the numbered rows, int32, in number order)."""
+    return _k().number_live_rows(np.ascontiguousarray(rows, np.int32), int(first_id))
 
 
 def readonly(a, dtype) -> np.ndarray:
