@@ -386,8 +386,9 @@ def minimize_table(trans0, accepting0, start):
     return _bfs_renumber(q, qacc, live, blk[0])
 
 
-#: product_bfs indexes pairs in a flat array up to this many pairs (4 MB), by hashing beyond
-_DIRECT_PAIRS = 1 << 20
+#: product_bfs indexes pairs in a flat array up to this many pairs (128 KB: filling it costs a few
+#: microseconds, however few pairs the product reaches), by hashing beyond
+_DIRECT_PAIRS = 1 << 15
 
 
 @numba.njit(**_JIT)
