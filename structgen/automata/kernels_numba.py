@@ -392,6 +392,27 @@ _DIRECT_PAIRS = 1 << 15
 
 
 @numba.njit(**_JIT)
+def _pair_alive(a_live, b_live, mode):
+    """Whether a product state whose components are live as given can still accept (mode as in product_bfs)."""
+    if mode == 0:
+        return a_live and b_live
+    if mode == 2:
+        return a_live
+    return a_live or b_live
+
+
+@numba.njit(**_JIT)
+def _grown(pa, pb, ids):
+    """product_bfs's state arrays (full) copied into twice the room."""
+    n = pa.shape[0]
+    pa2 = np.empty(2 * n, np.int64)
+    pb2 = np.empty(2 * n, np.int64)
+    ids2 = np.empty((2 * n, ids.shape[1]), np.int32)
+    pa2[:n], pb2[:n], ids2[:n] = pa, pb, ids
+    return pa2, pb2, ids2
+
+
+@numba.njit(**_JIT)
 def _product_bfs_direct(ta, tb, start_a, start_b, mode, max_states):
     """product_bfs with pair ids in a flat ``(Sa + 1) * (Sb + 1)`` array (a read per
     edge instead of a probe: ~3x faster on the few-hundred-state products of schemas)."""
@@ -400,10 +421,9 @@ def _product_bfs_direct(ta, tb, start_a, start_b, mode, max_states):
     K = ta.shape[1]
     W = np.int64(sink_b + 1)
     index = np.full((sink_a + 1) * W, -1, np.int32)
-    cap = 64
-    pa = np.empty(cap, np.int64)
-    pb = np.empty(cap, np.int64)
-    ids = np.empty((cap, K), np.int32)
+    pa = np.empty(64, np.int64)
+    pb = np.empty(64, np.int64)
+    ids = np.empty((64, K), np.int32)
     pa[0], pb[0] = start_a, start_b
     index[start_a * W + start_b] = 0
     n = 1
@@ -412,13 +432,7 @@ def _product_bfs_direct(ta, tb, start_a, start_b, mode, max_states):
         a, b = pa[k], pb[k]
         for c in range(K):
             na, nb_ = ta[a, c], tb[b, c]
-            if mode == 0:
-                alive = na != sink_a and nb_ != sink_b
-            elif mode == 2:
-                alive = na != sink_a
-            else:
-                alive = na != sink_a or nb_ != sink_b
-            if not alive:
+            if not _pair_alive(na != sink_a, nb_ != sink_b, mode):
                 ids[k, c] = -1
                 continue
             code = na * W + nb_
@@ -428,13 +442,8 @@ def _product_bfs_direct(ta, tb, start_a, start_b, mode, max_states):
                 continue
             if n >= max_states:
                 return np.empty((0, K), np.int32), pa[:0], pb[:0]
-            if n == cap:
-                cap *= 2
-                pa2 = np.empty(cap, np.int64)
-                pb2 = np.empty(cap, np.int64)
-                ids2 = np.empty((cap, K), np.int32)
-                pa2[:n], pb2[:n], ids2[:n] = pa, pb, ids[:n]
-                pa, pb, ids = pa2, pb2, ids2
+            if n == pa.shape[0]:
+                pa, pb, ids = _grown(pa, pb, ids)
             index[code] = n
             pa[n], pb[n] = na, nb_
             ids[k, c] = n
@@ -474,13 +483,7 @@ def _product_bfs_hashed(ta, tb, start_a, start_b, mode, max_states):
         a, b = pa[k], pb[k]
         for c in range(K):
             na, nb_ = ta[a, c], tb[b, c]
-            if mode == 0:
-                alive = na != sink_a and nb_ != sink_b
-            elif mode == 2:
-                alive = na != sink_a
-            else:
-                alive = na != sink_a or nb_ != sink_b
-            if not alive:
+            if not _pair_alive(na != sink_a, nb_ != sink_b, mode):
                 ids[k, c] = -1
                 continue
             code = na * W + nb_
@@ -494,11 +497,7 @@ def _product_bfs_hashed(ta, tb, start_a, start_b, mode, max_states):
                 return np.empty((0, K), np.int32), pa[:0], pb[:0]
             keys[h], vals[h] = code, n
             if n == pa.shape[0]:
-                pa2 = np.empty(2 * n, np.int64)
-                pb2 = np.empty(2 * n, np.int64)
-                ids2 = np.empty((2 * n, K), np.int32)
-                pa2[:n], pb2[:n], ids2[:n] = pa, pb, ids
-                pa, pb, ids = pa2, pb2, ids2
+                pa, pb, ids = _grown(pa, pb, ids)
             pa[n], pb[n] = na, nb_
             ids[k, c] = n
             n += 1
