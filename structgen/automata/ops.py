@@ -129,7 +129,6 @@ def load_kernels() -> None:
     is_empty(b)  # reaches_accepting
     normalize(b)  # finish
     compact_classes(np.full((1, 256), -1))
-    number_rows(np.zeros((1, 1), np.int32))
     number_live_rows(np.zeros((1, 1), np.int32), 0)
     _product(b, a, "diff", False, 16, True)  # product_table, drop_sinks, compact_bytes (not memoised)
 
@@ -146,12 +145,6 @@ def compact_classes(trans256: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if trans256.shape[0] == 0:
         return np.zeros((0, 1), np.int32), np.zeros(256, np.uint8)
     return _k().compact_classes(readonly(trans256, np.int32))
-
-
-def number_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Number the distinct rows of the ``int32[n, w]`` matrix ``rows`` by first
-    occurrence: (every row's number, the first row of every number)."""
-    return _k().number_rows(np.ascontiguousarray(rows, np.int32))
 
 
 def number_live_rows(rows: np.ndarray, first_id: int) -> tuple[np.ndarray, np.ndarray]:
