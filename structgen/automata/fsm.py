@@ -20,6 +20,20 @@ class ByteDFA:
     accepting: np.ndarray  # bool[S]
     start: int = 0
 
+    def __getstate__(self):
+        # numpy unpickles arrays writeable: note the read-only ones (a compiler's shared
+        # DFAs: kernels see one array type, and their content digest stays memoised)
+        state = dict(self.__dict__)
+        state["_readonly"] = tuple(k for k, v in self.__dict__.items()
+                                   if isinstance(v, np.ndarray) and not v.flags.writeable)
+        return state
+
+    def __setstate__(self, state):
+        state = dict(state)
+        for k in state.pop("_readonly", ()):
+            state[k].setflags(write=False)
+        self.__dict__.update(state)
+
     @property
     def num_states(self) -> int:
         return self.trans.shape[0]

@@ -4,12 +4,14 @@ Symbols are ints: ``>= 0`` is a nonterminal id, ``< 0`` is terminal ``-(s+1)``."
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
 
 from ..automata.fsm import ByteDFA
+from ..automata.regex import literal_dfa
 
 
 def term_symbol(t: int) -> int:
@@ -71,7 +73,15 @@ class LazyTerminal(Terminal):
         return True
 
     def __reduce__(self):
+        # a literal stays lazy (its DFA rebuilt from the bytes if ever needed), so the
+        # unpickled grammar (a mask worker process's) keeps the lexers' literal paths
+        if self.literal is not None:
+            return _literal_terminal, (self.name, self.source, self.literal)
         return Terminal, (self.name, self.dfa, self.source)
+
+
+def _literal_terminal(name: str, source: str, literal: bytes) -> LazyTerminal:
+    return LazyTerminal(name, functools.partial(literal_dfa, literal), source, literal)
 
 
 @dataclass(eq=False)

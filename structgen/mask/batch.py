@@ -4,22 +4,29 @@ Rows can run on a thread pool, but today that does not pay: a warm mask is a
 cache hit, and a cold one spends ~3/4 of its time in Python (Earley rows, lexer
 builds, the mask loop) that holds the GIL; only long kernels (lexer products,
 logits masking) release it.  Matchers sharing one compiled constraint
-serialise on its lock, so they are kept on one worker and the others stay free."""
+serialise on its lock, so they are kept on one worker and the others stay free.
+``processes=`` fills on worker processes instead (mask/procpool.py), which do
+not share a GIL."""
 
 from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import ConfigurationError
 from .bitmask import _is_torch
 
-__all__ = ["fill_next_token_bitmask_batch", "default_threads"]
+if TYPE_CHECKING:
+    from .procpool import MaskProcesses
+
+__all__ = ["fill_next_token_bitmask_batch", "default_threads", "mask_processes"]
 
 _POOLS: dict[int, ThreadPoolExecutor] = {}
 _POOLS_LOCK = threading.Lock()
+_PROCESSES: dict[int, "MaskProcesses"] = {}
 
 
 def default_threads() -> int:
@@ -40,6 +47,18 @@ def _pool(threads: int) -> ThreadPoolExecutor:
         return pool
 
 
+def mask_processes(processes: int) -> "MaskProcesses":
+    """The process-wide :class:`~structgen.mask.procpool.MaskProcesses` of ``processes``
+    processes (started on first use; ``prepare`` assigns matchers ahead of their fills)."""
+    from .procpool import MaskProcesses
+
+    with _POOLS_LOCK:
+        pool = _PROCESSES.get(processes)
+        if pool is None or pool._closed:
+            pool = _PROCESSES[processes] = MaskProcesses(processes)
+        return pool
+
+
 def _fill_rows(pairs, target: np.ndarray) -> None:
     for m, r in pairs:
         m.fill_next_token_bitmask(target, r)
@@ -57,14 +76,16 @@ def _bins(matchers, rows, threads: int) -> list[list]:
 
 
 def fill_next_token_bitmask_batch(matchers, bitmask, *, threads: int | None = None,
-                                  indices=None) -> None:
+                                  indices=None, processes: int = 1) -> None:
     """Write ``matchers[i]``'s next-token mask into row ``indices[i]`` (default ``i``)
     of ``bitmask``: an int32 ``[batch, words]`` numpy array or torch tensor (CPU
     or CUDA), as :meth:`Matcher.fill_next_token_bitmask` does row by row.
     Matchers may belong to different constraints (same vocabulary width).
 
     ``threads``: worker threads (default 1: see :func:`default_threads`); 1 runs
-    in the calling thread."""
+    in the calling thread.  ``processes``: fill on this many processes (the calling one
+    and ``processes - 1`` workers, see :func:`mask_processes`), where a cold mask's
+    Python runs in parallel; not together with ``threads`` > 1."""
     matchers = list(matchers)
     rows = list(range(len(matchers))) if indices is None else [int(i) for i in indices]
     if len(rows) != len(matchers):
@@ -72,6 +93,11 @@ def fill_next_token_bitmask_batch(matchers, bitmask, *, threads: int | None = No
     threads = default_threads() if threads is None else int(threads)
     if threads < 1:
         raise ConfigurationError(f"threads must be >= 1, got {threads}")
+    processes = int(processes)
+    if processes < 1:
+        raise ConfigurationError(f"processes must be >= 1, got {processes}")
+    if processes > 1 and threads > 1:
+        raise ConfigurationError(f"threads={threads} and processes={processes}: choose one")
     if bitmask.ndim != 2:
         raise ConfigurationError(f"bitmask must be 2-D [batch, words], got shape {tuple(bitmask.shape)}")
     for m in matchers:
@@ -95,7 +121,9 @@ def fill_next_token_bitmask_batch(matchers, bitmask, *, threads: int | None = No
         if bitmask.dtype != np.int32:
             raise ConfigurationError(f"bitmask dtype must be int32, got {bitmask.dtype}")
         target = bitmask
-    if threads == 1 or len(matchers) <= 1:
+    if processes > 1:
+        mask_processes(processes).fill(zip(matchers, rows), target)
+    elif threads == 1 or len(matchers) <= 1:
         _fill_rows(zip(matchers, rows), target)
     else:
         bins = _bins(matchers, rows, threads)

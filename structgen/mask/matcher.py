@@ -23,8 +23,9 @@ from .engine import CompiledGrammar, State
 
 __all__ = ["Matcher"]
 
-# A step: (Earley row, lexer state, required prefix still to produce, terminated, depth, previous step)
-_ROW, _LEX, _PREFIX, _DONE, _DEPTH, _PREV = range(6)
+# A step: (Earley row, lexer state, required prefix still to produce, terminated, depth, previous step,
+# its input: the token id, or the bytes of accept_string; None at the root)
+_ROW, _LEX, _PREFIX, _DONE, _DEPTH, _PREV, _INPUT = range(7)
 
 Encoder = Callable[[bytes], list]
 
@@ -38,7 +39,7 @@ class Matcher:
     vocabulary's; pass the model's own when they differ).  Methods mirror
     xgrammar's ``GrammarMatcher`` so code written for it ports directly."""
 
-    __slots__ = ("compiled", "eos_ids", "_top", "_root", "_extra_eos")
+    __slots__ = ("compiled", "eos_ids", "_top", "_root", "_extra_eos", "__weakref__")
 
     def __init__(self, compiled: CompiledGrammar, *, prefix: bytes = b"", eos_ids: Iterable[int] | None = None):
         self.compiled = compiled
@@ -49,7 +50,7 @@ class Matcher:
             raise VocabularyError(f"EOS ids {bad} are outside the vocabulary of size {vocab.size}")
         self._extra_eos = None if self.eos_ids == vocab.eos_ids else token_bitset(vocab.num_words, self.eos_ids)
         row, lex = compiled.initial_state
-        self._root = self._top = (row, lex, bytes(prefix), False, 0, None)
+        self._root = self._top = (row, lex, bytes(prefix), False, 0, None, None)
 
     def __repr__(self) -> str:
         return f"Matcher({self.compiled!r}, accepted={self.num_accepted}, terminated={self.is_terminated()})"
@@ -151,23 +152,25 @@ class Matcher:
         state = (top[_ROW], top[_LEX])
         depth = top[_DEPTH] + 1
         if token_id in self.eos_ids:
-            return (top[_ROW], top[_LEX], b"", True, depth, top) if not prefix and c.can_end(state) else None
+            return (top[_ROW], top[_LEX], b"", True, depth, top, token_id) \
+                if not prefix and c.can_end(state) else None
         if not prefix:
             nxt = c.advance_token(state, token_id)
-            return None if nxt is None else (nxt[0], nxt[1], b"", False, depth, top)
+            return None if nxt is None else (nxt[0], nxt[1], b"", False, depth, top, token_id)
         tb = c.vocab.token_bytes[token_id] if 0 <= token_id < c.vocab.size else None
-        return self._step_bytes(tb, depth) if tb else None
+        return self._step_bytes(tb, depth, token_id) if tb else None
 
-    def _step_bytes(self, data: bytes, depth: int):
-        """The step after raw ``data`` (the required prefix first), or None."""
+    def _step_bytes(self, data: bytes, depth: int, given):
+        """The step after raw ``data`` (the required prefix first), or None; ``given``
+        is what the caller passed (a token id or the bytes), recorded in the step."""
         top, c = self._top, self.compiled
         prefix = top[_PREFIX]
         if prefix.startswith(data):
-            return (top[_ROW], top[_LEX], prefix[len(data):], False, depth, top)
+            return (top[_ROW], top[_LEX], prefix[len(data):], False, depth, top, given)
         if not data.startswith(prefix):
             return None
         nxt = c.advance_bytes((top[_ROW], top[_LEX]), data[len(prefix):])
-        return None if nxt is None else (nxt[0], nxt[1], b"", False, depth, top)
+        return None if nxt is None else (nxt[0], nxt[1], b"", False, depth, top, given)
 
     def accept_token(self, token_id: int) -> bool:
         """Advance by one token; False (state unchanged) if it is not allowed."""
@@ -201,7 +204,7 @@ class Matcher:
         data = text.encode() if isinstance(text, str) else bytes(text)
         if self._top[_DONE]:
             return False
-        nxt = self._step_bytes(data, self._top[_DEPTH] + 1)
+        nxt = self._step_bytes(data, self._top[_DEPTH] + 1, data)
         if nxt is None:
             return False
         self._top = nxt
@@ -225,6 +228,27 @@ class Matcher:
         m.compiled, m.eos_ids, m._extra_eos = self.compiled, self.eos_ids, self._extra_eos
         m._root, m._top = self._root, self._top
         return m
+
+    def _replay_from(self, step) -> tuple[int, list]:
+        """How a copy of this matcher at ``step`` (a step of this matcher's history
+        or a fork's) reaches the current state: ``(undo, inputs)``: roll back
+        ``undo`` steps, then replay ``inputs`` in order (token ids for
+        ``accept_token``, bytes for ``accept_string``).  For replicas in other
+        processes (mask/procpool.py)."""
+        top, inputs = self._top, []
+        while top[_DEPTH] > step[_DEPTH]:
+            inputs.append(top[_INPUT])
+            top = top[_PREV]
+        undo = 0
+        while step[_DEPTH] > top[_DEPTH]:
+            step, undo = step[_PREV], undo + 1
+        while step is not top:  # equal depths: walk both back to the common step
+            if step[_PREV] is None:
+                raise ConfigurationError("the step is not of this matcher's history")
+            inputs.append(top[_INPUT])
+            top, step, undo = top[_PREV], step[_PREV], undo + 1
+        inputs.reverse()
+        return undo, inputs
 
     # --- forced continuations --------------------------------------------------------
     def find_jump_forward_bytes(self, limit: int = 4096) -> bytes:

@@ -1,0 +1,252 @@
+"""Batched fill on worker processes: masks on several cores despite the GIL.
+
+A cold mask is mostly Python (Earley steps, lexer setup, the mask loop), so
+threads take turns on the GIL and more of them are slower (see
+``batch.default_threads``).  Processes do not share a GIL: ``MaskProcesses(n)``
+runs ``n - 1`` worker processes and the calling process fills its own share.
+
+* Each matcher belongs to one process for its life (the least loaded one in the
+  call that first sees it), so the caches its masks warm serve it again.
+* A worker (structgen/mask_worker.py) keeps a replica of each of its matchers
+  and, before filling, replays what the matcher did since the last fill
+  (``Matcher._replay_from``: the accepted tokens and strings, after undoing
+  rollbacks and resets).
+* A worker receives each vocabulary (its token bytes) and each constraint (its
+  pruned grammar IR) once and builds its own ``CompiledGrammar`` from them: the
+  same code over the same IR, so its masks equal the caller's
+  (tests/test_procpool.py compares them row by row).
+* Rows come back through shared memory; the caller copies them into the bitmask.
+
+Costs: the replicas repeat the caller's accepts (~4 us a token) and each worker
+compiles the constraints it serves once more (``prepare`` does that ahead, when
+a request arrives, rather than in its first fill)."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import socket
+import subprocess
+import sys
+import threading
+import weakref
+from multiprocessing import shared_memory
+from multiprocessing.connection import Connection
+
+import numpy as np
+
+from ..errors import ConfigurationError, StructgenError
+from .batch import _fill_rows
+from .engine import CompiledGrammar
+from .matcher import Matcher
+
+__all__ = ["MaskProcesses", "WorkerError"]
+
+
+class WorkerError(StructgenError, RuntimeError):
+    """A mask worker process failed (its traceback is in the message) or died."""
+
+
+def _kernel_backend(compiled: CompiledGrammar) -> str:
+    return "reference" if compiled._k.__name__.endswith("reference") else "numba"
+
+
+class _Worker:
+    """The calling process's end of one worker process."""
+
+    def __init__(self):
+        ours, theirs = socket.socketpair()
+        package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_root,
+                                                                        os.environ.get("PYTHONPATH")])))
+        self.process = subprocess.Popen([sys.executable, "-m", "structgen.mask_worker", str(theirs.fileno())],
+                                        pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, env=env)
+        theirs.close()
+        self.conn = Connection(ours.detach())
+        self.vocabs: set[str] = set()  # fingerprints sent
+        self.compiled: set[int] = set()  # constraint ids sent
+        self.dropped: list[int] = []  # replicas whose matcher is gone, to drop at the next message
+        self.dropped_compiled: list[int] = []
+        self.shm: shared_memory.SharedMemory | None = None
+        self.rows: np.ndarray | None = None  # int32 [capacity, words] view of shm
+
+    def buffer(self, n: int, words: int):
+        """Room for ``n`` rows of ``words``; the new segment's (name, rows, words) when it had to grow."""
+        if self.rows is not None and self.rows.shape[0] >= n and self.rows.shape[1] == words:
+            return None
+        self.release()
+        cap = max(n, 8 if self.rows is None else 2 * self.rows.shape[0])
+        self.shm = shared_memory.SharedMemory(create=True, size=cap * words * 4)
+        self.rows = np.ndarray((cap, words), np.int32, buffer=self.shm.buf)
+        return self.shm.name, cap, words
+
+    def release(self) -> None:
+        if self.shm is not None:
+            self.rows = None
+            self.shm.close()
+            self.shm.unlink()  # the worker's mapping stays valid until it maps the next segment
+            self.shm = None
+
+    def receive(self):
+        try:
+            return self.conn.recv()
+        except (EOFError, OSError) as e:
+            raise WorkerError(f"mask worker process {self.process.pid} died "
+                              f"(exit code {self.process.poll()})") from e
+
+    def close(self) -> None:
+        try:
+            self.conn.send(None)
+        except OSError:
+            pass
+        self.conn.close()
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self.release()
+
+
+class MaskProcesses:
+    """Fills batches of masks on ``processes`` processes: the calling one and
+    ``processes - 1`` workers started here (``python -m structgen.mask_worker``).
+    One fill at a time (calls from several threads queue).  ``close()`` (or the
+    end of the interpreter) stops the workers."""
+
+    def __init__(self, processes: int):
+        processes = int(processes)
+        if processes < 2:
+            raise ConfigurationError(f"MaskProcesses needs processes >= 2, got {processes} (1: fill in-process)")
+        self.processes = processes
+        self._workers = [_Worker() for _ in range(processes - 1)]
+        self._owner: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # Matcher -> [process, id, step]
+        self._cids: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # CompiledGrammar -> id
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+        self._closed = False
+        self._exit = weakref.finalize(self, MaskProcesses._stop, self._workers)
+
+    def __repr__(self) -> str:
+        return f"MaskProcesses({self.processes}{', closed' if self._closed else ''})"
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._exit()
+
+    @staticmethod
+    def _stop(workers) -> None:
+        for w in workers:
+            w.close()
+
+    def prepare(self, matchers) -> None:
+        """Assign ``matchers`` and bring their replicas up to date (compiling their
+        constraints in the workers) without filling: call when requests arrive."""
+        self._run([(m, None) for m in matchers], None)
+
+    def fill(self, pairs, target: np.ndarray) -> None:
+        """Write each ``(matcher, row)``'s mask into ``target`` (int32 numpy ``[batch, words]``)."""
+        self._run(list(pairs), target)
+
+    # --- the protocol --------------------------------------------------------------
+    def _run(self, pairs, target) -> None:
+        with self._lock:
+            if self._closed:
+                raise ConfigurationError("MaskProcesses is closed")
+            shares = self._assign(pairs)
+            sent = []
+            try:
+                for w, share in zip(self._workers, shares[1:]):
+                    if share or w.dropped or w.dropped_compiled:
+                        sent.append((w, share, self._send(w, share, target is not None)))
+                if target is not None:
+                    _fill_rows(shares[0], target)
+            finally:
+                errors = [self._collect(w, share, tops, target) for w, share, tops in sent]
+            for e in errors:
+                if e is not None:
+                    raise e
+
+    def _assign(self, pairs) -> list[list]:
+        shares: list[list] = [[] for _ in range(self.processes)]
+        new = []
+        for m, r in pairs:
+            if not isinstance(m, Matcher):
+                raise ConfigurationError(f"expected a structgen Matcher, got {type(m).__name__}")
+            owner = self._owner.get(m)
+            if owner is None:
+                new.append((m, r))
+            else:
+                shares[owner[0]].append((m, r))
+        for m, r in new:
+            p = min(range(self.processes), key=lambda i: len(shares[i]))
+            owner = self._owner[m] = [p, 0, None]
+            if p:
+                owner[1] = rid = next(self._ids)
+                weakref.finalize(m, _drop_replica, self._workers[p - 1], rid).atexit = False
+            shares[p].append((m, r))
+        return shares
+
+    def _send(self, w: _Worker, share, fill: bool) -> list:
+        vocabs, constraints, jobs, tops = [], [], [], []
+        for i, (m, _) in enumerate(share):
+            owner, c = self._owner[m], m.compiled
+            cid = self._cids.get(c)
+            if cid is None:
+                cid = self._cids[c] = next(self._ids)
+                weakref.finalize(c, _drop_compiled, self._workers, cid).atexit = False
+            if cid not in w.compiled:
+                v = c.vocab
+                if v.fingerprint not in w.vocabs:
+                    vocabs.append((v.fingerprint, (v.token_bytes, sorted(v.eos_ids), sorted(v.special_ids),
+                                                   v.size, v.name, v.prefix_space)))
+                    w.vocabs.add(v.fingerprint)
+                constraints.append((cid, v.fingerprint, c.grammar, c.kind, c.limits, _kernel_backend(c),
+                                    c._masks.max_bytes))
+                w.compiled.add(cid)
+            top = m._top
+            if owner[2] is None:  # a new replica: from the root of the matcher's history
+                create = (cid, m._root[2], sorted(m.eos_ids))
+                undo, inputs = m._replay_from(m._root)
+            else:
+                create = None
+                undo, inputs = m._replay_from(owner[2])
+            jobs.append((owner[1], create, undo, inputs, i if fill else -1))
+            tops.append(top)
+        segment = w.buffer(len(share), share[0][0].compiled.vocab.num_words) if fill and share else None
+        dropped, w.dropped = w.dropped, []
+        dropped_compiled, w.dropped_compiled = w.dropped_compiled, []
+        w.conn.send((vocabs, constraints, dropped, dropped_compiled, segment, jobs))
+        return tops
+
+    def _collect(self, w: _Worker, share, tops, target):
+        """The worker's reply: its rows copied into ``target``, its replicas marked
+        up to date; the error to raise, if any."""
+        try:
+            reply = w.receive()
+        except WorkerError as e:
+            return e
+        if reply[0] != "ok":
+            for m, _ in share:  # their replicas' state is unknown: rebuilt at the next fill
+                owner = self._owner.get(m)
+                if owner is not None and owner[2] is not None:
+                    w.dropped.append(owner[1])
+                    owner[1], owner[2] = next(self._ids), None
+            return WorkerError(f"mask worker process {w.process.pid} failed:\n{reply[1]}")
+        for (m, r), top in zip(share, tops):
+            self._owner[m][2] = top
+        if target is not None and share:
+            target[[r for _, r in share]] = w.rows[:len(share)]
+        return None
+
+
+# (functions, not methods: a finalizer must not keep the pool alive)
+def _drop_replica(w: _Worker, rid: int) -> None:
+    w.dropped.append(rid)
+
+
+def _drop_compiled(workers: list[_Worker], cid: int) -> None:
+    for w in workers:
+        if cid in w.compiled:
+            w.compiled.discard(cid)
+            w.dropped_compiled.append(cid)
