@@ -9,11 +9,14 @@ all sequences still running in one batched call (timed) and then accepts each
 sequence's next token (untimed).  Each batch size uses its own schemas (the
 same ones for every engine), so every mask of a step is as cold as in serving.
 
-* structgen: ``fill_next_token_bitmask_batch(matchers, bitmask, threads=T)``
+* structgen: ``fill_next_token_bitmask_batch(matchers, bitmask, threads=T)``, and with
+  ``--processes P``: ``processes=P`` (the calling process and P-1 workers; each
+  batch's matchers are handed to their processes by ``prepare``, untimed, as
+  the compiles are)
 * llguidance: ``llguidance.numpy.fill_next_token_bitmask_par(LLExecutor(T), ...)``
 * xgrammar: ``BatchGrammarMatcher(max_threads=T).batch_fill_next_token_bitmask``
 
-    python benchmarks/bench_batch.py --batches 1,8,64 --threads 1,2 --max-steps 40
+    python benchmarks/bench_batch.py --batches 1,8,64 --threads 1,2 --processes 2 --max-steps 40
 """
 
 from __future__ import annotations
@@ -56,12 +59,15 @@ def run_engine(args) -> dict:
 
     tok = load_tokenizer(args.tokenizer)
     eng = make_engine(args.engine, tok)
-    threads = args.threads
+    threads, processes = args.threads, args.processes
+    prepare = None
     if args.engine == "structgen":
-        from structgen.mask.batch import fill_next_token_bitmask_batch
+        from structgen.mask.batch import fill_next_token_bitmask_batch, mask_processes
 
         def fill(ms, bm, idx):
-            fill_next_token_bitmask_batch(ms, bm, threads=threads, indices=idx)
+            fill_next_token_bitmask_batch(ms, bm, threads=threads, indices=idx, processes=processes)
+        if processes > 1:
+            prepare = mask_processes(processes).prepare
     elif args.engine == "llguidance":
         import llguidance
         import llguidance.numpy
@@ -82,9 +88,12 @@ def run_engine(args) -> dict:
     # warm-up (imports, JIT): a schema outside every batch
     wm = eng.compile({"type": "object", "properties": {"warm": {"type": "array", "items": {"type": "number"}}}})
     fill([wm], eng.bitmask, [0])
+    if prepare is not None:  # every process: one matcher each
+        forks = [wm.fork() for _ in range(processes)]
+        fill(forks, np.repeat(eng.bitmask[:1], processes, axis=0), list(range(processes)))
     batches = [int(b) for b in args.batches.split(",")]
     every = pick_schemas(Path(args.data), sum(batches), args.seed)
-    result = {"engine": args.engine, "threads": threads, "batches": {}}
+    result = {"engine": args.engine, "threads": threads, "processes": processes, "batches": {}}
     start = 0
     for b in batches:
         chosen, start = every[start:start + b], start + b
@@ -96,6 +105,8 @@ def run_engine(args) -> dict:
                 continue
             ids = list(tok.encode(json.dumps(inst), add_special_tokens=False))[:args.max_steps]
             seqs.append([m, ids, 0])
+        if prepare is not None:
+            prepare([s[0] for s in seqs])
         gc.collect()  # untimed: a full collection due after the imports and compiles lands here, not in a step
         if args.engine == "xgrammar":
             import xgrammar
@@ -130,6 +141,7 @@ def main(argv=None) -> int:
     ap.add_argument("--engines", default="structgen,llguidance,xgrammar")
     ap.add_argument("--batches", default="1,8,64")
     ap.add_argument("--threads", default="1,2", help="comma list of thread counts")
+    ap.add_argument("--processes", default="", help="comma list of structgen process counts (>1), run as well")
     ap.add_argument("--tokenizer", default="deepseek")
     ap.add_argument("--max-steps", type=int, default=40, help="tokens replayed per sequence")
     ap.add_argument("--seed", type=int, default=0)
@@ -141,7 +153,8 @@ def main(argv=None) -> int:
 
         args.data = str(default_data_dir())
     if args.worker:
-        args.engine, args.threads = args.worker.split(":")[0], int(args.worker.split(":")[1])
+        engine, threads, processes = (args.worker.split(":") + ["1"])[:3]
+        args.engine, args.threads, args.processes = engine, int(threads), int(processes)
         print(json.dumps(run_engine(args)))
         return 0
     import importlib.util
@@ -151,31 +164,42 @@ def main(argv=None) -> int:
         if engine != "structgen" and importlib.util.find_spec(engine) is None:
             print(f"{engine}: not installed, skipped", flush=True)
             continue
-        for t in args.threads.split(","):
-            cmd = [sys.executable, __file__, "--worker", f"{engine}:{t}", "--batches", args.batches,
+        configs = [f"{t}:1" for t in args.threads.split(",")]
+        if engine == "structgen":
+            configs += [f"1:{p}" for p in args.processes.split(",") if p and int(p) > 1]
+        for config in configs:
+            cmd = [sys.executable, __file__, "--worker", f"{engine}:{config}", "--batches", args.batches,
                    "--tokenizer", args.tokenizer, "--max-steps", str(args.max_steps), "--seed", str(args.seed),
                    "--data", args.data]
             env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
             out = subprocess.run(cmd, capture_output=True, text=True, env=env)
             if out.returncode:
-                print(f"{engine} threads={t}: failed\n{out.stderr[-2000:]}", flush=True)
+                print(f"{engine} {config}: failed\n{out.stderr[-2000:]}", flush=True)
                 continue
             res = json.loads(out.stdout.strip().splitlines()[-1])
             rows.append(res)
             for b, r in res["batches"].items():
-                print(f"{engine:10s} threads={t} batch={b:>3}: {r['sequences']} seqs, {r['steps']} steps, "
+                print(f"{engine:10s} threads={res['threads']} processes={res['processes']} batch={b:>3}: "
+                      f"{r['sequences']} seqs, {r['steps']} steps, "
                       f"mean {r['mean_us']:,.0f} µs/step, p50 {r['p50_us']:,.0f}, p99 {r['p99_us']:,.0f}", flush=True)
     print(f"\nmachine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"load {os.getloadavg()[0]:.1f} (1 min); python {platform.python_version()}")
-    print("\n| engine | threads | batch | seqs | steps | mean µs/step | p50 | p99 | structgen/engine (mean) |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    sg = {(r["threads"], b): v for r in rows if r["engine"] == "structgen" for b, v in r["batches"].items()}
+    print("\n| engine | threads / processes | batch | seqs | steps | mean µs/step | p50 | p99 "
+          "| structgen/engine (mean, same threads) | structgen with N processes / engine with N threads |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    sg = {(r["threads"], b): v for r in rows if r["engine"] == "structgen" and r["processes"] == 1
+          for b, v in r["batches"].items()}
+    sgp = {(r["processes"], b): v for r in rows if r["engine"] == "structgen" and r["processes"] > 1
+           for b, v in r["batches"].items()}
     for r in rows:
         for b, v in r["batches"].items():
-            base = sg.get((r["threads"], b))
-            ratio = f"{base['mean_us'] / v['mean_us']:.2f}×" if base and v["mean_us"] else "–"
-            print(f"| {r['engine']} | {r['threads']} | {b} | {v['sequences']} | {v['steps']} | {v['mean_us']:,.0f} | "
-                  f"{v['p50_us']:,.0f} | {v['p99_us']:,.0f} | {ratio} |")
+            ratios = []
+            for base in ((sg.get((r["threads"], b)) if r["processes"] == 1 else None),
+                         (sgp.get((r["threads"], b)) if r["processes"] == 1 else None)):
+                ratios.append(f"{base['mean_us'] / v['mean_us']:.2f}×" if base and v["mean_us"] else "–")
+            par = f"{r['processes']} processes" if r["processes"] > 1 else f"{r['threads']} threads"
+            print(f"| {r['engine']} | {par} | {b} | {v['sequences']} | {v['steps']} | {v['mean_us']:,.0f} | "
+                  f"{v['p50_us']:,.0f} | {v['p99_us']:,.0f} | {ratios[0]} | {ratios[1]} |")
     return 0
 
 

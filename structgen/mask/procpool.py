@@ -44,7 +44,12 @@ __all__ = ["MaskProcesses", "WorkerError"]
 
 
 class WorkerError(StructgenError, RuntimeError):
-    """A mask worker process failed (its traceback is in the message) or died."""
+    """A mask worker process failed (its traceback is in the message) or died
+    (``died``: its pool is then closed; ``batch.mask_processes`` starts a new one)."""
+
+    def __init__(self, message: str, *, died: bool = False):
+        super().__init__(message)
+        self.died = died
 
 
 def _kernel_backend(compiled: CompiledGrammar) -> str:
@@ -87,12 +92,21 @@ class _Worker:
             self.shm.unlink()  # the worker's mapping stays valid until it maps the next segment
             self.shm = None
 
+    def send(self, msg) -> None:
+        try:
+            self.conn.send(msg)
+        except OSError as e:
+            raise self.died() from e
+
     def receive(self):
         try:
             return self.conn.recv()
         except (EOFError, OSError) as e:
-            raise WorkerError(f"mask worker process {self.process.pid} died "
-                              f"(exit code {self.process.poll()})") from e
+            raise self.died() from e
+
+    def died(self) -> "WorkerError":
+        return WorkerError(f"mask worker process {self.process.pid} died (exit code {self.process.poll()}); "
+                           f"the pool is closed", died=True)
 
     def close(self) -> None:
         try:
@@ -153,19 +167,28 @@ class MaskProcesses:
         with self._lock:
             if self._closed:
                 raise ConfigurationError("MaskProcesses is closed")
-            shares = self._assign(pairs)
-            sent = []
             try:
-                for w, share in zip(self._workers, shares[1:]):
-                    if share or w.dropped or w.dropped_compiled:
-                        sent.append((w, share, self._send(w, share, target is not None)))
-                if target is not None:
-                    _fill_rows(shares[0], target)
-            finally:
-                errors = [self._collect(w, share, tops, target) for w, share, tops in sent]
-            for e in errors:
-                if e is not None:
-                    raise e
+                self._exchange(self._assign(pairs), target)
+            except WorkerError as e:
+                if e.died:
+                    self._closed = True
+                    self._exit()
+                raise
+
+    def _exchange(self, shares, target) -> None:
+        """Send the workers their shares, fill the caller's, read every reply sent for."""
+        sent = []
+        try:
+            for w, share in zip(self._workers, shares[1:]):
+                if share or w.dropped or w.dropped_compiled:
+                    sent.append((w, share, self._send(w, share, target is not None)))
+            if target is not None:
+                _fill_rows(shares[0], target)
+        finally:
+            errors = [self._collect(w, share, tops, target) for w, share, tops in sent]
+        for e in errors:
+            if e is not None:
+                raise e
 
     def _assign(self, pairs) -> list[list]:
         shares: list[list] = [[] for _ in range(self.processes)]
@@ -216,7 +239,7 @@ class MaskProcesses:
         segment = w.buffer(len(share), share[0][0].compiled.vocab.num_words) if fill and share else None
         dropped, w.dropped = w.dropped, []
         dropped_compiled, w.dropped_compiled = w.dropped_compiled, []
-        w.conn.send((vocabs, constraints, dropped, dropped_compiled, segment, jobs))
+        w.send((vocabs, constraints, dropped, dropped_compiled, segment, jobs))
         return tops
 
     def _collect(self, w: _Worker, share, tops, target):
