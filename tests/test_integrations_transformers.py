@@ -163,6 +163,10 @@ def test_state_comes_from_input_ids_rollback_and_permutation(setup):
     threaded = StructgenLogitsProcessor([c, compile_grammar(load_grammar("json"), vocab)], threads=2)
     mask(threaded, [[], []])  # rows of two constraints filled on two threads: the same masks
     assert torch.equal(mask(threaded, [a[:6], b[:6]])[0], long_[0])
+    on_processes = StructgenLogitsProcessor(c, processes=2)  # rows filled in two processes: the same masks
+    mask(on_processes, [[], []])
+    assert torch.equal(mask(on_processes, [a[:6], b[:6]]), long_)
+    assert torch.equal(mask(on_processes, [b[:3], a[:3]]), swapped)
     m = c.matcher()
     assert m.accept_tokens(a[:3])
     allowed = torch.from_numpy(m.next_token_mask().view("int32").copy()).unsqueeze(-1)  # masks are read-only

@@ -186,10 +186,11 @@ class StructgenLogitsProcessor(_LPBase):
     constraint).  ``eos_token_id``: extra ids treated as EOS besides the
     vocabulary's (e.g. the model's ``generation_config.eos_token_id``);
     ``pad_token_id``: allowed, with EOS, in finished rows; ``threads``: worker threads for
-    the rows' masks (:func:`structgen.mask.batch.fill_next_token_bitmask_batch`)."""
+    the rows' masks, or ``processes``: fill them on this many processes
+    (:func:`structgen.mask.batch.fill_next_token_bitmask_batch`)."""
 
     def __init__(self, constraints, *, eos_token_id: int | Sequence[int] | None = None,
-                 pad_token_id: int | None = None, threads: int = 1):
+                 pad_token_id: int | None = None, threads: int = 1, processes: int = 1):
         if not isinstance(constraints, (list, tuple)):
             constraints = [constraints]
         if not constraints:
@@ -204,7 +205,7 @@ class StructgenLogitsProcessor(_LPBase):
         self.vocab_size = sizes.pop() if sizes else None
         self.num_words = (self.vocab_size + 31) // 32 if self.vocab_size else 0
         self.pad_token_id = pad_token_id
-        self.threads = threads
+        self.threads, self.processes = threads, processes
         self._finished_words: dict[int, np.ndarray] = {}
         self.prompt_length: int | None = None
         self._prompts: set[tuple[int, ...]] | None = None
@@ -271,7 +272,8 @@ class StructgenLogitsProcessor(_LPBase):
             else:
                 bitmask[r] = self._finished_mask(g).view(np.int32)
         if live:  # one call for the batch (threads: see mask/batch.py's default_threads)
-            fill_next_token_bitmask_batch(live, bitmask, threads=self.threads, indices=live_rows)
+            fill_next_token_bitmask_batch(live, bitmask, threads=self.threads, indices=live_rows,
+                                          processes=self.processes)
         return bitmask, rows
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
