@@ -35,7 +35,8 @@ def default_threads() -> int:
     GPU host: 5.2 ms per step on one thread, 5.7 / 6.6 ms on 2 / 8; see
     docs/results/gpu-serving-h200.md).  The Python of cold masks holds the GIL,
     so threads take turns, each turn costs a thread switch (~30 us across CPUs
-    on the VM), and the work runs on alternating cores with cold caches."""
+    on the VM), and the work runs on alternating cores with cold caches.  Worker
+    processes (``processes=``) do run cold masks in parallel."""
     return 1
 
 
