@@ -38,9 +38,8 @@ def serve(fd: int) -> None:
             return
         try:
             new_vocabs, constraints, dropped, dropped_compiled, segment, jobs = msg
-            for fp, (token_bytes, eos, special, size, name, prefix_space) in new_vocabs:
-                vocabs[fp] = Vocabulary(token_bytes, eos, special_ids=special, size=size, name=name,
-                                        prefix_space=prefix_space)
+            for v in new_vocabs:
+                vocabs[v.fingerprint] = v
             for cid, fp, grammar, kind, limits, kernels, cache_bytes in constraints:
                 # the vocabulary's compiler: loads the kernels once and owns the shared trie-walk cache
                 walks = default_compiler(vocabs[fp]).walk_cache

@@ -218,3 +218,14 @@ def test_cached_mask_kernels_agree():
             assert np.array_equal(out, want)
             kept.append(pairs[:2 * m].tolist())
         assert kept[0] == kept[1]
+
+
+def test_a_pickle_carries_the_defining_arguments_only():
+    import pickle
+
+    v = Vocabulary.from_strings(["a", "bc", b"\xff"], name="tiny")
+    assert v.trie is not None and v.fingerprint  # caches made before pickling
+    w = pickle.loads(pickle.dumps(v))
+    assert "trie" not in vars(w) and "fingerprint" not in vars(w)
+    assert w.fingerprint == v.fingerprint and (w.name, w.size, w.prefix_space) == (v.name, v.size, v.prefix_space)
+    assert (w.token_bytes, w.eos_ids, w.special_ids) == (v.token_bytes, v.eos_ids, v.special_ids)

@@ -221,8 +221,7 @@ class MaskProcesses:
             if cid not in w.compiled:
                 v = c.vocab
                 if v.fingerprint not in w.vocabs:
-                    vocabs.append((v.fingerprint, (v.token_bytes, sorted(v.eos_ids), sorted(v.special_ids),
-                                                   v.size, v.name, v.prefix_space)))
+                    vocabs.append(v)  # pickled as its defining arguments
                     w.vocabs.add(v.fingerprint)
                 constraints.append((cid, v.fingerprint, c.grammar, c.kind, c.limits, _kernel_backend(c),
                                     c._masks.max_bytes))

@@ -106,6 +106,11 @@ class Vocabulary:
         self.name = name
         self.prefix_space = prefix_space
 
+    def __reduce__(self):
+        # its defining arguments only: the trie and the fingerprint are rebuilt where it lands
+        return _vocabulary, (self.token_bytes, sorted(self.eos_ids), sorted(self.special_ids), self.size,
+                             self.name, self.prefix_space)
+
     def __len__(self) -> int:
         return self.size
 
@@ -187,3 +192,7 @@ class Vocabulary:
     def byte_level(cls, name: str = "bytes") -> "Vocabulary":
         """256 single-byte tokens plus EOS (id 256)."""
         return cls.from_strings([bytes([b]) for b in range(256)], name=name)
+
+
+def _vocabulary(token_bytes, eos_ids, special_ids, size, name, prefix_space) -> Vocabulary:
+    return Vocabulary(token_bytes, eos_ids, special_ids=special_ids, size=size, name=name, prefix_space=prefix_space)
