@@ -4,7 +4,10 @@ resets, forks, strings, prefixes, EOS, dropped matchers and new constraints."""
 from __future__ import annotations
 
 import gc
+import os
 import random
+import signal
+import threading
 
 import numpy as np
 import pytest
@@ -123,6 +126,37 @@ def test_prepare_then_fill_and_the_batch_function(pool):
     got = allocate_token_bitmask(len(matchers), vocab.size, backend="torch")
     fill_next_token_bitmask_batch(matchers, got, processes=2)
     assert np.array_equal(got.numpy(), want)
+
+
+def test_rows_the_caller_takes_from_a_stopped_worker(pool):
+    """A worker that has not started its rows loses them all to the caller (the
+    masks stay exact), replays them after its reply, and fills them again next time."""
+    vocab = Vocabulary.byte_level()
+    rng = random.Random(5)
+    matchers = [c.matcher() for c in _constraints(vocab) for _ in range(2)]
+    _check(pool, matchers, vocab.size)
+    for m in matchers:
+        _act(m, rng)
+    workers = [w.process.pid for w in pool._workers]
+    theirs = sum(pool._owner[m][0] > 0 for m in matchers)
+    assert theirs
+    taken = pool.rows_taken
+    for pid in workers:
+        os.kill(pid, signal.SIGSTOP)
+    timers = [threading.Timer(0.5, os.kill, (pid, signal.SIGCONT)) for pid in workers]
+    for t in timers:
+        t.start()
+    try:
+        _check(pool, matchers, vocab.size)
+    finally:
+        for t in timers:
+            t.join()
+    assert pool.rows_taken - taken == theirs
+    for _ in range(3):  # the replicas caught up after their replies
+        for m in matchers:
+            _act(m, rng)
+        _check(pool, matchers, vocab.size)
+    _check(pool, [matchers[0], matchers[1], matchers[0], matchers[1]], vocab.size)  # a matcher in two rows
 
 
 @pytest.mark.hf

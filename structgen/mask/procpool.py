@@ -16,6 +16,13 @@ runs ``n - 1`` worker processes and the calling process fills its own share.
   same code over the same IR, so its masks equal the caller's
   (tests/test_procpool.py compares them row by row).
 * Rows come back through shared memory; the caller copies them into the bitmask.
+* Once its own share is filled, the caller takes the rows a worker has not
+  started, from the back of the worker's list (a worker claims from the
+  front; the two ends meet in a two-int64 control block per worker).  A cold
+  mask costs a hundred times a warm one, so a static split leaves one process
+  waiting on the other; the caller holds every matcher, so taking a row costs it
+  nothing but the fill.  The worker replays the rows it lost after its reply.
+  Both ends may claim the same row at once: both then write the same mask.
 
 Costs: the replicas repeat the caller's accepts (~4 us a token) and each worker
 compiles the constraints it serves once more (``prepare`` does that ahead, when
@@ -60,14 +67,18 @@ class _Worker:
     """The calling process's end of one worker process."""
 
     def __init__(self):
+        self.ctrl_shm = shared_memory.SharedMemory(create=True, size=16)
         ours, theirs = socket.socketpair()
         package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_root,
                                                                         os.environ.get("PYTHONPATH")])))
-        self.process = subprocess.Popen([sys.executable, "-m", "structgen.mask_worker", str(theirs.fileno())],
+        self.process = subprocess.Popen([sys.executable, "-m", "structgen.mask_worker", str(theirs.fileno()),
+                                         self.ctrl_shm.name],
                                         pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, env=env)
         theirs.close()
         self.conn = Connection(ours.detach())
+        # [next row the worker starts, first row the caller took]: see MaskProcesses._take
+        self.ctrl = np.ndarray((2,), np.int64, buffer=self.ctrl_shm.buf)
         self.vocabs: set[str] = set()  # fingerprints sent
         self.compiled: set[int] = set()  # constraint ids sent
         self.dropped: list[int] = []  # replicas whose matcher is gone, to drop at the next message
@@ -119,6 +130,9 @@ class _Worker:
         except subprocess.TimeoutExpired:
             self.process.kill()
         self.release()
+        self.ctrl = None
+        self.ctrl_shm.close()
+        self.ctrl_shm.unlink()
 
 
 class MaskProcesses:
@@ -138,6 +152,7 @@ class MaskProcesses:
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self._closed = False
+        self.rows_taken = 0  # rows of workers' shares the calling process filled (see the module's notes)
         self._exit = weakref.finalize(self, MaskProcesses._stop, self._workers)
 
     def __repr__(self) -> str:
@@ -181,21 +196,40 @@ class MaskProcesses:
         try:
             for w, share in zip(self._workers, shares[1:]):
                 if share or w.dropped or w.dropped_compiled:
+                    w.ctrl[0], w.ctrl[1] = 0, len(share)
                     sent.append((w, share, self._send(w, share, target is not None)))
             if target is not None:
                 _fill_rows(shares[0], target)
+                self._take([(w, share) for w, share, _ in sent if share], target)
         finally:
             errors = [self._collect(w, share, tops, target) for w, share, tops in sent]
         for e in errors:
             if e is not None:
                 raise e
 
+    def _take(self, sent, target) -> None:
+        """Fill, from the back, the rows the workers have not started, the one with
+        the most left first."""
+        while True:
+            left, w, share = max(((w.ctrl[1] - w.ctrl[0], w, share) for w, share in sent), key=lambda x: x[0],
+                                 default=(0, None, None))
+            if left <= 0:
+                return
+            j = w.ctrl[1] = w.ctrl[1] - 1  # taken (the worker may have started it meanwhile: same mask)
+            m, r = share[j]
+            m.fill_next_token_bitmask(target, r)
+            self.rows_taken += 1
+
     def _assign(self, pairs) -> list[list]:
         shares: list[list] = [[] for _ in range(self.processes)]
-        new = []
+        new, seen = [], set()
         for m, r in pairs:
             if not isinstance(m, Matcher):
                 raise ConfigurationError(f"expected a structgen Matcher, got {type(m).__name__}")
+            if id(m) in seen:  # a matcher's second row: filled here (its replica takes one job a message)
+                shares[0].append((m, r))
+                continue
+            seen.add(id(m))
             owner = self._owner.get(m)
             if owner is None:
                 new.append((m, r))
@@ -257,8 +291,9 @@ class MaskProcesses:
             return WorkerError(f"mask worker process {w.process.pid} failed:\n{reply[1]}")
         for (m, r), top in zip(share, tops):
             self._owner[m][2] = top
-        if target is not None and share:
-            target[[r for _, r in share]] = w.rows[:len(share)]
+        filled = reply[1]  # the worker filled rows [0, filled); the caller took the rest
+        if target is not None and filled:
+            target[[r for _, r in share[:filled]]] = w.rows[:filled]
         return None
 
 
