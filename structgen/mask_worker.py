@@ -42,7 +42,7 @@ def serve(fd: int, ctrl_name: str) -> None:
             return  # the calling process is gone
         if msg is None:
             return
-        late: list = []  # (replica, undo, inputs) of the rows the caller took
+        late: list = []  # (replica id, replica, undo, inputs) of the rows the caller took
         try:
             new_vocabs, constraints, dropped, dropped_compiled, segment, jobs = msg
             for v in new_vocabs:
