@@ -64,6 +64,30 @@ def test_right_and_left_recursion_count_exactly():
     assert p.advance(p.initial, 0b01) is rows[0]  # memoised and hash-consed
 
 
+def test_rows_after_different_values_in_one_context_are_one_row():
+    # V -> a | b | ( V ) ;  S -> V | S , V  (terminals a b ( ) ,): a row drops its complete
+    # items, so the rows after "a", "b" and "(a)" at the same place are one object, and they
+    # still tell an accepting prefix from another
+    terms = ("a", "b", "(", ")", ",")
+    p = EarleyParser(_grammar([("S", ("V",)), ("S", ("S", ",", "V")), ("V", ("a",)), ("V", ("b",)),
+                               ("V", ("(", "V", ")"))], terms))
+    bit = {t: 1 << i for i, t in enumerate(terms)}
+
+    def run(text):
+        row = p.initial
+        for ch in text:
+            row = p.advance(row, bit[ch])
+            assert row != DEAD, text
+        return row
+
+    assert run("a") is run("b") is run("(a)") is run("((b))")
+    assert run("a,b") is run("a,(a)") is run("a")  # left recursion: one row after every element
+    assert run("a").accepts and not run("(a").accepts and not run("a,").accepts
+    assert run("(a") is run("(b") and run("(a").allowed == bit[")"]
+    assert p.advance(run("(a"), bit[")"]) is run("b")
+    assert p.advance(run("a,"), bit[")"]) == DEAD
+
+
 def test_rows_are_collectable_and_serials_never_reused():
     p = EarleyParser(_grammar([("S", ("a", "S")), ("S", ("b",))]))
     row = p.initial

@@ -26,7 +26,8 @@ never reused) or 0 for "predicted in this row".  Ints keep rows cheap: no
 per-item objects, and nothing the garbage collector has to track.  A row
 splits into its *dynamic* items (scanned or completed, carrying real origins;
 few, kept as a sorted tuple of ints that is also the row's interning key: a tuple
-of ints leaves the garbage collector's lists, a frozenset would stay in them) and its
+of ints leaves the garbage collector's lists, a frozenset would stay in them; items
+at the end of their rule are left out, having no future once completed) and its
 *predicted* items, which depend only on the set of nonterminals the dynamic
 items predict: that static part is computed once per such set (a bitmask) and
 shared, so building a row costs only its few dynamic items.  Nullable
@@ -196,6 +197,7 @@ class EarleyParser:
         self._serials = itertools.count(1)  # atomic: threads never share a serial; 0 = "this row"
         accept0 = base[self.accept_rule]
         self._accepting = (accept0 + 1, (1 << shift) | (accept0 + 1))  # S' -> start . from here / the initial row
+        self._accept_pos = accept0 + 1
         self.initial: Row = self._make_row([accept0], None)  # serial 1
 
     def _nullable(self) -> frozenset[int]:
@@ -251,6 +253,12 @@ class EarleyParser:
         shift, pmask, completions, by_serial = self.shift, self._pos_mask, self._completed, self._by_serial
         items = set(kernel)
         agenda = kernel
+        # The row's items but the complete ones (the accepting one aside): a complete item
+        # has no future once its completions are in the row, so rows that differ only
+        # there (after a number, a string, "}"... in the same context) are one row and
+        # share their advances and masks.  ``accepts`` keeps the accepting item.
+        kept = []
+        accept_pos = self._accept_pos
         roots = allowed = 0
         rows = None  # serial -> row, built on the first lookup past ``parent`` and its origins
         while agenda:
@@ -258,13 +266,17 @@ class EarleyParser:
             p = it & pmask
             x = nt[p]
             if x >= 0:
+                kept.append(it)
                 roots |= 1 << x
                 if steps_null[p] and it + 1 not in items:
                     items.add(it + 1)
                     agenda.append(it + 1)
             elif x == _TERMINAL:
+                kept.append(it)
                 allowed |= term_bit[p]
             else:  # complete
+                if p == accept_pos:
+                    kept.append(it)
                 o = it >> shift
                 if not o:  # nullable completion: already stepped over at prediction
                     continue
@@ -279,7 +291,8 @@ class EarleyParser:
                     if nit not in items:
                         items.add(nit)
                         agenda.append(nit)
-        key = tuple(sorted(items))  # the predicted part is a function of these items
+        kept.sort()
+        key = tuple(kept)  # the predicted part is a function of these items
         row = self._ids.get(key)
         if row is not None:
             return row
