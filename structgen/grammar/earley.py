@@ -256,7 +256,8 @@ class EarleyParser:
         # The row's items but the complete ones (the accepting one aside): a complete item
         # has no future once its completions are in the row, so rows that differ only
         # there (after a number, a string, "}"... in the same context) are one row and
-        # share their advances and masks.  ``accepts`` keeps the accepting item.
+        # share their advances and masks.  The accepting item stays: it tells an accepting
+        # row from an equal one that does not accept.
         kept = []
         accept_pos = self._accept_pos
         roots = allowed = 0
