@@ -196,7 +196,8 @@ class EarleyParser:
         self._completed: dict[int, tuple] = {}  # (row serial, nonterminal) packed in an int: see _completions
         self._serials = itertools.count(1)  # atomic: threads never share a serial; 0 = "this row"
         accept0 = base[self.accept_rule]
-        self._accepting = (accept0 + 1, (1 << shift) | (accept0 + 1))  # S' -> start . from here / the initial row
+        # S' -> start . : the augmented rule is predicted in the initial row only, so an item
+        # there (from that row, or completed back into it) means the prefix is a sentence
         self._accept_pos = accept0 + 1
         self.initial: Row = self._make_row([accept0], None)  # serial 1
 
@@ -261,6 +262,7 @@ class EarleyParser:
         kept = []
         accept_pos = self._accept_pos
         roots = allowed = 0
+        accepts = False
         rows = None  # serial -> row, built on the first lookup past ``parent`` and its origins
         while agenda:
             it = agenda.pop()
@@ -278,6 +280,7 @@ class EarleyParser:
             else:  # complete
                 if p == accept_pos:
                     kept.append(it)
+                    accepts = True
                 o = it >> shift
                 if not o:  # nullable completion: already stepped over at prediction
                     continue
@@ -297,8 +300,6 @@ class EarleyParser:
         row = self._ids.get(key)
         if row is not None:
             return row
-        acc_here, acc_initial = self._accepting
-        accepts = acc_here in items or acc_initial in items
         # the rows the items point at, kept alive by this one (a lone one unwrapped: fewer
         # objects); sorted items group by origin, so no set is built to find them
         origins = []
