@@ -72,10 +72,17 @@ class _Worker:
         package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_root,
                                                                         os.environ.get("PYTHONPATH")])))
-        self.process = subprocess.Popen([sys.executable, "-m", "structgen.mask_worker", str(theirs.fileno()),
-                                         self.ctrl_shm.name],
-                                        pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, env=env)
-        theirs.close()
+        try:
+            self.process = subprocess.Popen([sys.executable, "-m", "structgen.mask_worker", str(theirs.fileno()),
+                                             self.ctrl_shm.name],
+                                            pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, env=env)
+        except BaseException:  # no worker: nothing else will free the control block
+            ours.close()
+            self.ctrl_shm.close()
+            self.ctrl_shm.unlink()
+            raise
+        finally:
+            theirs.close()
         self.conn = Connection(ours.detach())
         # [next row the worker starts, first row the caller took]: see MaskProcesses._take
         self.ctrl = np.ndarray((2,), np.int64, buffer=self.ctrl_shm.buf)
@@ -239,10 +246,16 @@ class MaskProcesses:
             p = min(range(self.processes), key=lambda i: len(shares[i]))
             owner = self._owner[m] = [p, 0, None]
             if p:
-                owner[1] = rid = next(self._ids)
-                weakref.finalize(m, _drop_replica, self._workers[p - 1], rid).atexit = False
+                self._new_replica(m, owner)
             shares[p].append((m, r))
         return shares
+
+    def _new_replica(self, m: Matcher, owner: list) -> None:
+        """Give ``m`` (owned by worker process ``owner[0]``) a new replica id, created at
+        its next message and dropped there once ``m`` is gone."""
+        rid = owner[1] = next(self._ids)
+        owner[2] = None  # no replica yet: created from the root of the matcher's history
+        weakref.finalize(m, _drop_replica, self._workers[owner[0] - 1], rid).atexit = False
 
     def _send(self, w: _Worker, share, fill: bool) -> list:
         vocabs, constraints, jobs, tops = [], [], [], []
@@ -287,7 +300,7 @@ class MaskProcesses:
                 owner = self._owner.get(m)
                 if owner is not None and owner[2] is not None:
                     w.dropped.append(owner[1])
-                    owner[1], owner[2] = next(self._ids), None
+                    self._new_replica(m, owner)
             return WorkerError(f"mask worker process {w.process.pid} failed:\n{reply[1]}")
         for (m, r), top in zip(share, tops):
             self._owner[m][2] = top
