@@ -20,6 +20,7 @@ import functools
 import gc
 import hashlib
 import json
+import marshal
 import threading
 from collections import OrderedDict
 from dataclasses import fields
@@ -306,17 +307,36 @@ def _schema_key(value, opt) -> str | None:
     """Digest of the schema (a dict, bool or JSON text) and every option (None: not
     serialisable).  Keys keep their order: the declared order of properties is the
     order generated (``property_order="schema"``), so a reordered schema is another
-    constraint."""
+    constraint.  JSON text is keyed by its value: the same schema as a dict or as text
+    (in any spacing) is one constraint.
+
+    The value is serialised with ``marshal`` (format 0: no back-references or
+    interning flags, so the bytes depend on the value alone, not on which of its
+    objects are shared or interned), ~3x faster than ``json.dumps``, which took a
+    tenth of a median schema's compile.  The bytes name the value with its types
+    (``1``, ``1.0`` and ``True`` differ, as in JSON), so two schemas never share a key;
+    a tuple for a list gets another key, which only misses the memo.  The key lives in
+    this process only."""
     try:
         if isinstance(value, bytes):
             value = value.decode("utf-8")
-        text = value if isinstance(value, str) else json.dumps(value, allow_nan=False)
+        data = None
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except ValueError:  # not JSON: keyed by its text (compiling it reports the error)
+                data = b"t" + value.encode("utf-8", "surrogatepass")
+        if data is None:
+            try:
+                data = b"m" + marshal.dumps(value, 0)
+            except ValueError:  # a type marshal does not know (a dict subclass...): as JSON text
+                data = b"j" + json.dumps(value, allow_nan=False).encode("utf-8", "surrogatepass")
         extra = _options_text(opt)
         if opt.registry is not None:  # not part of the options' equality: spelled out every time
             extra += json.dumps(opt.registry, sort_keys=True, default=repr)
     except (TypeError, ValueError, RecursionError):
         return None
-    return _digest(text + "\x00" + extra)
+    return hashlib.sha256(data + b"\x00" + extra.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 @functools.lru_cache(maxsize=64)

@@ -141,6 +141,12 @@ def test_compiler_memoises_constraints_by_source_and_options():
     assert comp.compile_grammar(NESTED) is g and comp.compile_grammar(NESTED, start="value") is not g
     s1 = comp.compile_json_schema({"type": "array", "items": {"type": "integer"}})
     assert comp.compile_json_schema('{"type": "array", "items": {"type": "integer"}}') is s1  # same JSON text
+    assert comp.compile_json_schema('{"type":"array",\n "items":{"type":"integer"}}') is s1  # in any spacing
+    # equal in Python, not in JSON: 1 == 1.0 == True, but each is another schema
+    consts = [comp.compile_json_schema({"const": v}) for v in (1, 1.0, True)]
+    assert len({id(c) for c in consts}) == 3
+    assert [c.matcher().accept_string(t) for c, t in zip(consts, ("1", "1.0", "true"))] == [True] * 3
+    assert not consts[2].matcher().accept_string("1")
     assert comp.compile_json_schema({"items": {"type": "integer"}, "type": "array"}) is not s1  # keys reordered
     assert comp.compile_json_schema({"type": "array", "items": {"type": "integer"}}, whitespace="compact") is not s1
     with pytest.raises(ConfigurationError, match="unknown compile_regex option"):
