@@ -147,6 +147,9 @@ def test_compiler_memoises_constraints_by_source_and_options():
     assert len({id(c) for c in consts}) == 3
     assert [c.matcher().accept_string(t) for c, t in zip(consts, ("1", "1.0", "true"))] == [True] * 3
     assert not consts[2].matcher().accept_string("1")
+    from collections import OrderedDict  # a type marshal does not take: keyed by its JSON text
+    od = OrderedDict(type="array", items={"type": "integer"})
+    assert comp.compile_json_schema(od) is comp.compile_json_schema(OrderedDict(od))
     assert comp.compile_json_schema({"items": {"type": "integer"}, "type": "array"}) is not s1  # keys reordered
     assert comp.compile_json_schema({"type": "array", "items": {"type": "integer"}}, whitespace="compact") is not s1
     with pytest.raises(ConfigurationError, match="unknown compile_regex option"):
