@@ -273,15 +273,11 @@ class MaskProcesses:
                 constraints.append((cid, v.fingerprint, c.grammar, c.kind, c.limits, _kernel_backend(c),
                                     c._masks.max_bytes))
                 w.compiled.add(cid)
-            top = m._top
-            if owner[2] is None:  # a new replica: from the root of the matcher's history
-                create = (cid, m._root[2], sorted(m.eos_ids))
-                undo, inputs = m._replay_from(m._root)
-            else:
-                create = None
-                undo, inputs = m._replay_from(owner[2])
+            new = owner[2] is None  # a new replica: from the root of the matcher's history
+            create = (cid, m._root[2], sorted(m.eos_ids)) if new else None
+            undo, inputs = m._replay_from(m._root if new else owner[2])
             jobs.append((owner[1], create, undo, inputs, i if fill else -1))
-            tops.append(top)
+            tops.append(m._top)
         segment = w.buffer(len(share), share[0][0].compiled.vocab.num_words) if fill and share else None
         dropped, w.dropped = w.dropped, []
         dropped_compiled, w.dropped_compiled = w.dropped_compiled, []
